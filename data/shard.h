@@ -1,0 +1,48 @@
+/* HDF5 token shards (DESIGN 6): /tokens (uint16, or uint32 when vocab_size > 65535), /doc_offsets
+ * (uint64, n_docs + 1), optional /loss_mask (uint8), and root attributes describing them. */
+#ifndef MT_SHARD_H
+#define MT_SHARD_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "model/common.h"
+
+#define SHARD_FORMAT "meshtrain.tokens"
+enum { SHARD_FORMAT_VERSION = 1 };
+
+typedef struct {
+    char path[4096];
+    hid_t file, tokens, mask; /* mask < 0 when absent */
+    long n_tokens, n_docs;
+    int vocab_size, eot_token;
+} shard;
+
+/* Opens and validates a shard (format, version, dtypes, sizes); one-line error naming the file. */
+int shard_open(shard *s, const char *path, mt_err *err);
+void shard_close(shard *s);
+/* Reads tokens [start, start + n) as int32; mask (may be NULL) gets /loss_mask or 1s. */
+int shard_read(shard *s, long start, long n, int32_t *out, uint8_t *mask, mt_err *err);
+
+typedef struct shard_writer shard_writer;
+
+/* Starts PATH.tmp; shard_writer_close renames it to PATH when everything is written. */
+shard_writer *shard_writer_open(const char *path, int vocab_size, int eot_token, const char *tokenizer,
+                                const char *source, int with_mask, mt_err *err);
+int shard_writer_append(shard_writer *w, const int32_t *tokens, const uint8_t *mask, long n, mt_err *err);
+/* Marks the end of a document (its tokens, trailing EOT included, were appended). */
+void shard_writer_end_doc(shard_writer *w);
+long shard_writer_tokens(const shard_writer *w);
+int shard_writer_close(shard_writer *w, mt_err *err);
+/* Removes the temporary file of an unfinished writer. */
+void shard_writer_abort(shard_writer *w);
+
+/* The file-access and dataset-creation properties every HDF5 file of the project uses (DESIGN 6). */
+hid_t h5_fapl(void);
+hid_t h5_dcpl(void);
+/* Turns off HDF5's own error stack printing, once (errors are reported as one line instead). */
+void h5_quiet(void);
+/* Writes a fixed-length string attribute. */
+void h5_put_attr_str(hid_t obj, const char *name, const char *v);
+
+#endif

@@ -1,0 +1,94 @@
+#define _POSIX_C_SOURCE 200809L
+#include "common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void mt_check_failed(const char *file, int line, const char *cond, const char *fmt, ...) {
+    fprintf(stderr, "%s:%d: CHECK(%s) failed: ", file, line, cond);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+int mt_fail(mt_err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void mt_die(const char *prog, int code, const char *fmt, ...) {
+    fprintf(stderr, "%s: ", prog);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+void *mt_malloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    CHECK(p, "out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *mt_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    CHECK(p, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+char *mt_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = mt_malloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+char *mt_read_file(const char *path, size_t *len, mt_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mt_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = mt_malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            CHECK(buf, "out of memory reading %s", path);
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        mt_fail(err, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+double mt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

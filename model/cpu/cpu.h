@@ -1,0 +1,28 @@
+/* Internals shared by the CPU backend's files. */
+#ifndef MT_CPU_H
+#define MT_CPU_H
+
+#include "../ops.h"
+
+#include <stdint.h>
+
+struct ops_buf {
+    void *data;
+    size_t n;
+    ops_dtype dtype;
+};
+
+static inline float *cpu_f(ops_ptr p) { return (float *)p.buf->data + p.off; }
+static inline int32_t *cpu_i(ops_ptr p) { return (int32_t *)p.buf->data + p.off; }
+
+/* Column blocks for reductions over rows: each thread owns whole columns and walks the rows in order,
+ * so sums never depend on the thread count. */
+enum { CPU_COL_BLOCK = 64 };
+
+void cpu_install_mem(ops *o);
+void cpu_install_dense(ops *o);
+void cpu_install_norm(ops *o);
+void cpu_install_attn(ops *o);
+void cpu_install_embed(ops *o);
+
+#endif

@@ -1,0 +1,116 @@
+/* CPU backend: rotary embedding and softmax attention (per-head sgemm around a masked softmax). */
+#include <cblas.h>
+#include <math.h>
+
+#include "../common.h"
+#include "cpu.h"
+
+/* Rotates the pairs (2i, 2i+1) of the first rot_dim features of every head by +angle (sign 1) or
+ * -angle (sign -1, the backward). */
+static void rotate(float *X, const float *cs, int B, int T, int H, int dh, int rot_dim, int ld,
+                   float sign) {
+    int half = rot_dim / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < B * T; r++) {
+        const float *cosv = cs + (size_t)(r % T) * rot_dim, *sinv = cosv + half;
+        for (int h = 0; h < H; h++) {
+            float *x = X + (size_t)r * ld + (size_t)h * dh;
+            for (int i = 0; i < half; i++) {
+                float c = cosv[i], s = sign * sinv[i];
+                float x0 = x[2 * i], x1 = x[2 * i + 1];
+                x[2 * i] = x0 * c - x1 * s;
+                x[2 * i + 1] = x1 * c + x0 * s;
+            }
+        }
+    }
+}
+
+static void cpu_rotary_fwd(ops *o, ops_ptr x, ops_ptr cos_sin, int B, int T, int H, int dh, int rot_dim,
+                           int ld) {
+    (void)o;
+    rotate(cpu_f(x), cpu_f(cos_sin), B, T, H, dh, rot_dim, ld, 1.0f);
+}
+
+static void cpu_rotary_bwd(ops *o, ops_ptr dx, ops_ptr cos_sin, int B, int T, int H, int dh, int rot_dim,
+                           int ld) {
+    (void)o;
+    rotate(cpu_f(dx), cpu_f(cos_sin), B, T, H, dh, rot_dim, ld, -1.0f);
+}
+
+/* First visible key of query i. */
+static inline int first_key(int i, int window) { return i - window + 1 > 0 ? i - window + 1 : 0; }
+
+static void masked_softmax(float *P, int T, int window) {
+    for (int i = 0; i < T; i++) {
+        float *row = P + (size_t)i * T;
+        int j0 = first_key(i, window);
+        float mx = -INFINITY;
+        for (int j = j0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+        float sum = 0;
+        for (int j = j0; j <= i; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < T; j++) row[j] = (j >= j0 && j <= i) ? row[j] * inv : 0.0f;
+    }
+}
+
+static void cpu_attention_fwd(ops *o, ops_ptr out, ops_ptr probs, ops_ptr q, ops_ptr k, ops_ptr v,
+                              const ops_attn_shape *s) {
+    (void)o;
+    int B = s->B, T = s->T, H = s->H, dh = s->dh;
+    float *O = cpu_f(out), *P = cpu_f(probs);
+    const float *Q = cpu_f(q), *K = cpu_f(k), *V = cpu_f(v);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        size_t base = (size_t)b * T * s->ld_qkv + (size_t)h * dh;
+        float *Pbh = P + (size_t)bh * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, s->scale, Q + base, s->ld_qkv,
+                    K + base, s->ld_qkv, 0.0f, Pbh, T);
+        masked_softmax(Pbh, T, s->window);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, Pbh, T, V + base,
+                    s->ld_qkv, 0.0f, O + (size_t)b * T * s->ld_out + (size_t)h * dh, s->ld_out);
+    }
+}
+
+/* dV = P^T dO; dP = dO V^T; dS = P * (dP - rowsum(P * dP)) * scale; dQ = dS K; dK = dS^T Q. */
+static void cpu_attention_bwd(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_ptr scratch, ops_ptr dout,
+                              ops_ptr q, ops_ptr k, ops_ptr v, ops_ptr probs, const ops_attn_shape *s) {
+    (void)o;
+    int B = s->B, T = s->T, H = s->H, dh = s->dh, ld = s->ld_qkv;
+    float *DQ = cpu_f(dq), *DK = cpu_f(dk), *DV = cpu_f(dv), *DS = cpu_f(scratch);
+    const float *DO = cpu_f(dout), *Q = cpu_f(q), *K = cpu_f(k), *V = cpu_f(v), *P = cpu_f(probs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        size_t base = (size_t)b * T * ld + (size_t)h * dh;
+        const float *dO = DO + (size_t)b * T * s->ld_out + (size_t)h * dh;
+        const float *Pbh = P + (size_t)bh * T * T;
+        float *dS = DS + (size_t)bh * T * T;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, 1.0f, Pbh, T, dO, s->ld_out, 0.0f,
+                    DV + base, ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, dO, s->ld_out, V + base, ld,
+                    0.0f, dS, T);
+        for (int i = 0; i < T; i++) {
+            const float *p = Pbh + (size_t)i * T;
+            float *d = dS + (size_t)i * T;
+            int j0 = first_key(i, s->window);
+            float dot = 0;
+            for (int j = j0; j <= i; j++) dot += p[j] * d[j];
+            for (int j = 0; j < T; j++) d[j] = (j >= j0 && j <= i) ? p[j] * (d[j] - dot) * s->scale : 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, dS, T, K + base, ld, 0.0f,
+                    DQ + base, ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, 1.0f, dS, T, Q + base, ld, 0.0f,
+                    DK + base, ld);
+    }
+}
+
+void cpu_install_attn(ops *o) {
+    o->rotary_fwd = cpu_rotary_fwd;
+    o->rotary_bwd = cpu_rotary_bwd;
+    o->attention_fwd = cpu_attention_fwd;
+    o->attention_bwd = cpu_attention_bwd;
+}

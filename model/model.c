@@ -1,0 +1,397 @@
+/* Forward and backward of the decoder (SPEC 1.2, 2.2, 3): one code path for every family, driven by
+ * the config; every kernel goes through m->o. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+typedef struct {
+    ops_buf *ln1, *ln1_mean, *ln1_rstd;
+    ops_buf *q, *k, *v, *probs, *att;
+    ops_buf *mid, *ln2, *ln2_mean, *ln2_rstd; /* sequential blocks only */
+    ops_buf *fc_pre, *fc_act;
+} layer_acts;
+
+struct model_acts {
+    ops_buf *ids, *targets, *weights;
+    ops_buf **resid;     /* n_layer + 1 residual streams [N, d] */
+    layer_acts *layer;
+    ops_buf *proj;       /* [N, d] output of a projection into the residual stream */
+    ops_buf *lnf, *lnf_mean, *lnf_rstd;
+    ops_buf *logits;     /* [N, Vl]; overwritten by its gradient in the backward */
+    ops_buf *rowmax, *sumexp, *tgt, *loss;
+    ops_buf *rope;       /* [T, rotary_dim] cos | sin table */
+    /* backward scratch */
+    ops_buf *d_resid, *d_ln, *d_att, *dq, *dk, *dv, *d_scores, *d_fc;
+};
+
+static ops_ptr P0(ops_buf *b) { return (ops_ptr){b, 0}; }
+
+static ops_ptr W(model *m, int index) { return (ops_ptr){m->params, m->table.p[index].offset}; }
+static ops_ptr G(model *m, int index) { return (ops_ptr){m->grads, m->table.p[index].offset}; }
+
+static ops_buf *alloc_f(model *m, size_t n) { return m->o->alloc(m->o, n, OPS_F32); }
+
+static void rope_table(model *m) {
+    int T = m->T, r = m->cfg.rotary_dim;
+    float *cs = mt_malloc((size_t)T * r * sizeof *cs);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < r / 2; i++) {
+            /* SPEC 1.3: theta_i = 10000^(-2i/r), angle = t * theta_i (computed in double). */
+            double angle = t * pow(10000.0, -2.0 * i / r);
+            cs[(size_t)t * r + i] = (float)cos(angle);
+            cs[(size_t)t * r + r / 2 + i] = (float)sin(angle);
+        }
+    m->acts->rope = alloc_f(m, (size_t)T * r);
+    m->o->from_host(m->o, P0(m->acts->rope), cs, (size_t)T * r);
+    free(cs);
+}
+
+static void alloc_acts(model *m) {
+    const model_config *c = &m->cfg;
+    size_t N = (size_t)m->B * m->T, d = (size_t)c->d_model;
+    size_t dl = (size_t)m->table.p[m->table.layer[0].q_w].local_shape[0];
+    size_t fl = (size_t)m->table.p[m->table.layer[0].fc_w].local_shape[0];
+    size_t Hl = dl / (size_t)model_head_dim(c);
+    size_t vl = (size_t)m->table.p[m->table.head_w].local_shape[0];
+    size_t scores = (size_t)m->B * Hl * m->T * m->T;
+    model_acts *a = mt_calloc(1, sizeof *a);
+    m->acts = a;
+    a->ids = m->o->alloc(m->o, N, OPS_I32);
+    a->targets = m->o->alloc(m->o, N, OPS_I32);
+    a->weights = alloc_f(m, N);
+    a->resid = mt_calloc((size_t)c->n_layer + 1, sizeof *a->resid);
+    for (int l = 0; l <= c->n_layer; l++) a->resid[l] = alloc_f(m, N * d);
+    a->layer = mt_calloc((size_t)c->n_layer, sizeof *a->layer);
+    for (int l = 0; l < c->n_layer; l++) {
+        layer_acts *L = &a->layer[l];
+        L->ln1 = alloc_f(m, N * d);
+        L->ln1_mean = alloc_f(m, N);
+        L->ln1_rstd = alloc_f(m, N);
+        L->q = alloc_f(m, N * dl);
+        L->k = alloc_f(m, N * dl);
+        L->v = alloc_f(m, N * dl);
+        L->probs = alloc_f(m, scores);
+        L->att = alloc_f(m, N * dl);
+        if (!c->parallel_residual) {
+            L->mid = alloc_f(m, N * d);
+            L->ln2 = alloc_f(m, N * d);
+            L->ln2_mean = alloc_f(m, N);
+            L->ln2_rstd = alloc_f(m, N);
+        }
+        L->fc_pre = alloc_f(m, N * fl);
+        L->fc_act = alloc_f(m, N * fl);
+    }
+    a->proj = alloc_f(m, N * d);
+    a->lnf = alloc_f(m, N * d);
+    a->lnf_mean = alloc_f(m, N);
+    a->lnf_rstd = alloc_f(m, N);
+    a->logits = alloc_f(m, N * vl);
+    a->rowmax = alloc_f(m, N);
+    a->sumexp = alloc_f(m, N);
+    a->tgt = alloc_f(m, N);
+    a->loss = alloc_f(m, N);
+    a->d_resid = alloc_f(m, N * d);
+    a->d_ln = alloc_f(m, N * d);
+    a->d_att = alloc_f(m, N * dl);
+    a->dq = alloc_f(m, N * dl);
+    a->dk = alloc_f(m, N * dl);
+    a->dv = alloc_f(m, N * dl);
+    a->d_scores = alloc_f(m, scores);
+    a->d_fc = alloc_f(m, N * fl);
+    if (c->rotary_dim) rope_table(m);
+}
+
+model *model_create(const model_config *cfg, ops *o, int B, int T) {
+    CHECK(T <= cfg->n_ctx, "sequence length %d exceeds n_ctx %d", T, cfg->n_ctx);
+    model *m = mt_calloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->o = o;
+    m->B = B;
+    m->T = T;
+    param_table_build(&m->table, cfg, 1, 0);
+    m->params = alloc_f(m, m->table.total);
+    m->grads = alloc_f(m, m->table.total);
+    alloc_acts(m);
+    return m;
+}
+
+static void free_bufs(ops *o, ops_buf **bufs, size_t n) {
+    for (size_t i = 0; i < n; i++) o->free(o, bufs[i]);
+}
+
+void model_free(model *m) {
+    if (!m) return;
+    ops *o = m->o;
+    model_acts *a = m->acts;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        layer_acts *L = &a->layer[l];
+        ops_buf *bufs[] = {L->ln1, L->ln1_mean, L->ln1_rstd, L->q,        L->k,        L->v,      L->probs,
+                           L->att, L->mid,      L->ln2,      L->ln2_mean, L->ln2_rstd, L->fc_pre, L->fc_act};
+        free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
+    }
+    free_bufs(o, a->resid, (size_t)m->cfg.n_layer + 1);
+    ops_buf *bufs[] = {a->ids,    a->targets, a->weights, a->proj,   a->lnf,  a->lnf_mean, a->lnf_rstd,
+                       a->logits, a->rowmax,  a->sumexp,  a->tgt,    a->loss, a->rope,     a->d_resid,
+                       a->d_ln,   a->d_att,   a->dq,      a->dk,     a->dv,   a->d_scores, a->d_fc,
+                       m->params, m->grads};
+    free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
+    free(a->resid);
+    free(a->layer);
+    free(a);
+    param_table_free(&m->table);
+    free(m);
+}
+
+void model_init_params(model *m, uint64_t seed) {
+    float *flat = mt_malloc(m->table.total * sizeof *flat);
+    param_init(&m->table, &m->cfg, seed, flat);
+    m->o->from_host(m->o, P0(m->params), flat, m->table.total);
+    free(flat);
+}
+
+void model_zero_grads(model *m) { m->o->zero(m->o, P0(m->grads), m->table.total); }
+
+/* y[N, out] = x[N, in] W^T (+ b), W is the local [out, in] shard of parameter w. */
+static void linear_fwd(model *m, ops_ptr y, ops_ptr x, int w, int b, float beta) {
+    const param_info *p = &m->table.p[w];
+    int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
+    m->o->matmul(m->o, 0, 1, N, out, in, 1.0f, x, in, W(m, w), in, beta, y, out);
+    if (b >= 0) m->o->add_bias(m->o, y, W(m, b), N, out, out);
+}
+
+/* dW += dy^T x, db += colsum(dy), and dx = dy W (accumulated when beta = 1; skipped when dx.buf is
+ * NULL). */
+static void linear_bwd(model *m, ops_ptr dx, ops_ptr dy, ops_ptr x, int w, int b, float beta) {
+    const param_info *p = &m->table.p[w];
+    int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
+    m->o->matmul(m->o, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(m, w), in);
+    if (b >= 0) m->o->bias_grad(m->o, G(m, b), dy, N, out, out);
+    if (dx.buf) m->o->matmul(m->o, 0, 0, N, in, out, 1.0f, dy, out, W(m, w), in, beta, dx, in);
+}
+
+static ops_attn_shape attn_shape(model *m, int layer) {
+    const model_config *c = &m->cfg;
+    int dh = model_head_dim(c), dl = (int)m->table.p[m->table.layer[layer].q_w].local_shape[0];
+    ops_attn_shape s = {.B = m->B, .T = m->T, .H = dl / dh, .dh = dh, .ld_qkv = dl, .ld_out = dl};
+    s.window = model_layer_is_local(c, layer) ? c->local_window : m->T;
+    s.scale = c->attn_scaled ? 1.0f / sqrtf((float)dh) : 1.0f;
+    return s;
+}
+
+static void attention_fwd(model *m, int l, ops_ptr x_ln) {
+    const layer_params *L = &m->table.layer[l];
+    layer_acts *A = &m->acts->layer[l];
+    ops *o = m->o;
+    linear_fwd(m, P0(A->q), x_ln, L->q_w, L->q_b, 0.0f);
+    linear_fwd(m, P0(A->k), x_ln, L->k_w, L->k_b, 0.0f);
+    linear_fwd(m, P0(A->v), x_ln, L->v_w, L->v_b, 0.0f);
+    ops_attn_shape s = attn_shape(m, l);
+    if (m->cfg.rotary_dim) {
+        o->rotary_fwd(o, P0(A->q), P0(m->acts->rope), s.B, s.T, s.H, s.dh, m->cfg.rotary_dim, s.ld_qkv);
+        o->rotary_fwd(o, P0(A->k), P0(m->acts->rope), s.B, s.T, s.H, s.dh, m->cfg.rotary_dim, s.ld_qkv);
+    }
+    o->attention_fwd(o, P0(A->att), P0(A->probs), P0(A->q), P0(A->k), P0(A->v), &s);
+}
+
+/* Input: d_out = dL/d(attention block output) in d_proj_out; adds dL/d(x_ln) into d_ln (beta). */
+static void attention_bwd(model *m, int l, ops_ptr d_out, ops_ptr x_ln, ops_ptr d_ln, float beta) {
+    const layer_params *L = &m->table.layer[l];
+    layer_acts *A = &m->acts->layer[l];
+    model_acts *a = m->acts;
+    ops *o = m->o;
+    linear_bwd(m, P0(a->d_att), d_out, P0(A->att), L->o_w, -1, 0.0f);
+    ops_attn_shape s = attn_shape(m, l);
+    o->attention_bwd(o, P0(a->dq), P0(a->dk), P0(a->dv), P0(a->d_scores), P0(a->d_att), P0(A->q), P0(A->k),
+                     P0(A->v), P0(A->probs), &s);
+    if (m->cfg.rotary_dim) {
+        o->rotary_bwd(o, P0(a->dq), P0(a->rope), s.B, s.T, s.H, s.dh, m->cfg.rotary_dim, s.ld_qkv);
+        o->rotary_bwd(o, P0(a->dk), P0(a->rope), s.B, s.T, s.H, s.dh, m->cfg.rotary_dim, s.ld_qkv);
+    }
+    linear_bwd(m, d_ln, P0(a->dq), x_ln, L->q_w, L->q_b, beta);
+    linear_bwd(m, d_ln, P0(a->dk), x_ln, L->k_w, L->k_b, 1.0f);
+    linear_bwd(m, d_ln, P0(a->dv), x_ln, L->v_w, L->v_b, 1.0f);
+}
+
+/* fc_act = gelu(x_ln W_in^T + b_in); proj (beta) += fc_act W_out^T. */
+static void mlp_fwd(model *m, int l, ops_ptr x_ln, ops_ptr proj, float beta) {
+    const layer_params *L = &m->table.layer[l];
+    layer_acts *A = &m->acts->layer[l];
+    size_t n = (size_t)m->B * m->T * (size_t)m->table.p[L->fc_w].local_shape[0];
+    linear_fwd(m, P0(A->fc_pre), x_ln, L->fc_w, L->fc_b, 0.0f);
+    m->o->gelu_fwd(m->o, P0(A->fc_act), P0(A->fc_pre), n);
+    linear_fwd(m, proj, P0(A->fc_act), L->out_w, -1, beta);
+}
+
+static void mlp_bwd(model *m, int l, ops_ptr d_out, ops_ptr x_ln, ops_ptr d_ln, float beta) {
+    const layer_params *L = &m->table.layer[l];
+    layer_acts *A = &m->acts->layer[l];
+    model_acts *a = m->acts;
+    size_t n = (size_t)m->B * m->T * (size_t)m->table.p[L->fc_w].local_shape[0];
+    linear_bwd(m, P0(a->d_fc), d_out, P0(A->fc_act), L->out_w, -1, 0.0f);
+    m->o->gelu_bwd(m->o, P0(a->d_fc), P0(A->fc_pre), P0(a->d_fc), n);
+    linear_bwd(m, d_ln, P0(a->d_fc), x_ln, L->fc_w, L->fc_b, beta);
+}
+
+static void layernorm_fwd(model *m, ops_ptr out, ops_buf *mean, ops_buf *rstd, ops_ptr x, int w, int b) {
+    m->o->layernorm_fwd(m->o, out, P0(mean), P0(rstd), x, W(m, w), W(m, b), m->B * m->T, m->cfg.d_model,
+                        (float)m->cfg.ln_eps);
+}
+
+static void layernorm_bwd(model *m, ops_ptr dx, ops_ptr dout, ops_ptr x, ops_buf *mean, ops_buf *rstd, int w,
+                          int b) {
+    m->o->layernorm_bwd(m->o, dx, G(m, w), G(m, b), dout, x, P0(mean), P0(rstd), W(m, w), m->B * m->T,
+                        m->cfg.d_model);
+}
+
+/* Adds the biases of the projections that write into the residual stream (once, after the partial
+ * sums of a split layer are combined). */
+static void add_resid_bias(model *m, ops_ptr proj, int b) {
+    if (b >= 0) m->o->add_bias(m->o, proj, W(m, b), m->B * m->T, m->cfg.d_model, m->cfg.d_model);
+}
+
+static void resid_bias_grad(model *m, ops_ptr d, int b) {
+    if (b >= 0) m->o->bias_grad(m->o, G(m, b), d, m->B * m->T, m->cfg.d_model, m->cfg.d_model);
+}
+
+static void layer_fwd(model *m, int l) {
+    const layer_params *L = &m->table.layer[l];
+    layer_acts *A = &m->acts->layer[l];
+    ops_ptr x = P0(m->acts->resid[l]), out = P0(m->acts->resid[l + 1]), proj = P0(m->acts->proj);
+    size_t nd = (size_t)m->B * m->T * m->cfg.d_model;
+    layernorm_fwd(m, P0(A->ln1), A->ln1_mean, A->ln1_rstd, x, L->ln1_w, L->ln1_b);
+    attention_fwd(m, l, P0(A->ln1));
+    linear_fwd(m, proj, P0(A->att), L->o_w, -1, 0.0f);
+    if (m->cfg.parallel_residual) {
+        /* GPT-J: x + attn(ln_1 x) + mlp(ln_1 x), both branches from the same normed input. */
+        mlp_fwd(m, l, P0(A->ln1), proj, 1.0f);
+        add_resid_bias(m, proj, L->o_b);
+        add_resid_bias(m, proj, L->out_b);
+        m->o->add(m->o, out, x, proj, nd);
+    } else {
+        add_resid_bias(m, proj, L->o_b);
+        m->o->add(m->o, P0(A->mid), x, proj, nd);
+        layernorm_fwd(m, P0(A->ln2), A->ln2_mean, A->ln2_rstd, P0(A->mid), L->ln2_w, L->ln2_b);
+        mlp_fwd(m, l, P0(A->ln2), proj, 0.0f);
+        add_resid_bias(m, proj, L->out_b);
+        m->o->add(m->o, out, P0(A->mid), proj, nd);
+    }
+}
+
+/* On entry d_resid = dL/d resid[l+1]; on exit dL/d resid[l]. */
+static void layer_bwd(model *m, int l) {
+    const layer_params *L = &m->table.layer[l];
+    layer_acts *A = &m->acts->layer[l];
+    model_acts *a = m->acts;
+    ops_ptr dr = P0(a->d_resid), d_ln = P0(a->d_ln), x = P0(a->resid[l]);
+    if (m->cfg.parallel_residual) {
+        resid_bias_grad(m, dr, L->out_b);
+        resid_bias_grad(m, dr, L->o_b);
+        mlp_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
+        attention_bwd(m, l, dr, P0(A->ln1), d_ln, 1.0f);
+        layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
+    } else {
+        resid_bias_grad(m, dr, L->out_b);
+        mlp_bwd(m, l, dr, P0(A->ln2), d_ln, 0.0f);
+        layernorm_bwd(m, dr, d_ln, P0(A->mid), A->ln2_mean, A->ln2_rstd, L->ln2_w, L->ln2_b);
+        resid_bias_grad(m, dr, L->o_b);
+        attention_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
+        layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
+    }
+}
+
+static ops_ce_shape ce_shape(model *m) {
+    const param_info *h = &m->table.p[m->table.head_w];
+    long local_loss_cols = m->cfg.loss_vocab - h->row_start;
+    if (local_loss_cols < 0) local_loss_cols = 0;
+    if (local_loss_cols > h->local_shape[0]) local_loss_cols = h->local_shape[0];
+    return (ops_ce_shape){.N = m->B * m->T, .ld = (int)h->local_shape[0], .ncols = (int)local_loss_cols,
+                          .col_start = (int)h->row_start};
+}
+
+static void load_batch(model *m, const int32_t *tokens, const float *weights) {
+    int B = m->B, T = m->T;
+    int32_t *ids = mt_malloc((size_t)B * T * sizeof *ids), *tg = mt_malloc((size_t)B * T * sizeof *tg);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            ids[b * T + t] = tokens[(size_t)b * (T + 1) + t];
+            tg[b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
+        }
+    m->o->from_host(m->o, P0(m->acts->ids), ids, (size_t)B * T);
+    m->o->from_host(m->o, P0(m->acts->targets), tg, (size_t)B * T);
+    m->o->from_host(m->o, P0(m->acts->weights), weights, (size_t)B * T);
+    free(ids);
+    free(tg);
+}
+
+double model_forward(model *m, const int32_t *tokens, const float *weights, double *weight_sum) {
+    const model_config *c = &m->cfg;
+    model_acts *a = m->acts;
+    ops *o = m->o;
+    int N = m->B * m->T;
+    load_batch(m, tokens, weights);
+    double wsum = 0;
+    for (int i = 0; i < N; i++) wsum += weights[i];
+    *weight_sum = wsum;
+
+    const param_info *wte = &m->table.p[m->table.wte];
+    o->embed_fwd(o, P0(a->resid[0]), P0(a->ids), W(m, m->table.wte), N, c->d_model, (int)wte->row_start,
+                 (int)wte->local_shape[0]);
+    if (m->table.wpe >= 0) o->pos_fwd(o, P0(a->resid[0]), W(m, m->table.wpe), m->B, m->T, c->d_model);
+    for (int l = 0; l < c->n_layer; l++) layer_fwd(m, l);
+
+    layernorm_fwd(m, P0(a->lnf), a->lnf_mean, a->lnf_rstd, P0(a->resid[c->n_layer]), m->table.lnf_w,
+                  m->table.lnf_b);
+    linear_fwd(m, P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
+    ops_ce_shape s = ce_shape(m);
+    o->ce_rowmax(o, P0(a->rowmax), P0(a->logits), &s);
+    o->ce_sumexp(o, P0(a->sumexp), P0(a->tgt), P0(a->logits), P0(a->rowmax), P0(a->targets), &s);
+    o->ce_loss(o, P0(a->loss), P0(a->rowmax), P0(a->sumexp), P0(a->tgt), m->z_loss, N);
+    return o->dot(o, P0(a->loss), P0(a->weights), (size_t)N);
+}
+
+void model_backward(model *m) {
+    const model_config *c = &m->cfg;
+    model_acts *a = m->acts;
+    ops *o = m->o;
+    int N = m->B * m->T;
+    ops_ce_shape s = ce_shape(m);
+    o->ce_bwd(o, P0(a->logits), P0(a->rowmax), P0(a->sumexp), P0(a->targets), P0(a->weights), m->z_loss, &s);
+    linear_bwd(m, P0(a->d_ln), P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
+    o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
+    layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), P0(a->resid[c->n_layer]), a->lnf_mean, a->lnf_rstd,
+                  m->table.lnf_w, m->table.lnf_b);
+    for (int l = c->n_layer - 1; l >= 0; l--) layer_bwd(m, l);
+    const param_info *wte = &m->table.p[m->table.wte];
+    o->embed_bwd(o, G(m, m->table.wte), P0(a->ids), P0(a->d_resid), N, c->d_model, (int)wte->row_start,
+                 (int)wte->local_shape[0]);
+    if (m->table.wpe >= 0) o->pos_bwd(o, G(m, m->table.wpe), P0(a->d_resid), m->B, m->T, c->d_model);
+}
+
+void model_get_tensor(model *m, ops_buf *flat, int index, float *out) {
+    const param_info *p = &m->table.p[index];
+    size_t n = (size_t)(p->shape[0] * p->shape[1]); /* rows beyond the global shape are padding */
+    m->o->to_host(m->o, out, (ops_ptr){flat, p->offset}, n);
+}
+
+void model_set_tensor(model *m, ops_buf *flat, int index, const float *in) {
+    const param_info *p = &m->table.p[index];
+    size_t n = (size_t)(p->shape[0] * p->shape[1]);
+    m->o->from_host(m->o, (ops_ptr){flat, p->offset}, in, n);
+}
+
+double model_flops_per_token(const model_config *c, const param_table *t, int T) {
+    double n_matmul = 0;
+    for (int i = 0; i < t->n; i++)
+        if (t->p[i].ndim == 2 && i != t->wpe && (i != t->wte || c->tie_embeddings))
+            n_matmul += (double)t->p[i].shape[0] * (double)t->p[i].shape[1];
+    double attn = 0;
+    for (int l = 0; l < c->n_layer; l++) {
+        int t_eff = model_layer_is_local(c, l) && c->local_window < T ? c->local_window : T;
+        attn += 12.0 * c->d_model * t_eff;
+    }
+    return 6.0 * n_matmul + attn;
+}

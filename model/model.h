@@ -1,0 +1,45 @@
+/* The decoder, written once against the ops interface (DESIGN 3): forward, backward and the
+ * token-weighted cross-entropy of SPEC 9. */
+#ifndef MT_MODEL_H
+#define MT_MODEL_H
+
+#include "ops.h"
+#include "params.h"
+
+typedef struct model_acts model_acts;
+
+typedef struct {
+    model_config cfg;
+    param_table table;
+    ops *o;
+    int B, T;           /* micro-batch and sequence length the activations are sized for */
+    ops_buf *params;    /* flat parameters (table.total) */
+    ops_buf *grads;     /* flat gradients, accumulated over micro-batches */
+    float z_loss;       /* z * logsumexp^2 per counted token (SPEC 9); 0 by default */
+    model_acts *acts;
+} model;
+
+/* Allocates parameters, gradients and every activation for micro-batches of B x T, once. */
+model *model_create(const model_config *cfg, ops *o, int B, int T);
+void model_free(model *m);
+
+/* Initializes the parameters (param_init) on the backend. */
+void model_init_params(model *m, uint64_t seed);
+
+/* tokens: [B, T+1] (inputs [:, :T], targets [:, 1:]), weights: [B, T] loss weight of each prediction.
+ * Runs the forward and returns sum(weight * CE) over the micro-batch; *weight_sum gets sum(weight). */
+double model_forward(model *m, const int32_t *tokens, const float *weights, double *weight_sum);
+
+/* Backward of the last forward: accumulates d sum(weight * CE) / d params into m->grads. */
+void model_backward(model *m);
+
+void model_zero_grads(model *m);
+
+/* Host copies of one parameter (or gradient) with its global shape (unpadded rows). */
+void model_get_tensor(model *m, ops_buf *flat, int index, float *out);
+void model_set_tensor(model *m, ops_buf *flat, int index, const float *in);
+
+/* Model FLOPs per token (DESIGN 10): 6 N_matmul + 12 sum_layers d T_eff. */
+double model_flops_per_token(const model_config *c, const param_table *t, int T);
+
+#endif

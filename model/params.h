@@ -1,0 +1,64 @@
+/* The parameter table (DESIGN 3): the single list of every tensor, its global shape, decay flag and
+ * tensor-parallel rule. Init, sharding, checkpoints, conversion, ZeRO and weight decay all read it. */
+#ifndef MT_PARAMS_H
+#define MT_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef enum {
+    TP_REPLICATED_PARTIAL, /* replicated; each tp rank holds a partial gradient (LayerNorm): sum over tp */
+    TP_REPLICATED,         /* replicated with a complete gradient (wpe, biases of input-split layers) */
+    TP_SPLIT_ROWS,         /* split by output feature (rows of [out, in]): q/k/v, fc_in, their biases */
+    TP_SPLIT_COLS,         /* split by input feature (columns): out_proj, fc_out */
+    TP_VOCAB,              /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
+} tp_rule;
+
+typedef enum { INIT_NORMAL, INIT_NORMAL_RESID, INIT_ONES, INIT_ZEROS } init_kind;
+
+typedef struct {
+    char name[64];
+    int ndim;
+    long shape[2];       /* global shape as stored in checkpoints (vocab rows = vocab_size) */
+    long local_shape[2]; /* this rank's shard in memory (vocab rows padded, then split) */
+    long row_start;      /* first global row (TP_SPLIT_ROWS, TP_VOCAB) held by this rank */
+    long col_start;      /* first global column (TP_SPLIT_COLS) */
+    size_t offset;       /* element offset in the flat buffers, 16-element (64-byte) aligned */
+    size_t numel;        /* local element count */
+    int decay;           /* weight decay applies (2+ dimensions) */
+    tp_rule rule;
+    init_kind init;
+} param_info;
+
+/* Indices of the tensors used by one layer (-1 when absent). */
+typedef struct {
+    int ln1_w, ln1_b, ln2_w, ln2_b;
+    int q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
+    int fc_w, fc_b, out_w, out_b;
+} layer_params;
+
+typedef struct {
+    int n;
+    param_info *p;
+    size_t total;  /* flat buffer length in elements */
+    long padded_vocab;
+    int wte, wpe, lnf_w, lnf_b, head_w, head_b; /* head_w == wte when tied */
+    layer_params *layer;
+} param_table;
+
+/* Builds the table of a model for tensor-parallel rank tp_rank of tp. */
+void param_table_build(param_table *t, const model_config *c, int tp, int tp_rank);
+void param_table_free(param_table *t);
+
+/* The HF-layout parameter count (global shapes; what `params:` prints). */
+long param_count(const param_table *t);
+
+/* Fills a host copy of the flat parameter buffer: a pure function of (seed, name, global index), so
+ * every world layout starts from the same weights; padded rows are zero. */
+void param_init(const param_table *t, const model_config *c, uint64_t seed, float *flat);
+
+int param_find(const param_table *t, const char *name);
+
+#endif

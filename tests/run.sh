@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole suite: every build/tests/test_* program and tests/test_*.sh script. Each prints "ok NAME" or
+# "FAIL NAME: why" per check; a program that dies without reporting counts as one failure. Ends with the
+# line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=passive
+passed=0 failed=0
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+run() {
+    local name=$1; shift
+    local start=$SECONDS
+    "$@" >"$log/out" 2>&1
+    local rc=$? p f
+    p=$(grep -c '^ok ' "$log/out")
+    f=$(grep -c '^FAIL ' "$log/out")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $name: exited with status $rc without reporting a failure" >>"$log/out"
+        f=1
+    fi
+    passed=$((passed + p)) failed=$((failed + f))
+    printf '%-28s %3d ok %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))
+    if [ "$f" -ne 0 ] || [ -n "${VERBOSE:-}" ]; then sed 's/^/    /' "$log/out"; fi
+}
+for t in build/tests/test_*; do
+    [ -x "$t" ] || continue
+    run "$(basename "$t")" "$t"
+done
+for t in tests/test_*.sh; do
+    [ -f "$t" ] || continue
+    run "$(basename "$t")" bash "$t"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

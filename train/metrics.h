@@ -1,0 +1,26 @@
+/* What a run reports: the step line on stdout (and train.log), and metrics.jsonl in the run directory. */
+#ifndef MT_METRICS_H
+#define MT_METRICS_H
+
+#include <stdio.h>
+
+typedef struct {
+    FILE *jsonl, *log;
+    double t_start;
+} metrics;
+
+typedef struct {
+    long step, steps;
+    double loss, lr, grad_norm, tokens_per_s, sgemm_util, elapsed, eta;
+    int skipped; /* non-finite step: update skipped */
+} step_report;
+
+/* Opens RUN_DIR/metrics.jsonl and RUN_DIR/train.log for appending. */
+int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap);
+void metrics_close(metrics *m);
+void metrics_step(metrics *m, const step_report *r);
+void metrics_eval(metrics *m, long step, double loss);
+/* A line for stdout and train.log. */
+void metrics_note(metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,37 @@
+/* The run config (DESIGN 11): model + data + train sections, validated with one-line errors naming
+ * the file and key path; --set overrides use the same checks. */
+#ifndef MT_RUN_CONFIG_H
+#define MT_RUN_CONFIG_H
+
+#include "model/config.h"
+#include "train/optim.h"
+
+typedef struct {
+    model_config model;
+    char run_dir[4096];
+    int threads;
+    /* data */
+    char **train_files, **val_files; /* expanded globs, sorted */
+    int n_train, n_val;
+    int seq_len;
+    long data_seed;
+    /* train */
+    int global_batch, micro_batch, accum;
+    long steps;
+    optim_config optim;
+    double z_loss;
+    long eval_every;
+    int eval_batches;
+    long log_every;
+    long seed;
+    int max_bad_steps; /* stop after this many non-finite steps in a row */
+    cJSON *resolved;   /* the whole config with defaults filled in (config.json) */
+} run_config;
+
+/* Loads PATH (a run config, or a bare model config when model_only_ok) and applies the --set
+ * assignments. A bare model config gets default data/train sections and needs no data. */
+int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok,
+                    mt_err *err);
+void run_config_free(run_config *rc);
+
+#endif
