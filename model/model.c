@@ -383,6 +383,15 @@ void model_set_tensor(model *m, ops_buf *flat, int index, const float *in) {
     m->o->from_host(m->o, (ops_ptr){flat, p->offset}, in, n);
 }
 
+void model_get_logits(model *m, float *out) {
+    const param_info *h = &m->table.p[m->table.head_w];
+    size_t N = (size_t)m->B * m->T, ld = (size_t)h->local_shape[0], V = (size_t)m->cfg.vocab_size;
+    float *all = mt_malloc(N * ld * sizeof *all);
+    m->o->to_host(m->o, all, P0(m->acts->logits), N * ld);
+    for (size_t i = 0; i < N; i++) memcpy(out + i * V, all + i * ld, V * sizeof *out);
+    free(all);
+}
+
 double model_flops_per_token(const model_config *c, const param_table *t, int T) {
     double n_matmul = 0;
     for (int i = 0; i < t->n; i++)

@@ -39,6 +39,9 @@ void model_zero_grads(model *m);
 void model_get_tensor(model *m, ops_buf *flat, int index, float *out);
 void model_set_tensor(model *m, ops_buf *flat, int index, const float *in);
 
+/* Host copy of the last forward's logits: [B*T, vocab_size] (padded columns dropped). */
+void model_get_logits(model *m, float *out);
+
 /* Model FLOPs per token (DESIGN 10): 6 N_matmul + 12 sum_layers d T_eff. */
 double model_flops_per_token(const model_config *c, const param_table *t, int T);
 

@@ -37,8 +37,12 @@ JSON
 }
 run "$tmp/good.h5"
 R=$tmp/run.json
-expect unknown-key 2 "run.json: train.lrr: unknown key" -- bin/train $R --set train.lrr=1
-expect wrong-type 2 "run.json: train.lr: must be a number" -- bin/train $R --set train.lr='"x"'
+expect set-unknown-key 2 "^train: --set train.lrr: unknown key" -- bin/train $R --set train.lrr=1
+expect set-wrong-type 2 "^train: --set train.lr: must be a number" -- bin/train $R --set train.lr='"x"'
+sed 's/"steps": 2/"steps": 2, "stpes": 3/' $R >"$tmp/typo.json"
+expect unknown-key 2 "typo.json: train.stpes: unknown key" -- bin/train "$tmp/typo.json"
+sed 's/"steps": 2/"steps": "2"/' $R >"$tmp/str.json"
+expect wrong-type 2 "str.json: train.steps: must be an integer" -- bin/train "$tmp/str.json"
 expect set-names-override 2 "^train: --set model.n_head: 3 heads do not divide d_model 64" -- \
     bin/train $R --set model.n_head=3
 expect odd-rotary 2 "rotary_dim: 3 must be even" -- bin/train $R --set model.rotary_dim=3

@@ -21,8 +21,10 @@ int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap) {
 }
 
 void metrics_close(metrics *m) {
-    if (m->jsonl) fclose(m->jsonl);
-    if (m->log) fclose(m->log);
+    if (m->jsonl)
+        fclose(m->jsonl);
+    if (m->log)
+        fclose(m->log);
     m->jsonl = m->log = NULL;
 }
 
@@ -45,15 +47,17 @@ void metrics_note(metrics *m, const char *fmt, ...) {
     }
 }
 
-void metrics_step(metrics *m, const step_report *r) {
+void metrics_step(metrics *m, const step_report *r, int print) {
     char el[32], eta[32];
     hms(r->elapsed, el, sizeof el);
     hms(r->eta, eta, sizeof eta);
-    metrics_note(m,
-                 "step %ld/%ld | loss %.4f | lr %.3e | gnorm %.3f | %.0f tok/s | sgemm util %.2f | %s elapsed | "
-                 "ETA %s%s",
-                 r->step, r->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, el, eta,
-                 r->skipped ? " | non-finite: update skipped" : "");
+    if (print)
+        metrics_note(
+            m,
+            "step %ld/%ld | loss %.4f | lr %.3e | gnorm %.3f | %.0f tok/s | sgemm util %.2f | %s elapsed | "
+            "ETA %s%s",
+            r->step, r->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, el, eta,
+            r->skipped ? " | non-finite: update skipped" : "");
     fprintf(m->jsonl,
             "{\"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens_per_s\": %.6g, "
             "\"sgemm_util\": %.4f, \"elapsed_s\": %.3f, \"skipped\": %s}\n",

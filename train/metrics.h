@@ -18,7 +18,8 @@ typedef struct {
 /* Opens RUN_DIR/metrics.jsonl and RUN_DIR/train.log for appending. */
 int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap);
 void metrics_close(metrics *m);
-void metrics_step(metrics *m, const step_report *r);
+/* Every step goes to metrics.jsonl; the step line is printed when `print`. */
+void metrics_step(metrics *m, const step_report *r, int print);
 void metrics_eval(metrics *m, long step, double loss);
 /* A line for stdout and train.log. */
 void metrics_note(metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

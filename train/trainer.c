@@ -13,6 +13,7 @@
 #include "model/ops_rate.h"
 #include "model/ops_sizer.h"
 #include "train/metrics.h"
+#include "train/step.h"
 
 static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
 
@@ -85,25 +86,18 @@ static int evaluate(trainer *t, double *loss, mt_err *err) {
     return 0;
 }
 
-/* One optimizer step: accumulate micro-batches, clip, update. Returns the objective via *loss. */
-static int train_step(trainer *t, long step, step_report *r, mt_err *err) {
+/* Loads the micro-batches of one optimizer step and runs it. */
+static int step_once(trainer *t, long step, step_report *rep, mt_err *err) {
     const run_config *rc = t->rc;
-    model *m = t->m;
-    model_zero_grads(m);
-    double sum = 0, wsum = 0;
-    for (int j = 0; j < rc->accum; j++) {
-        double w;
-        if (loader_next(&t->train, rc->micro_batch, t->tokens, t->weights, err)) return -1;
-        sum += model_forward(m, t->tokens, t->weights, &w);
-        model_backward(m);
-        wsum += w;
-    }
-    double norm = sqrt(m->o->sumsq(m->o, (ops_ptr){m->grads, 0}, m->table.total)) / wsum;
-    r->loss = sum / wsum;
-    r->grad_norm = norm;
-    r->lr = optim_lr(&rc->optim, step);
-    r->skipped = !isfinite(r->loss) || !isfinite(norm);
-    if (!r->skipped) optim_apply(&t->opt, m, &rc->optim, step, optim_clip_factor(&rc->optim, norm) / wsum);
+    size_t ntok = (size_t)rc->micro_batch * (rc->seq_len + 1), nw = (size_t)rc->micro_batch * rc->seq_len;
+    for (int j = 0; j < rc->accum; j++)
+        if (loader_next(&t->train, rc->micro_batch, t->tokens + j * ntok, t->weights + j * nw, err)) return -1;
+    step_result r;
+    train_step(t->m, &t->opt, &rc->optim, step, rc->accum, t->tokens, t->weights, &r);
+    rep->loss = r.loss;
+    rep->grad_norm = r.grad_norm;
+    rep->lr = r.lr;
+    rep->skipped = r.skipped;
     return 0;
 }
 
@@ -127,8 +121,9 @@ static int setup(trainer *t, const run_config *rc, mt_err *err) {
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);
     optim_state_init(&t->opt, t->m);
-    t->tokens = mt_malloc((size_t)rc->micro_batch * (rc->seq_len + 1) * sizeof *t->tokens);
-    t->weights = mt_malloc((size_t)rc->micro_batch * rc->seq_len * sizeof *t->weights);
+    /* every micro-batch of a step (the eval uses the first) */
+    t->tokens = mt_malloc((size_t)rc->accum * rc->micro_batch * (rc->seq_len + 1) * sizeof *t->tokens);
+    t->weights = mt_malloc((size_t)rc->accum * rc->micro_batch * rc->seq_len * sizeof *t->weights);
     t->flops_per_token = model_flops_per_token(&rc->model, &t->m->table, rc->seq_len);
     t->sgemm_gflops = ops_matmul_gflops(o, 1024, 0.5);
     metrics_note(&t->log,
@@ -161,13 +156,13 @@ static int run_loop(trainer *t, mt_err *err) {
     for (long step = 0; step < rc->steps; step++) {
         double ts = mt_now();
         step_report r = {.step = step + 1, .steps = rc->steps};
-        if (train_step(t, step, &r, err)) return MT_EXIT_BAD_INPUT;
+        if (step_once(t, step, &r, err)) return MT_EXIT_BAD_INPUT;
         double now = mt_now();
         r.tokens_per_s = tokens_per_step / (now - ts);
         r.sgemm_util = r.tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9);
         r.elapsed = now - t0;
         r.eta = r.elapsed / (double)(step + 1) * (double)(rc->steps - step - 1);
-        if (r.step % rc->log_every == 0 || r.step == rc->steps || r.skipped) metrics_step(&t->log, &r);
+        metrics_step(&t->log, &r, r.step % rc->log_every == 0 || r.step == rc->steps || r.skipped);
         bad_in_a_row = r.skipped ? bad_in_a_row + 1 : 0;
         if (bad_in_a_row >= rc->max_bad_steps) {
             mt_fail(err, "stopping: %d non-finite steps in a row (train.max_bad_steps)", bad_in_a_row);

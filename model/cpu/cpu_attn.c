@@ -46,12 +46,12 @@ static void masked_softmax(float *P, int T, int window) {
         int j0 = first_key(i, window);
         float mx = -INFINITY;
         for (int j = j0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = 0;
+        double sum = 0;
         for (int j = j0; j <= i; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];
         }
-        float inv = 1.0f / sum;
+        float inv = (float)(1.0 / sum);
         for (int j = 0; j < T; j++) row[j] = (j >= j0 && j <= i) ? row[j] * inv : 0.0f;
     }
 }
@@ -97,8 +97,9 @@ static void cpu_attention_bwd(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_pt
             const float *p = Pbh + (size_t)i * T;
             float *d = dS + (size_t)i * T;
             int j0 = first_key(i, s->window);
-            float dot = 0;
-            for (int j = j0; j <= i; j++) dot += p[j] * d[j];
+            double acc = 0;
+            for (int j = j0; j <= i; j++) acc += (double)p[j] * d[j];
+            float dot = (float)acc;
             for (int j = 0; j < T; j++) d[j] = (j >= j0 && j <= i) ? p[j] * (d[j] - dot) * s->scale : 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, dS, T, K + base, ld, 0.0f,
