@@ -27,8 +27,8 @@ int loader_open(loader *l, char *const *paths, int n, int T, int vocab_size, int
     }
     l->n_windows = l->n_tokens / (T + 1);
     if (l->n_windows == 0) {
-        mt_fail(err, "%s: %ld tokens in all, fewer than one window of seq_len + 1 = %d", n ? paths[0] : "data",
-                l->n_tokens, T + 1);
+        mt_fail(err, "%s: %ld tokens in all, fewer than one window of seq_len + 1 = %d",
+                n ? paths[0] : "data", l->n_tokens, T + 1);
         loader_close(l);
         return -1;
     }
@@ -37,7 +37,8 @@ int loader_open(loader *l, char *const *paths, int n, int T, int vocab_size, int
 }
 
 void loader_close(loader *l) {
-    for (int i = 0; i < l->n_shards; i++) shard_close(&l->shards[i]);
+    for (int i = 0; i < l->n_shards; i++)
+        shard_close(&l->shards[i]);
     free(l->shards);
     free(l->first_token);
     free(l->buf);
@@ -47,12 +48,14 @@ void loader_close(loader *l) {
 int loader_window(loader *l, long w, int32_t *tokens, mt_err *err) {
     long start = w * (l->T + 1), need = l->T + 1, got = 0;
     int s = 0;
-    while (s + 1 < l->n_shards && l->first_token[s + 1] <= start) s++;
+    while (s + 1 < l->n_shards && l->first_token[s + 1] <= start)
+        s++;
     while (got < need) {
         shard *sh = &l->shards[s];
         long off = start + got - l->first_token[s];
         long n = sh->n_tokens - off < need - got ? sh->n_tokens - off : need - got;
-        if (shard_read(sh, off, n, tokens + got, NULL, err)) return -1;
+        if (shard_read(sh, off, n, tokens + got, NULL, err))
+            return -1;
         for (long i = 0; i < n; i++) {
             int32_t t = tokens[got + i];
             if (t < 0 || t >= l->vocab_size)
@@ -70,8 +73,10 @@ int loader_window(loader *l, long w, int32_t *tokens, mt_err *err) {
 
 int loader_next(loader *l, int B, int32_t *tokens, float *weights, mt_err *err) {
     for (int b = 0; b < B; b++) {
-        if (loader_window(l, l->cursor, tokens + (size_t)b * (l->T + 1), err)) return -1;
-        for (int t = 0; t < l->T; t++) weights[(size_t)b * l->T + t] = 1.0f;
+        if (loader_window(l, l->cursor, tokens + (size_t)b * (l->T + 1), err))
+            return -1;
+        for (int t = 0; t < l->T; t++)
+            weights[(size_t)b * l->T + t] = 1.0f;
         if (++l->cursor == l->n_windows) {
             l->cursor = 0;
             l->epoch++;

@@ -51,15 +51,21 @@ static int synthetic(int argc, char **argv) {
             usage();
             return 2;
         }
-        if (bad) return 2;
+        if (bad)
+            return 2;
         i++;
     }
     if (!out || eot >= vocab) {
         fprintf(stderr, out ? "prepare: --eot must be below --vocab\n" : "prepare: --out is required\n");
         return 2;
     }
-    synth_options o = {.vocab_size = (int)vocab, .eot_token = (int)eot, .branch = (int)branch,
-                       .n_tokens = tokens, .min_doc = 16, .max_doc = 400, .seed = (uint64_t)seed};
+    synth_options o = {.vocab_size = (int)vocab,
+                       .eot_token = (int)eot,
+                       .branch = (int)branch,
+                       .n_tokens = tokens,
+                       .min_doc = 16,
+                       .max_doc = 400,
+                       .seed = (uint64_t)seed};
     mt_err err;
     if (synth_write_shard(out, &o, &err)) {
         fprintf(stderr, "prepare: %s\n", err.msg);
@@ -70,7 +76,8 @@ static int synthetic(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "synthetic")) return synthetic(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "synthetic"))
+        return synthetic(argc - 2, argv + 2);
     usage();
     return 2;
 }

@@ -20,9 +20,11 @@ hid_t h5_dcpl(void) {
 }
 
 static int attr_long(hid_t file, const char *name, long *out) {
-    if (H5Aexists(file, name) <= 0) return -1;
+    if (H5Aexists(file, name) <= 0)
+        return -1;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    if (a < 0) return -1;
+    if (a < 0)
+        return -1;
     long long v;
     herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, &v);
     H5Aclose(a);
@@ -31,7 +33,8 @@ static int attr_long(hid_t file, const char *name, long *out) {
 }
 
 static int attr_str(hid_t file, const char *name, char *out, size_t cap) {
-    if (H5Aexists(file, name) <= 0) return -1;
+    if (H5Aexists(file, name) <= 0)
+        return -1;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT), t = H5Aget_type(a);
     int rc = -1;
     if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
@@ -52,7 +55,8 @@ static long dataset_len(hid_t d) {
     hid_t sp = H5Dget_space(d);
     hsize_t dims[2] = {0, 0};
     int nd = H5Sget_simple_extent_ndims(sp);
-    if (nd == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (nd == 1)
+        H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
     return nd == 1 ? (long)dims[0] : -1;
 }
@@ -70,12 +74,14 @@ int shard_open(shard *s, const char *path, mt_err *err) {
     s->file = s->tokens = s->mask = -1;
     snprintf(s->path, sizeof s->path, "%s", path);
     FILE *probe = fopen(path, "rb");
-    if (!probe) return mt_fail(err, "%s: cannot open token shard", path);
+    if (!probe)
+        return mt_fail(err, "%s: cannot open token shard", path);
     fclose(probe);
     hid_t fapl = h5_fapl();
     s->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
-    if (s->file < 0) return mt_fail(err, "%s: not an HDF5 file (or corrupted)", path);
+    if (s->file < 0)
+        return mt_fail(err, "%s: not an HDF5 file (or corrupted)", path);
     char fmt[64] = "";
     long version = 0, vocab = 0, eot = 0;
     if (attr_str(s->file, "format", fmt, sizeof fmt) || strcmp(fmt, SHARD_FORMAT)) {
@@ -86,7 +92,8 @@ int shard_open(shard *s, const char *path, mt_err *err) {
         attr_long(s->file, "vocab_size", &vocab) || attr_long(s->file, "eot_token", &eot) ||
         attr_long(s->file, "n_tokens", &s->n_tokens) || attr_long(s->file, "n_docs", &s->n_docs)) {
         shard_close(s);
-        return mt_fail(err, "%s: missing or unsupported shard attributes (format_version %ld)", path, version);
+        return mt_fail(err, "%s: missing or unsupported shard attributes (format_version %ld)", path,
+                       version);
     }
     s->vocab_size = (int)vocab;
     s->eot_token = (int)eot;
@@ -116,9 +123,12 @@ int shard_open(shard *s, const char *path, mt_err *err) {
 }
 
 void shard_close(shard *s) {
-    if (s->mask >= 0) H5Dclose(s->mask);
-    if (s->tokens >= 0) H5Dclose(s->tokens);
-    if (s->file >= 0) H5Fclose(s->file);
+    if (s->mask >= 0)
+        H5Dclose(s->mask);
+    if (s->tokens >= 0)
+        H5Dclose(s->tokens);
+    if (s->file >= 0)
+        H5Fclose(s->file);
     s->file = s->tokens = s->mask = -1;
 }
 
@@ -200,7 +210,8 @@ shard_writer *shard_writer_open(const char *path, int vocab_size, int eot_token,
 
 static int append(hid_t d, hid_t memtype, long at, long n, const void *data) {
     hsize_t size = (hsize_t)(at + n), off = (hsize_t)at, cnt = (hsize_t)n;
-    if (H5Dset_extent(d, &size) < 0) return -1;
+    if (H5Dset_extent(d, &size) < 0)
+        return -1;
     hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, &cnt, NULL);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL);
     herr_t rc = H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, data);
@@ -210,7 +221,8 @@ static int append(hid_t d, hid_t memtype, long at, long n, const void *data) {
 }
 
 int shard_writer_append(shard_writer *w, const int32_t *tokens, const uint8_t *mask, long n, mt_err *err) {
-    if (n == 0) return 0;
+    if (n == 0)
+        return 0;
     if (append(w->tokens, H5T_NATIVE_INT32, w->n_tokens, n, tokens) ||
         (w->with_mask && append(w->mask, H5T_NATIVE_UINT8, w->n_tokens, n, mask)))
         return mt_fail(err, "%s: write failed (disk full?)", w->tmp);
@@ -263,7 +275,8 @@ int shard_writer_close(shard_writer *w, mt_err *err) {
     put_attr_long(w->file, "n_tokens", w->n_tokens);
     put_attr_long(w->file, "n_docs", w->n_docs);
     h5_put_attr_str(w->file, "source", w->source);
-    if (w->mask >= 0) H5Dclose(w->mask);
+    if (w->mask >= 0)
+        H5Dclose(w->mask);
     H5Dclose(w->tokens);
     int bad = rc < 0 || H5Fclose(w->file) < 0;
     int out = 0;
@@ -271,14 +284,16 @@ int shard_writer_close(shard_writer *w, mt_err *err) {
         out = mt_fail(err, "%s: write failed", w->tmp);
     else if (rename(w->tmp, w->path))
         out = mt_fail(err, "%s: cannot rename to %s", w->tmp, w->path);
-    if (out) remove(w->tmp);
+    if (out)
+        remove(w->tmp);
     free(w->docs);
     free(w);
     return out;
 }
 
 void shard_writer_abort(shard_writer *w) {
-    if (w->mask >= 0) H5Dclose(w->mask);
+    if (w->mask >= 0)
+        H5Dclose(w->mask);
     H5Dclose(w->tokens);
     H5Fclose(w->file);
     remove(w->tmp);

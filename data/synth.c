@@ -36,7 +36,8 @@ int synth_write_shard(const char *path, const synth_options *o, mt_err *err) {
     while (!rc && shard_writer_tokens(w) < o->n_tokens) {
         long len = o->min_doc + (long)(next(&s) % (uint64_t)(o->max_doc - o->min_doc + 1));
         int32_t t = (int32_t)(next(&s) % (uint64_t)V);
-        if (t == o->eot_token) t = (t + 1) % V;
+        if (t == o->eot_token)
+            t = (t + 1) % V;
         for (long i = 0; i < len; i++) {
             doc[i] = t;
             /* the first successor half of the time, else one of the others uniformly */

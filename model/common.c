@@ -73,7 +73,8 @@ char *mt_read_file(const char *path, size_t *len, mt_err *err) {
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
-        if (got == 0) break;
+        if (got == 0)
+            break;
     }
     int bad = ferror(f);
     fclose(f);
@@ -83,7 +84,8 @@ char *mt_read_file(const char *path, size_t *len, mt_err *err) {
         return NULL;
     }
     buf[n] = 0;
-    if (len) *len = n;
+    if (len)
+        *len = n;
     return buf;
 }
 

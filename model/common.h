@@ -10,9 +10,10 @@
 enum { MT_EXIT_OK = 0, MT_EXIT_INTERNAL = 1, MT_EXIT_BAD_INPUT = 2, MT_EXIT_STOPPED = 3 };
 
 /* A programmer error: prints file:line and aborts. */
-#define CHECK(cond, ...)                                                                 \
-    do {                                                                                 \
-        if (!(cond)) mt_check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);            \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (!(cond))                                                                                         \
+            mt_check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);                                         \
     } while (0)
 
 void mt_check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
@@ -27,15 +28,14 @@ typedef struct {
 int mt_fail(mt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prints "<prog>: <msg>" on stderr and exits with code. */
-void mt_die(const char *prog, int code, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 3, 4)));
+void mt_die(const char *prog, int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
 
-void *mt_malloc(size_t bytes);   /* never returns NULL (CHECKs) */
+void *mt_malloc(size_t bytes); /* never returns NULL (CHECKs) */
 void *mt_calloc(size_t n, size_t size);
 char *mt_strdup(const char *s);
 /* Reads a whole file into a NUL-terminated buffer; NULL with err set on failure. */
 char *mt_read_file(const char *path, size_t *len, mt_err *err);
-double mt_now(void);             /* monotonic seconds */
+double mt_now(void); /* monotonic seconds */
 
 static inline size_t mt_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 

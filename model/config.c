@@ -3,10 +3,25 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const MODEL_KEYS[] = {
-    "name", "vocab_size", "loss_vocab", "eot_token", "n_layer", "d_model", "n_head", "d_ff", "n_ctx",
-    "rotary_dim", "parallel_residual", "tie_embeddings", "bias", "attn_scale", "attention_layers",
-    "local_window", "layer_norm_eps", "init_std", NULL};
+static const char *const MODEL_KEYS[] = {"name",
+                                         "vocab_size",
+                                         "loss_vocab",
+                                         "eot_token",
+                                         "n_layer",
+                                         "d_model",
+                                         "n_head",
+                                         "d_ff",
+                                         "n_ctx",
+                                         "rotary_dim",
+                                         "parallel_residual",
+                                         "tie_embeddings",
+                                         "bias",
+                                         "attn_scale",
+                                         "attention_layers",
+                                         "local_window",
+                                         "layer_norm_eps",
+                                         "init_std",
+                                         NULL};
 static const char *const BIAS_KEYS[] = {"qkv", "attn_out", "mlp", "lm_head", NULL};
 
 static int bad(const jcfg_src *src, const char *prefix, const char *key, mt_err *err, const char *what) {
@@ -21,7 +36,8 @@ static int parse_pattern(const jcfg_src *src, const char *prefix, const cJSON *o
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "attention_layers");
     c->n_pattern = 1;
     c->pattern[0] = 'g';
-    if (!a) return 0;
+    if (!a)
+        return 0;
     int n = cJSON_GetArraySize(a);
     if (!cJSON_IsArray(a) || n < 1 || n > MODEL_MAX_PATTERN)
         return bad(src, prefix, "attention_layers", err,
@@ -64,7 +80,8 @@ static int check_shapes(const jcfg_src *src, const char *prefix, model_config *c
 int model_config_parse(const jcfg_src *src, const char *prefix, const cJSON *obj, model_config *c,
                        mt_err *err) {
     memset(c, 0, sizeof *c);
-    if (jcfg_only_keys(src, prefix, obj, MODEL_KEYS, err)) return -1;
+    if (jcfg_only_keys(src, prefix, obj, MODEL_KEYS, err))
+        return -1;
     const char *name = "model", *scale = "inv_sqrt_head_dim";
     c->ln_eps = 1e-5;
     c->init_std = 0.02;
@@ -88,7 +105,8 @@ int model_config_parse(const jcfg_src *src, const char *prefix, const cJSON *obj
         jcfg_num(src, prefix, obj, "init_std", 0, 0, 10, &c->init_std, err))
         return -1;
     snprintf(c->name, sizeof c->name, "%s", name);
-    if (c->loss_vocab < 0) c->loss_vocab = c->vocab_size;
+    if (c->loss_vocab < 0)
+        c->loss_vocab = c->vocab_size;
     if (strcmp(scale, "inv_sqrt_head_dim") && strcmp(scale, "none"))
         return bad(src, prefix, "attn_scale", err, "must be \"inv_sqrt_head_dim\" or \"none\"");
     c->attn_scaled = strcmp(scale, "none") != 0;
@@ -96,13 +114,15 @@ int model_config_parse(const jcfg_src *src, const char *prefix, const cJSON *obj
     const cJSON *bias;
     char bprefix[128];
     snprintf(bprefix, sizeof bprefix, "%s%sbias", prefix, *prefix ? "." : "");
-    if (jcfg_obj(src, prefix, obj, "bias", 1, &bias, err) || jcfg_only_keys(src, bprefix, bias, BIAS_KEYS, err) ||
+    if (jcfg_obj(src, prefix, obj, "bias", 1, &bias, err) ||
+        jcfg_only_keys(src, bprefix, bias, BIAS_KEYS, err) ||
         jcfg_bool(src, bprefix, bias, "qkv", 1, &c->bias_qkv, err) ||
         jcfg_bool(src, bprefix, bias, "attn_out", 1, &c->bias_attn_out, err) ||
         jcfg_bool(src, bprefix, bias, "mlp", 1, &c->bias_mlp, err) ||
         jcfg_bool(src, bprefix, bias, "lm_head", 1, &c->bias_lm_head, err))
         return -1;
-    if (parse_pattern(src, prefix, obj, c, err)) return -1;
+    if (parse_pattern(src, prefix, obj, c, err))
+        return -1;
     return check_shapes(src, prefix, c, err);
 }
 

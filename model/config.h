@@ -10,11 +10,11 @@ enum { MODEL_MAX_PATTERN = 16 };
 
 typedef struct {
     char name[64];
-    int vocab_size;  /* embedding / head rows as in HF (what checkpoints store) */
-    int loss_vocab;  /* softmax columns: the first loss_vocab logits */
+    int vocab_size; /* embedding / head rows as in HF (what checkpoints store) */
+    int loss_vocab; /* softmax columns: the first loss_vocab logits */
     int eot_token;
     int n_layer, d_model, n_head, d_ff, n_ctx;
-    int rotary_dim;  /* 0 = learned absolute positions (wpe) */
+    int rotary_dim; /* 0 = learned absolute positions (wpe) */
     int parallel_residual;
     int tie_embeddings;
     int bias_qkv, bias_attn_out, bias_mlp, bias_lm_head;

@@ -36,7 +36,8 @@ static int failp(const jcfg_src *src, const char *prefix, const char *key, mt_er
 cJSON *jcfg_load(const char *path, mt_err *err) {
     size_t len;
     char *text = mt_read_file(path, &len, err);
-    if (!text) return NULL;
+    if (!text)
+        return NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
@@ -55,8 +56,10 @@ int jcfg_only_keys(const jcfg_src *src, const char *prefix, const cJSON *obj, co
                    mt_err *err) {
     for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next) {
         int ok = 0;
-        for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, it->string) == 0;
-        if (!ok) return failp(src, prefix, it->string, err, "unknown key");
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, it->string) == 0;
+        if (!ok)
+            return failp(src, prefix, it->string, err, "unknown key");
     }
     return 0;
 }
@@ -65,7 +68,8 @@ static const cJSON *member(const jcfg_src *src, const char *prefix, const cJSON 
                            int required, int *rc, mt_err *err) {
     const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
     *rc = 0;
-    if (!v && required) *rc = failp(src, prefix, key, err, "missing (required)");
+    if (!v && required)
+        *rc = failp(src, prefix, key, err, "missing (required)");
     return v;
 }
 
@@ -73,9 +77,11 @@ int jcfg_long(const jcfg_src *src, const char *prefix, const cJSON *obj, const c
               long lo, long hi, long *out, mt_err *err) {
     int rc;
     const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v) return rc;
+    if (!v)
+        return rc;
     double d = v->valuedouble;
-    if (!cJSON_IsNumber(v) || d != floor(d)) return failp(src, prefix, key, err, "must be an integer");
+    if (!cJSON_IsNumber(v) || d != floor(d))
+        return failp(src, prefix, key, err, "must be an integer");
     if (d < (double)lo || d > (double)hi) {
         char what[128];
         snprintf(what, sizeof what, "%.17g is outside [%ld, %ld]", d, lo, hi);
@@ -88,7 +94,8 @@ int jcfg_long(const jcfg_src *src, const char *prefix, const cJSON *obj, const c
 int jcfg_int(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
              long lo, long hi, int *out, mt_err *err) {
     long v = *out;
-    if (jcfg_long(src, prefix, obj, key, required, lo, hi, &v, err)) return -1;
+    if (jcfg_long(src, prefix, obj, key, required, lo, hi, &v, err))
+        return -1;
     *out = (int)v;
     return 0;
 }
@@ -97,8 +104,10 @@ int jcfg_num(const jcfg_src *src, const char *prefix, const cJSON *obj, const ch
              double lo, double hi, double *out, mt_err *err) {
     int rc;
     const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v) return rc;
-    if (!cJSON_IsNumber(v)) return failp(src, prefix, key, err, "must be a number");
+    if (!v)
+        return rc;
+    if (!cJSON_IsNumber(v))
+        return failp(src, prefix, key, err, "must be a number");
     double d = v->valuedouble;
     if (!(d >= lo && d <= hi)) {
         char what[128];
@@ -113,8 +122,10 @@ int jcfg_bool(const jcfg_src *src, const char *prefix, const cJSON *obj, const c
               int *out, mt_err *err) {
     int rc;
     const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v) return rc;
-    if (!cJSON_IsBool(v)) return failp(src, prefix, key, err, "must be true or false");
+    if (!v)
+        return rc;
+    if (!cJSON_IsBool(v))
+        return failp(src, prefix, key, err, "must be true or false");
     *out = cJSON_IsTrue(v);
     return 0;
 }
@@ -123,8 +134,10 @@ int jcfg_str(const jcfg_src *src, const char *prefix, const cJSON *obj, const ch
              const char **out, mt_err *err) {
     int rc;
     const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v) return rc;
-    if (!cJSON_IsString(v)) return failp(src, prefix, key, err, "must be a string");
+    if (!v)
+        return rc;
+    if (!cJSON_IsString(v))
+        return failp(src, prefix, key, err, "must be a string");
     *out = v->valuestring;
     return 0;
 }
@@ -134,22 +147,27 @@ int jcfg_obj(const jcfg_src *src, const char *prefix, const cJSON *obj, const ch
     int rc;
     const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
     *out = NULL;
-    if (!v) return rc;
-    if (!cJSON_IsObject(v)) return failp(src, prefix, key, err, "must be an object");
+    if (!v)
+        return rc;
+    if (!cJSON_IsObject(v))
+        return failp(src, prefix, key, err, "must be an object");
     *out = v;
     return 0;
 }
 
 int jcfg_set(cJSON *root, const char *assignment, mt_err *err) {
     const char *eq = strchr(assignment, '=');
-    if (!eq || eq == assignment) return mt_fail(err, "--set %s: expected key.path=value", assignment);
+    if (!eq || eq == assignment)
+        return mt_fail(err, "--set %s: expected key.path=value", assignment);
     char path[256];
     size_t plen = (size_t)(eq - assignment);
-    if (plen >= sizeof path) return mt_fail(err, "--set %s: key path too long", assignment);
+    if (plen >= sizeof path)
+        return mt_fail(err, "--set %s: key path too long", assignment);
     memcpy(path, assignment, plen);
     path[plen] = 0;
     cJSON *value = cJSON_Parse(eq + 1);
-    if (!value) value = cJSON_CreateString(eq + 1);
+    if (!value)
+        value = cJSON_CreateString(eq + 1);
     cJSON *obj = root;
     char *save = NULL, *key = strtok_r(path, ".", &save);
     for (char *next; (next = strtok_r(NULL, ".", &save)); key = next) {

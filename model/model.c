@@ -17,13 +17,14 @@ typedef struct {
 
 struct model_acts {
     ops_buf *ids, *targets, *weights;
-    ops_buf **resid;     /* n_layer + 1 residual streams [N, d] */
+    int32_t *host_ids, *host_targets; /* staging for load_batch */
+    ops_buf **resid;                  /* n_layer + 1 residual streams [N, d] */
     layer_acts *layer;
-    ops_buf *proj;       /* [N, d] output of a projection into the residual stream */
+    ops_buf *proj; /* [N, d] output of a projection into the residual stream */
     ops_buf *lnf, *lnf_mean, *lnf_rstd;
-    ops_buf *logits;     /* [N, Vl]; overwritten by its gradient in the backward */
+    ops_buf *logits; /* [N, Vl]; overwritten by its gradient in the backward */
     ops_buf *rowmax, *sumexp, *tgt, *loss;
-    ops_buf *rope;       /* [T, rotary_dim] cos | sin table */
+    ops_buf *rope; /* [T, rotary_dim] cos | sin table */
     /* backward scratch */
     ops_buf *d_resid, *d_ln, *d_att, *dq, *dk, *dv, *d_scores, *d_fc;
 };
@@ -63,8 +64,11 @@ static void alloc_acts(model *m) {
     a->ids = m->o->alloc(m->o, N, OPS_I32);
     a->targets = m->o->alloc(m->o, N, OPS_I32);
     a->weights = alloc_f(m, N);
+    a->host_ids = mt_malloc(N * sizeof *a->host_ids);
+    a->host_targets = mt_malloc(N * sizeof *a->host_targets);
     a->resid = mt_calloc((size_t)c->n_layer + 1, sizeof *a->resid);
-    for (int l = 0; l <= c->n_layer; l++) a->resid[l] = alloc_f(m, N * d);
+    for (int l = 0; l <= c->n_layer; l++)
+        a->resid[l] = alloc_f(m, N * d);
     a->layer = mt_calloc((size_t)c->n_layer, sizeof *a->layer);
     for (int l = 0; l < c->n_layer; l++) {
         layer_acts *L = &a->layer[l];
@@ -102,7 +106,8 @@ static void alloc_acts(model *m) {
     a->dv = alloc_f(m, N * dl);
     a->d_scores = alloc_f(m, scores);
     a->d_fc = alloc_f(m, N * fl);
-    if (c->rotary_dim) rope_table(m);
+    if (c->rotary_dim)
+        rope_table(m);
 }
 
 model *model_create(const model_config *cfg, ops *o, int B, int T) {
@@ -120,11 +125,13 @@ model *model_create(const model_config *cfg, ops *o, int B, int T) {
 }
 
 static void free_bufs(ops *o, ops_buf **bufs, size_t n) {
-    for (size_t i = 0; i < n; i++) o->free(o, bufs[i]);
+    for (size_t i = 0; i < n; i++)
+        o->free(o, bufs[i]);
 }
 
 void model_free(model *m) {
-    if (!m) return;
+    if (!m)
+        return;
     ops *o = m->o;
     model_acts *a = m->acts;
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -134,13 +141,15 @@ void model_free(model *m) {
         free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     }
     free_bufs(o, a->resid, (size_t)m->cfg.n_layer + 1);
-    ops_buf *bufs[] = {a->ids,    a->targets, a->weights, a->proj,   a->lnf,  a->lnf_mean, a->lnf_rstd,
-                       a->logits, a->rowmax,  a->sumexp,  a->tgt,    a->loss, a->rope,     a->d_resid,
-                       a->d_ln,   a->d_att,   a->dq,      a->dk,     a->dv,   a->d_scores, a->d_fc,
-                       m->params, m->grads};
+    ops_buf *bufs[] = {a->ids,      a->targets,  a->weights, a->proj,   a->lnf,  a->lnf_mean,
+                       a->lnf_rstd, a->logits,   a->rowmax,  a->sumexp, a->tgt,  a->loss,
+                       a->rope,     a->d_resid,  a->d_ln,    a->d_att,  a->dq,   a->dk,
+                       a->dv,       a->d_scores, a->d_fc,    m->params, m->grads};
     free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     free(a->resid);
     free(a->layer);
+    free(a->host_ids);
+    free(a->host_targets);
     free(a);
     param_table_free(&m->table);
     free(m);
@@ -160,7 +169,8 @@ static void linear_fwd(model *m, ops_ptr y, ops_ptr x, int w, int b, float beta)
     const param_info *p = &m->table.p[w];
     int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
     m->o->matmul(m->o, 0, 1, N, out, in, 1.0f, x, in, W(m, w), in, beta, y, out);
-    if (b >= 0) m->o->add_bias(m->o, y, W(m, b), N, out, out);
+    if (b >= 0)
+        m->o->add_bias(m->o, y, W(m, b), N, out, out);
 }
 
 /* dW += dy^T x, db += colsum(dy), and dx = dy W (accumulated when beta = 1; skipped when dx.buf is
@@ -169,8 +179,10 @@ static void linear_bwd(model *m, ops_ptr dx, ops_ptr dy, ops_ptr x, int w, int b
     const param_info *p = &m->table.p[w];
     int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
     m->o->matmul(m->o, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(m, w), in);
-    if (b >= 0) m->o->bias_grad(m->o, G(m, b), dy, N, out, out);
-    if (dx.buf) m->o->matmul(m->o, 0, 0, N, in, out, 1.0f, dy, out, W(m, w), in, beta, dx, in);
+    if (b >= 0)
+        m->o->bias_grad(m->o, G(m, b), dy, N, out, out);
+    if (dx.buf)
+        m->o->matmul(m->o, 0, 0, N, in, out, 1.0f, dy, out, W(m, w), in, beta, dx, in);
 }
 
 static ops_attn_shape attn_shape(model *m, int layer) {
@@ -250,11 +262,13 @@ static void layernorm_bwd(model *m, ops_ptr dx, ops_ptr dout, ops_ptr x, ops_buf
 /* Adds the biases of the projections that write into the residual stream (once, after the partial
  * sums of a split layer are combined). */
 static void add_resid_bias(model *m, ops_ptr proj, int b) {
-    if (b >= 0) m->o->add_bias(m->o, proj, W(m, b), m->B * m->T, m->cfg.d_model, m->cfg.d_model);
+    if (b >= 0)
+        m->o->add_bias(m->o, proj, W(m, b), m->B * m->T, m->cfg.d_model, m->cfg.d_model);
 }
 
 static void resid_bias_grad(model *m, ops_ptr d, int b) {
-    if (b >= 0) m->o->bias_grad(m->o, G(m, b), d, m->B * m->T, m->cfg.d_model, m->cfg.d_model);
+    if (b >= 0)
+        m->o->bias_grad(m->o, G(m, b), d, m->B * m->T, m->cfg.d_model, m->cfg.d_model);
 }
 
 static void layer_fwd(model *m, int l) {
@@ -306,15 +320,19 @@ static void layer_bwd(model *m, int l) {
 static ops_ce_shape ce_shape(model *m) {
     const param_info *h = &m->table.p[m->table.head_w];
     long local_loss_cols = m->cfg.loss_vocab - h->row_start;
-    if (local_loss_cols < 0) local_loss_cols = 0;
-    if (local_loss_cols > h->local_shape[0]) local_loss_cols = h->local_shape[0];
-    return (ops_ce_shape){.N = m->B * m->T, .ld = (int)h->local_shape[0], .ncols = (int)local_loss_cols,
+    if (local_loss_cols < 0)
+        local_loss_cols = 0;
+    if (local_loss_cols > h->local_shape[0])
+        local_loss_cols = h->local_shape[0];
+    return (ops_ce_shape){.N = m->B * m->T,
+                          .ld = (int)h->local_shape[0],
+                          .ncols = (int)local_loss_cols,
                           .col_start = (int)h->row_start};
 }
 
 static void load_batch(model *m, const int32_t *tokens, const float *weights) {
     int B = m->B, T = m->T;
-    int32_t *ids = mt_malloc((size_t)B * T * sizeof *ids), *tg = mt_malloc((size_t)B * T * sizeof *tg);
+    int32_t *ids = m->acts->host_ids, *tg = m->acts->host_targets;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             ids[b * T + t] = tokens[(size_t)b * (T + 1) + t];
@@ -323,8 +341,6 @@ static void load_batch(model *m, const int32_t *tokens, const float *weights) {
     m->o->from_host(m->o, P0(m->acts->ids), ids, (size_t)B * T);
     m->o->from_host(m->o, P0(m->acts->targets), tg, (size_t)B * T);
     m->o->from_host(m->o, P0(m->acts->weights), weights, (size_t)B * T);
-    free(ids);
-    free(tg);
 }
 
 double model_forward(model *m, const int32_t *tokens, const float *weights, double *weight_sum) {
@@ -334,14 +350,17 @@ double model_forward(model *m, const int32_t *tokens, const float *weights, doub
     int N = m->B * m->T;
     load_batch(m, tokens, weights);
     double wsum = 0;
-    for (int i = 0; i < N; i++) wsum += weights[i];
+    for (int i = 0; i < N; i++)
+        wsum += weights[i];
     *weight_sum = wsum;
 
     const param_info *wte = &m->table.p[m->table.wte];
     o->embed_fwd(o, P0(a->resid[0]), P0(a->ids), W(m, m->table.wte), N, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);
-    if (m->table.wpe >= 0) o->pos_fwd(o, P0(a->resid[0]), W(m, m->table.wpe), m->B, m->T, c->d_model);
-    for (int l = 0; l < c->n_layer; l++) layer_fwd(m, l);
+    if (m->table.wpe >= 0)
+        o->pos_fwd(o, P0(a->resid[0]), W(m, m->table.wpe), m->B, m->T, c->d_model);
+    for (int l = 0; l < c->n_layer; l++)
+        layer_fwd(m, l);
 
     layernorm_fwd(m, P0(a->lnf), a->lnf_mean, a->lnf_rstd, P0(a->resid[c->n_layer]), m->table.lnf_w,
                   m->table.lnf_b);
@@ -364,11 +383,13 @@ void model_backward(model *m) {
     o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
     layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), P0(a->resid[c->n_layer]), a->lnf_mean, a->lnf_rstd,
                   m->table.lnf_w, m->table.lnf_b);
-    for (int l = c->n_layer - 1; l >= 0; l--) layer_bwd(m, l);
+    for (int l = c->n_layer - 1; l >= 0; l--)
+        layer_bwd(m, l);
     const param_info *wte = &m->table.p[m->table.wte];
     o->embed_bwd(o, G(m, m->table.wte), P0(a->ids), P0(a->d_resid), N, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);
-    if (m->table.wpe >= 0) o->pos_bwd(o, G(m, m->table.wpe), P0(a->d_resid), m->B, m->T, c->d_model);
+    if (m->table.wpe >= 0)
+        o->pos_bwd(o, G(m, m->table.wpe), P0(a->d_resid), m->B, m->T, c->d_model);
 }
 
 void model_get_tensor(model *m, ops_buf *flat, int index, float *out) {
@@ -388,7 +409,8 @@ void model_get_logits(model *m, float *out) {
     size_t N = (size_t)m->B * m->T, ld = (size_t)h->local_shape[0], V = (size_t)m->cfg.vocab_size;
     float *all = mt_malloc(N * ld * sizeof *all);
     m->o->to_host(m->o, all, P0(m->acts->logits), N * ld);
-    for (size_t i = 0; i < N; i++) memcpy(out + i * V, all + i * ld, V * sizeof *out);
+    for (size_t i = 0; i < N; i++)
+        memcpy(out + i * V, all + i * ld, V * sizeof *out);
     free(all);
 }
 

@@ -12,10 +12,10 @@ typedef struct {
     model_config cfg;
     param_table table;
     ops *o;
-    int B, T;           /* micro-batch and sequence length the activations are sized for */
-    ops_buf *params;    /* flat parameters (table.total) */
-    ops_buf *grads;     /* flat gradients, accumulated over micro-batches */
-    float z_loss;       /* z * logsumexp^2 per counted token (SPEC 9); 0 by default */
+    int B, T;        /* micro-batch and sequence length the activations are sized for */
+    ops_buf *params; /* flat parameters (table.total) */
+    ops_buf *grads;  /* flat gradients, accumulated over micro-batches */
+    float z_loss;    /* z * logsumexp^2 per counted token (SPEC 9); 0 by default */
     model_acts *acts;
 } model;
 

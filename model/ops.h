@@ -55,8 +55,8 @@ struct ops {
     void (*copy)(ops *o, ops_ptr dst, ops_ptr src, size_t n);
 
     /* C = alpha * op(A) op(B) + beta * C, op(A) is m x k, op(B) is k x n. */
-    void (*matmul)(ops *o, int trans_a, int trans_b, int m, int n, int k, float alpha, ops_ptr a,
-                   int lda, ops_ptr b, int ldb, float beta, ops_ptr c, int ldc);
+    void (*matmul)(ops *o, int trans_a, int trans_b, int m, int n, int k, float alpha, ops_ptr a, int lda,
+                   ops_ptr b, int ldb, float beta, ops_ptr c, int ldc);
     /* y[r, c] += bias[c] for an rows x cols block with row stride ld. */
     void (*add_bias)(ops *o, ops_ptr y, ops_ptr bias, int rows, int cols, int ld);
     /* dbias[c] += sum_r dy[r, c]. */
@@ -86,10 +86,8 @@ struct ops {
     /* GPT-J interleaved rotary (SPEC 1.3), in place on x [B*T, ld], the first rot_dim features of each
      * of H heads of width dh; row r has position r % T. cos_sin is [T, rot_dim] holding, per position,
      * rot_dim/2 cosines then rot_dim/2 sines. The backward applies the inverse rotation to dx. */
-    void (*rotary_fwd)(ops *o, ops_ptr x, ops_ptr cos_sin, int B, int T, int H, int dh, int rot_dim,
-                       int ld);
-    void (*rotary_bwd)(ops *o, ops_ptr dx, ops_ptr cos_sin, int B, int T, int H, int dh, int rot_dim,
-                       int ld);
+    void (*rotary_fwd)(ops *o, ops_ptr x, ops_ptr cos_sin, int B, int T, int H, int dh, int rot_dim, int ld);
+    void (*rotary_bwd)(ops *o, ops_ptr dx, ops_ptr cos_sin, int B, int T, int H, int dh, int rot_dim, int ld);
 
     /* Softmax attention: out = softmax(mask(scale * q k^T)) v per (batch, head); saves probs. */
     void (*attention_fwd)(ops *o, ops_ptr out, ops_ptr probs, ops_ptr q, ops_ptr k, ops_ptr v,
@@ -99,11 +97,9 @@ struct ops {
                           ops_ptr q, ops_ptr k, ops_ptr v, ops_ptr probs, const ops_attn_shape *s);
 
     /* Vocabulary-split embedding: out[i] = wte[ids[i] - row_start] when that row is local, else 0. */
-    void (*embed_fwd)(ops *o, ops_ptr out, ops_ptr ids, ops_ptr wte, int n, int d, int row_start,
-                      int rows);
+    void (*embed_fwd)(ops *o, ops_ptr out, ops_ptr ids, ops_ptr wte, int n, int d, int row_start, int rows);
     /* dwte[ids[i] - row_start] += dout[i] for local rows. */
-    void (*embed_bwd)(ops *o, ops_ptr dwte, ops_ptr ids, ops_ptr dout, int n, int d, int row_start,
-                      int rows);
+    void (*embed_bwd)(ops *o, ops_ptr dwte, ops_ptr ids, ops_ptr dout, int n, int d, int row_start, int rows);
     /* out[b, t] += wpe[t] for x [B*T, d]; dwpe[t] += sum_b dout[b, t]. */
     void (*pos_fwd)(ops *o, ops_ptr out, ops_ptr wpe, int B, int T, int d);
     void (*pos_bwd)(ops *o, ops_ptr dwpe, ops_ptr dout, int B, int T, int d);
@@ -113,19 +109,18 @@ struct ops {
     void (*ce_rowmax)(ops *o, ops_ptr rowmax, ops_ptr logits, const ops_ce_shape *s);
     /* sumexp[i] = sum_c exp(logits[i,c] - rowmax[i]); tgt[i] = logits[i, target - col_start] -
      * rowmax[i] on the rank that owns the target column, else 0. */
-    void (*ce_sumexp)(ops *o, ops_ptr sumexp, ops_ptr tgt, ops_ptr logits, ops_ptr rowmax,
-                      ops_ptr targets, const ops_ce_shape *s);
+    void (*ce_sumexp)(ops *o, ops_ptr sumexp, ops_ptr tgt, ops_ptr logits, ops_ptr rowmax, ops_ptr targets,
+                      const ops_ce_shape *s);
     /* loss[i] = log(sumexp) - tgt + z * lse^2 with lse = rowmax + log(sumexp). */
-    void (*ce_loss)(ops *o, ops_ptr loss, ops_ptr rowmax, ops_ptr sumexp, ops_ptr tgt, float z,
-                    int n);
+    void (*ce_loss)(ops *o, ops_ptr loss, ops_ptr rowmax, ops_ptr sumexp, ops_ptr tgt, float z, int n);
     /* In place: logits <- weight[i] * d loss[i] / d logits (zero outside the softmax columns). */
-    void (*ce_bwd)(ops *o, ops_ptr logits, ops_ptr rowmax, ops_ptr sumexp, ops_ptr targets,
-                   ops_ptr weights, float z, const ops_ce_shape *s);
+    void (*ce_bwd)(ops *o, ops_ptr logits, ops_ptr rowmax, ops_ptr sumexp, ops_ptr targets, ops_ptr weights,
+                   float z, const ops_ce_shape *s);
 
     /* AdamW on a flat range (SPEC 1.5, 9): g' = grad_scale * g; m, v updated; p -= lr * (m_hat /
      * (sqrt(v_hat) + eps) + wd * p) with m_hat = m / bc1, v_hat = v / bc2. */
-    void (*adamw)(ops *o, ops_ptr p, ops_ptr g, ops_ptr m, ops_ptr v, size_t n, float grad_scale,
-                  float lr, float beta1, float beta2, float eps, float wd, float bc1, float bc2);
+    void (*adamw)(ops *o, ops_ptr p, ops_ptr g, ops_ptr m, ops_ptr v, size_t n, float grad_scale, float lr,
+                  float beta1, float beta2, float eps, float wd, float bc1, float bc2);
 
     void (*destroy)(ops *o);
 };

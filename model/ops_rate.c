@@ -10,7 +10,8 @@ double ops_matmul_gflops(ops *o, int n, double seconds) {
     size_t nn = (size_t)n * n;
     ops_buf *a = o->alloc(o, nn, OPS_F32), *b = o->alloc(o, nn, OPS_F32), *c = o->alloc(o, nn, OPS_F32);
     float *host = mt_malloc(nn * sizeof *host);
-    for (size_t i = 0; i < nn; i++) host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    for (size_t i = 0; i < nn; i++)
+        host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
     o->from_host(o, (ops_ptr){a, 0}, host, nn);
     o->from_host(o, (ops_ptr){b, 0}, host, nn);
     free(host);

@@ -23,12 +23,15 @@ static ops_buf *sz_alloc(ops *o, size_t n, ops_dtype dtype) {
 }
 
 static void sz_free(ops *o, ops_buf *b) {
-    if (!b) return;
+    if (!b)
+        return;
     ((sizer_ctx *)o->ctx)->bytes -= b->bytes;
     free(b);
 }
 
-static void sz_from_host(ops *o, ops_ptr dst, const void *src, size_t n) { (void)o, (void)dst, (void)src, (void)n; }
+static void sz_from_host(ops *o, ops_ptr dst, const void *src, size_t n) {
+    (void)o, (void)dst, (void)src, (void)n;
+}
 
 static void sz_destroy(ops *o) {
     free(o->ctx);

@@ -54,7 +54,8 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
     long quantum = 128 / gcd(128, tp) * tp; /* lcm(128, tp) */
     t->padded_vocab = (long)mt_round_up((size_t)c->vocab_size, (size_t)quantum);
     long d = c->d_model, f = c->d_ff, V = c->vocab_size;
-#define ADD(name, ndim, rows, cols, rule, init) add(t, cap, name, ndim, rows, cols, rule, init, c, tp, tp_rank)
+#define ADD(name, ndim, rows, cols, rule, init)                                                              \
+    add(t, cap, name, ndim, rows, cols, rule, init, c, tp, tp_rank)
     t->wte = ADD("wte", 2, V, d, TP_VOCAB, INIT_NORMAL);
     t->wpe = c->rotary_dim == 0 ? ADD("wpe", 2, c->n_ctx, d, TP_REPLICATED, INIT_NORMAL) : -1;
     char nm[64];
@@ -65,21 +66,27 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
         L->ln1_w = ADD(NAME("ln_1.weight"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ONES);
         L->ln1_b = ADD(NAME("ln_1.bias"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ZEROS);
         L->q_w = ADD(NAME("attn.q_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
-        if (c->bias_qkv) L->q_b = ADD(NAME("attn.q_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
+        if (c->bias_qkv)
+            L->q_b = ADD(NAME("attn.q_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
         L->k_w = ADD(NAME("attn.k_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
-        if (c->bias_qkv) L->k_b = ADD(NAME("attn.k_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
+        if (c->bias_qkv)
+            L->k_b = ADD(NAME("attn.k_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
         L->v_w = ADD(NAME("attn.v_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
-        if (c->bias_qkv) L->v_b = ADD(NAME("attn.v_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
+        if (c->bias_qkv)
+            L->v_b = ADD(NAME("attn.v_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
         L->o_w = ADD(NAME("attn.out_proj.weight"), 2, d, d, TP_SPLIT_COLS, INIT_NORMAL_RESID);
-        if (c->bias_attn_out) L->o_b = ADD(NAME("attn.out_proj.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
+        if (c->bias_attn_out)
+            L->o_b = ADD(NAME("attn.out_proj.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         if (!c->parallel_residual) {
             L->ln2_w = ADD(NAME("ln_2.weight"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ONES);
             L->ln2_b = ADD(NAME("ln_2.bias"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ZEROS);
         }
         L->fc_w = ADD(NAME("mlp.fc_in.weight"), 2, f, d, TP_SPLIT_ROWS, INIT_NORMAL);
-        if (c->bias_mlp) L->fc_b = ADD(NAME("mlp.fc_in.bias"), 1, f, 1, TP_SPLIT_ROWS, INIT_ZEROS);
+        if (c->bias_mlp)
+            L->fc_b = ADD(NAME("mlp.fc_in.bias"), 1, f, 1, TP_SPLIT_ROWS, INIT_ZEROS);
         L->out_w = ADD(NAME("mlp.fc_out.weight"), 2, d, f, TP_SPLIT_COLS, INIT_NORMAL_RESID);
-        if (c->bias_mlp) L->out_b = ADD(NAME("mlp.fc_out.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
+        if (c->bias_mlp)
+            L->out_b = ADD(NAME("mlp.fc_out.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
 #undef NAME
     }
     t->lnf_w = ADD("ln_f.weight", 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ONES);
@@ -97,13 +104,15 @@ void param_table_free(param_table *t) {
 
 long param_count(const param_table *t) {
     long n = 0;
-    for (int i = 0; i < t->n; i++) n += t->p[i].shape[0] * t->p[i].shape[1];
+    for (int i = 0; i < t->n; i++)
+        n += t->p[i].shape[0] * t->p[i].shape[1];
     return n;
 }
 
 int param_find(const param_table *t, const char *name) {
     for (int i = 0; i < t->n; i++)
-        if (strcmp(t->p[i].name, name) == 0) return i;
+        if (strcmp(t->p[i].name, name) == 0)
+            return i;
     return -1;
 }
 
@@ -117,7 +126,8 @@ static uint64_t mix64(uint64_t x) {
 
 static uint64_t name_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
     return h;
 }
 
@@ -135,15 +145,19 @@ void param_init(const param_table *t, const model_config *c, uint64_t seed, floa
         float *dst = flat + p->offset;
         double std = c->init_std;
         /* GPT-2 / GPT-J scale the projections that write into the residual stream by 1/sqrt(2L). */
-        if (p->init == INIT_NORMAL_RESID) std /= sqrt(2.0 * c->n_layer);
+        if (p->init == INIT_NORMAL_RESID)
+            std /= sqrt(2.0 * c->n_layer);
         uint64_t key = mix64(seed ^ name_hash(p->name));
-        for (long r = 0; r < p->local_shape[0]; r++) {
+        long rows =
+            p->shape[0] - p->row_start < p->local_shape[0] ? p->shape[0] - p->row_start : p->local_shape[0];
+#pragma omp parallel for schedule(static)
+        for (long r = 0; r < rows; r++) { /* padded vocabulary rows (r >= rows) stay zero */
             long gr = r + p->row_start;
-            if (gr >= p->shape[0]) break; /* padded vocabulary rows stay zero */
             for (long col = 0; col < p->local_shape[1]; col++) {
                 long gc = col + p->col_start;
                 float v = 0.0f;
-                if (p->init == INIT_ONES) v = 1.0f;
+                if (p->init == INIT_ONES)
+                    v = 1.0f;
                 if (p->init == INIT_NORMAL || p->init == INIT_NORMAL_RESID)
                     v = (float)(std * normal_at(key, (uint64_t)(gr * p->shape[1] + gc)));
                 dst[r * p->local_shape[1] + col] = v;

@@ -42,7 +42,7 @@ typedef struct {
 typedef struct {
     int n;
     param_info *p;
-    size_t total;  /* flat buffer length in elements */
+    size_t total; /* flat buffer length in elements */
     long padded_vocab;
     int wte, wpe, lnf_w, lnf_b, head_w, head_b; /* head_w == wte when tied */
     layer_params *layer;

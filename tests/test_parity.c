@@ -16,15 +16,24 @@
 
 enum { B = 2, T = 16, MICRO = 2, STEPS = 10 };
 
-static const optim_config OPT = {.lr = 1e-2, .end_lr = 1e-3, .warmup_steps = 3, .anneal_steps = 7, .cosine = 1,
-                                 .weight_decay = 0.1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .clip = 0.05};
+static const optim_config OPT = {.lr = 1e-2,
+                                 .end_lr = 1e-3,
+                                 .warmup_steps = 3,
+                                 .anneal_steps = 7,
+                                 .cosine = 1,
+                                 .weight_decay = 0.1,
+                                 .beta1 = 0.9,
+                                 .beta2 = 0.95,
+                                 .eps = 1e-8,
+                                 .clip = 0.05};
 
 static void write_f32(hid_t file, const char *name, const float *data, int ndim, const hsize_t *dims) {
     hid_t sp = H5Screate_simple(ndim, dims, NULL);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, "write %s", name);
+    CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, "write %s",
+          name);
     H5Dclose(d);
     H5Pclose(lcpl);
     H5Sclose(sp);
@@ -32,7 +41,8 @@ static void write_f32(hid_t file, const char *name, const float *data, int ndim,
 
 /* Reads a dataset as doubles; returns its element count or -1. */
 static long read_f64(hid_t file, const char *name, double *out, long cap) {
-    if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return -1;
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+        return -1;
     hid_t d = H5Dopen2(file, name, H5P_DEFAULT), sp = H5Dget_space(d);
     long n = (long)H5Sget_simple_extent_npoints(sp);
     herr_t rc = n <= cap ? H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
@@ -60,7 +70,8 @@ static void perturb_params(model *m) {
         size_t n = (size_t)(p->shape[0] * p->shape[1]);
         float *x = mt_malloc(n * sizeof *x);
         model_get_tensor(m, m->params, i, x);
-        for (size_t j = 0; j < n; j++) x[j] += (float)((p->ndim == 1 ? 0.1 : 0.01) * tu_normal());
+        for (size_t j = 0; j < n; j++)
+            x[j] += (float)((p->ndim == 1 ? 0.1 : 0.01) * tu_normal());
         model_set_tensor(m, m->params, i, x);
         free(x);
     }
@@ -109,7 +120,8 @@ static void compare_grads(model *m, hid_t ref, const char *fam, double wsum) {
         float *g = mt_malloc((size_t)n * sizeof *g);
         double *r = mt_malloc((size_t)n * sizeof *r);
         model_get_tensor(m, m->grads, i, g);
-        for (long j = 0; j < n; j++) g[j] = (float)(g[j] / wsum);
+        for (long j = 0; j < n; j++)
+            g[j] = (float)(g[j] / wsum);
         char name[160], check[200];
         snprintf(name, sizeof name, "grads/%s", p->name);
         long got = read_f64(ref, name, r, n);
@@ -118,7 +130,8 @@ static void compare_grads(model *m, hid_t ref, const char *fam, double wsum) {
             tu_check(0, check, "reference has no gradient of %ld elements", n);
         } else if (zero_grad_tensor(p->name)) {
             double mx = 0;
-            for (long j = 0; j < n; j++) mx = fmax(mx, fabs(g[j]) + fabs(r[j]));
+            for (long j = 0; j < n; j++)
+                mx = fmax(mx, fabs(g[j]) + fabs(r[j]));
             snprintf(check, sizeof check, "%s.grad.%s (true gradient 0)", fam, p->name);
             tu_check(mx < 1e-6, check, "|g| = %.3e, not ~0", mx);
         } else {
@@ -151,7 +164,8 @@ static void compare_final(model *m, hid_t ref, const char *fam, double lr_sum) {
         if (zero_grad_tensor(p->name)) {
             /* Adam turns the rounding noise of a zero gradient into steps of up to lr (SPEC 8.1). */
             double mx = 0;
-            for (long j = 0; j < n; j++) mx = fmax(mx, fabs(x[j] - r[j]));
+            for (long j = 0; j < n; j++)
+                mx = fmax(mx, fabs(x[j] - r[j]));
             char check[200];
             snprintf(check, sizeof check, "%s.final.%s (within sum of lr %.3f)", fam, p->name, lr_sum);
             tu_check(mx <= lr_sum, check, "max difference %.3e", mx);
@@ -191,7 +205,8 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
         int first = i % (T + 1) == 0; /* input only: may use rows outside the softmax */
         tokens[i] = tu_int(first ? cfg.vocab_size : cfg.loss_vocab);
     }
-    for (size_t i = 0; i < STEPS * MICRO * nw; i++) weights[i] = tu_uniform() < 0.25 ? 0.0f : 1.0f;
+    for (size_t i = 0; i < STEPS * MICRO * nw; i++)
+        weights[i] = tu_uniform() < 0.25 ? 0.0f : 1.0f;
 
     char case_path[512], out_path[512], cmd[1400];
     snprintf(case_path, sizeof case_path, "%s/%s.case.h5", dir, fam);
@@ -219,11 +234,13 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     for (int mb = 0; mb < MICRO; mb++) {
         sum += model_forward(m, tokens + mb * ntok, weights + mb * nw, &w);
         wsum += w;
-        if (mb == 0) model_get_logits(m, logits);
+        if (mb == 0)
+            model_get_logits(m, logits);
         model_backward(m);
     }
     snprintf(check, sizeof check, "%s.logits", fam);
-    tu_check_rel(read_f64(ref, "logits", rlog, (long)nlog) == (long)nlog ? tu_rel_err_fd(logits, rlog, nlog) : NAN,
+    tu_check_rel(read_f64(ref, "logits", rlog, (long)nlog) == (long)nlog ? tu_rel_err_fd(logits, rlog, nlog)
+                                                                         : NAN,
                  1e-5, check);
     read_f64(ref, "loss", &rloss, 1);
     snprintf(check, sizeof check, "%s.loss (%.6f vs %.6f)", fam, sum / wsum, rloss);
@@ -238,10 +255,11 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     long got = read_f64(ref, "step_loss", ref_losses, STEPS);
     for (int s = 0; s < STEPS; s++) {
         step_result r;
-        train_step(m, &st, &OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok, weights + (size_t)s * MICRO * nw, &r);
+        train_step(m, &st, &OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,
+                   weights + (size_t)s * MICRO * nw, &r);
         double e = got == STEPS ? fabs(r.loss - ref_losses[s]) / fabs(ref_losses[s]) : NAN;
-        printf("#   %s step %d: loss %.8f reference %.8f (rel %.2e), grad norm %.4f, lr %.5f\n", fam, s, r.loss,
-               got == STEPS ? ref_losses[s] : NAN, e, r.grad_norm, r.lr);
+        printf("#   %s step %d: loss %.8f reference %.8f (rel %.2e), grad norm %.4f, lr %.5f\n", fam, s,
+               r.loss, got == STEPS ? ref_losses[s] : NAN, e, r.grad_norm, r.lr);
         worst = e > worst || isnan(e) ? e : worst;
         clipped += r.grad_norm > OPT.clip;
         lr_sum += r.lr;
@@ -272,6 +290,7 @@ int main(void) {
     parity("gpt2", "configs/models/tiny-gpt2.json", 0, dir);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    if (system(cmd))
+        fprintf(stderr, "could not remove %s\n", dir);
     return tu_exit();
 }

@@ -37,7 +37,8 @@ static inline double tu_normal(void) {
 }
 static inline int tu_int(int n) { return (int)(tu_next() % (uint64_t)n); }
 static inline void tu_fill(float *x, size_t n, double std) {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(std * tu_normal());
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(std * tu_normal());
 }
 
 /* ||a - b|| / ||b|| in double; NaN anywhere gives NaN (which never passes). */
@@ -77,7 +78,8 @@ static inline void tu_check(int ok, const char *name, const char *fmt, ...) {
 /* A relative error check that NaN can never pass. */
 static inline void tu_check_rel(double err, double tol, const char *name) {
     tu_check(err <= tol, name, "relative error %.3e > %.1e", err, tol);
-    if (err <= tol) printf("#   %s: relative error %.3e (tolerance %.1e)\n", name, err, tol);
+    if (err <= tol)
+        printf("#   %s: relative error %.3e (tolerance %.1e)\n", name, err, tol);
 }
 
 static inline int tu_exit(void) {

@@ -39,14 +39,16 @@ int main(int argc, char **argv) {
     }
     run_config rc;
     mt_err err;
-    if (run_config_load(&rc, config, sets, n_sets, dry_run, &err)) mt_die("train", MT_EXIT_BAD_INPUT, "%s", err.msg);
+    if (run_config_load(&rc, config, sets, n_sets, dry_run, &err))
+        mt_die("train", MT_EXIT_BAD_INPUT, "%s", err.msg);
     int code = MT_EXIT_OK;
     if (dry_run) {
         trainer_dry_run(&rc);
     } else {
         MPI_Init(&argc, &argv);
         code = trainer_run(&rc, &err);
-        if (code) fprintf(stderr, "train: %s\n", err.msg);
+        if (code)
+            fprintf(stderr, "train: %s\n", err.msg);
         MPI_Finalize();
     }
     run_config_free(&rc);

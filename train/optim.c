@@ -3,7 +3,8 @@
 #include <math.h>
 
 double optim_lr(const optim_config *c, long s) {
-    if (!c->cosine) return c->lr;
+    if (!c->cosine)
+        return c->lr;
     double W = (double)c->warmup_steps, A = (double)c->anneal_steps;
     double w = W > 0 ? fmin((double)s, W) / W : 1.0;
     double a = A > 0 ? fmin(fmax((double)s - W, 0.0), A) / A : 0.0;
@@ -22,7 +23,8 @@ void optim_state_free(optim_state *s, model *m) {
 }
 
 double optim_clip_factor(const optim_config *c, double norm) {
-    if (c->clip <= 0 || !(norm > c->clip)) return 1.0;
+    if (c->clip <= 0 || !(norm > c->clip))
+        return 1.0;
     return c->clip / norm;
 }
 

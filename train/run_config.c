@@ -10,10 +10,11 @@
 
 static const char *const RUN_KEYS[] = {"model", "run_dir", "backend", "threads", "data", "train", NULL};
 static const char *const DATA_KEYS[] = {"train", "val", "kind", "seq_len", "seed", NULL};
-static const char *const TRAIN_KEYS[] = {
-    "global_batch", "micro_batch", "steps", "lr", "end_lr", "warmup_steps", "anneal_steps", "schedule",
-    "weight_decay", "beta1", "beta2", "eps", "clip", "z_loss", "eval_every", "eval_batches", "log_every",
-    "seed", "max_bad_steps", NULL};
+static const char *const TRAIN_KEYS[] = {"global_batch", "micro_batch",  "steps",         "lr",
+                                         "end_lr",       "warmup_steps", "anneal_steps",  "schedule",
+                                         "weight_decay", "beta1",        "beta2",         "eps",
+                                         "clip",         "z_loss",       "eval_every",    "eval_batches",
+                                         "log_every",    "seed",         "max_bad_steps", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];
@@ -29,7 +30,8 @@ static int file_list(const jcfg_src *src, const cJSON *data, const char *key, in
     const cJSON *v = data ? cJSON_GetObjectItemCaseSensitive(data, key) : NULL;
     *out = NULL;
     *n = 0;
-    if (!v) return required ? fail_at(src, path, err, "missing (required)") : 0;
+    if (!v)
+        return required ? fail_at(src, path, err, "missing (required)") : 0;
     int items = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
     glob_t g;
     memset(&g, 0, sizeof g);
@@ -50,7 +52,8 @@ static int file_list(const jcfg_src *src, const cJSON *data, const char *key, in
         return fail_at(src, path, err, "no files");
     }
     *out = mt_calloc(g.gl_pathc, sizeof **out);
-    for (size_t i = 0; i < g.gl_pathc; i++) (*out)[i] = mt_strdup(g.gl_pathv[i]);
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        (*out)[i] = mt_strdup(g.gl_pathv[i]);
     *n = (int)g.gl_pathc;
     globfree(&g);
     for (int i = 1; i < *n; i++) /* sorted name order (DESIGN 6); glob sorts each pattern only */
@@ -73,7 +76,8 @@ static int parse_data(run_config *rc, const jcfg_src *src, const cJSON *data, in
         jcfg_int(src, "data", data, "seq_len", 0, 1, rc->model.n_ctx, &rc->seq_len, err) ||
         jcfg_long(src, "data", data, "seed", 0, 0, 1L << 62, &rc->data_seed, err))
         return -1;
-    if (strcmp(kind, "stream")) return fail_at(src, "data.kind", err, "must be \"stream\"");
+    if (strcmp(kind, "stream"))
+        return fail_at(src, "data.kind", err, "must be \"stream\"");
     return 0;
 }
 
@@ -120,9 +124,12 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
     if (strcmp(schedule, "cosine") && strcmp(schedule, "constant"))
         return fail_at(src, "train.schedule", err, "must be \"cosine\" or \"constant\"");
     o->cosine = strcmp(schedule, "cosine") == 0;
-    if (o->end_lr < 0) o->end_lr = 0.1 * o->lr;
-    if (o->anneal_steps < 0) o->anneal_steps = rc->steps > o->warmup_steps ? rc->steps - o->warmup_steps : 0;
-    if (rc->global_batch < 0) rc->global_batch = rc->micro_batch;
+    if (o->end_lr < 0)
+        o->end_lr = 0.1 * o->lr;
+    if (o->anneal_steps < 0)
+        o->anneal_steps = rc->steps > o->warmup_steps ? rc->steps - o->warmup_steps : 0;
+    if (rc->global_batch < 0)
+        rc->global_batch = rc->micro_batch;
     if (rc->global_batch % rc->micro_batch) {
         char what[160];
         snprintf(what, sizeof what, "%d is not a multiple of micro_batch %d (x data-parallel size 1)",
@@ -138,7 +145,8 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
 static int include_model(cJSON *root, const char *run_path, char *model_path, size_t cap, mt_err *err) {
     cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
     model_path[0] = 0;
-    if (!cJSON_IsString(m)) return 0;
+    if (!cJSON_IsString(m))
+        return 0;
     snprintf(model_path, cap, "%s", m->valuestring);
     FILE *f = fopen(model_path, "r");
     if (!f) {
@@ -149,7 +157,8 @@ static int include_model(cJSON *root, const char *run_path, char *model_path, si
         fclose(f);
     }
     cJSON *obj = jcfg_load(model_path, err);
-    if (!obj) return -1;
+    if (!obj)
+        return -1;
     cJSON_ReplaceItemInObjectCaseSensitive(root, "model", obj);
     return 0;
 }
@@ -163,8 +172,10 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     cJSON_AddNumberToObject(r, "threads", rc->threads);
     cJSON *d = cJSON_AddObjectToObject(r, "data");
     cJSON *tl = cJSON_AddArrayToObject(d, "train"), *vl = cJSON_AddArrayToObject(d, "val");
-    for (int i = 0; i < rc->n_train; i++) cJSON_AddItemToArray(tl, cJSON_CreateString(rc->train_files[i]));
-    for (int i = 0; i < rc->n_val; i++) cJSON_AddItemToArray(vl, cJSON_CreateString(rc->val_files[i]));
+    for (int i = 0; i < rc->n_train; i++)
+        cJSON_AddItemToArray(tl, cJSON_CreateString(rc->train_files[i]));
+    for (int i = 0; i < rc->n_val; i++)
+        cJSON_AddItemToArray(vl, cJSON_CreateString(rc->val_files[i]));
     cJSON_AddStringToObject(d, "kind", "stream");
     cJSON_AddNumberToObject(d, "seq_len", rc->seq_len);
     cJSON_AddNumberToObject(d, "seed", (double)rc->data_seed);
@@ -196,13 +207,14 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
                     mt_err *err) {
     memset(rc, 0, sizeof *rc);
     cJSON *root = jcfg_load(path, err);
-    if (!root) return -1;
+    if (!root)
+        return -1;
     int bare_model = !cJSON_HasObjectItem(root, "model");
     if (bare_model) {
         if (!model_only_ok) {
             cJSON_Delete(root);
-            return mt_fail(err, "%s: model: missing (required; a bare model config works only with --dry-run)",
-                           path);
+            return mt_fail(
+                err, "%s: model: missing (required; a bare model config works only with --dry-run)", path);
         }
         cJSON *wrap = cJSON_CreateObject();
         cJSON_AddItemToObject(wrap, "model", root);
@@ -215,12 +227,14 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
         src.model_file = path;
     else if (model_path[0])
         src.model_file = model_path;
-    for (int i = 0; i < n_sets && !rcode; i++) rcode = jcfg_set(root, sets[i], err);
+    for (int i = 0; i < n_sets && !rcode; i++)
+        rcode = jcfg_set(root, sets[i], err);
     const cJSON *model = NULL, *data = NULL, *train = NULL;
     const char *run_dir = NULL, *backend = "cpu";
     rc->threads = omp_get_num_procs();
     if (!rcode)
-        rcode = jcfg_only_keys(&src, "", root, RUN_KEYS, err) || jcfg_obj(&src, "", root, "model", 1, &model, err) ||
+        rcode = jcfg_only_keys(&src, "", root, RUN_KEYS, err) ||
+                jcfg_obj(&src, "", root, "model", 1, &model, err) ||
                 model_config_parse(&src, "model", model, &rc->model, err) ||
                 jcfg_str(&src, "", root, "run_dir", 0, &run_dir, err) ||
                 jcfg_str(&src, "", root, "backend", 0, &backend, err) ||
@@ -235,20 +249,24 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
             snprintf(rc->run_dir, sizeof rc->run_dir, "%s", run_dir);
         } else {
             char *base = mt_strdup(path), *b = basename(base), *dot = strrchr(b, '.');
-            if (dot) *dot = 0;
+            if (dot)
+                *dot = 0;
             snprintf(rc->run_dir, sizeof rc->run_dir, "runs/%s", b);
             free(base);
         }
         fill_resolved(rc, root);
     }
     cJSON_Delete(root);
-    if (rcode) run_config_free(rc);
+    if (rcode)
+        run_config_free(rc);
     return rcode ? -1 : 0;
 }
 
 void run_config_free(run_config *rc) {
-    for (int i = 0; i < rc->n_train; i++) free(rc->train_files[i]);
-    for (int i = 0; i < rc->n_val; i++) free(rc->val_files[i]);
+    for (int i = 0; i < rc->n_train; i++)
+        free(rc->train_files[i]);
+    for (int i = 0; i < rc->n_val; i++)
+        free(rc->val_files[i]);
     free(rc->train_files);
     free(rc->val_files);
     cJSON_Delete(rc->resolved);

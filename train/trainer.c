@@ -40,9 +40,11 @@ static int make_dirs(const char *path, mt_err *err) {
         if (*p == '/' || *p == 0) {
             char c = *p;
             *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) return mt_fail(err, "%s: cannot create: %s", buf, strerror(errno));
+            if (mkdir(buf, 0777) && errno != EEXIST)
+                return mt_fail(err, "%s: cannot create: %s", buf, strerror(errno));
             *p = c;
-            if (!c) break;
+            if (!c)
+                break;
         }
     }
     return 0;
@@ -52,7 +54,8 @@ static int write_config(const run_config *rc, mt_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", rc->run_dir);
     FILE *f = fopen(path, "w");
-    if (!f) return mt_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    if (!f)
+        return mt_fail(err, "%s: cannot write: %s", path, strerror(errno));
     char *json = cJSON_Print(rc->resolved);
     fprintf(f, "%s\n", json);
     free(json);
@@ -78,7 +81,8 @@ static int evaluate(trainer *t, double *loss, mt_err *err) {
     t->val.cursor = t->val.epoch = 0;
     for (int i = 0; i < rc->eval_batches; i++) {
         double w;
-        if (loader_next(&t->val, rc->micro_batch, t->tokens, t->weights, err)) return -1;
+        if (loader_next(&t->val, rc->micro_batch, t->tokens, t->weights, err))
+            return -1;
         sum += model_forward(t->m, t->tokens, t->weights, &w);
         wsum += w;
     }
@@ -91,7 +95,8 @@ static int step_once(trainer *t, long step, step_report *rep, mt_err *err) {
     const run_config *rc = t->rc;
     size_t ntok = (size_t)rc->micro_batch * (rc->seq_len + 1), nw = (size_t)rc->micro_batch * rc->seq_len;
     for (int j = 0; j < rc->accum; j++)
-        if (loader_next(&t->train, rc->micro_batch, t->tokens + j * ntok, t->weights + j * nw, err)) return -1;
+        if (loader_next(&t->train, rc->micro_batch, t->tokens + j * ntok, t->weights + j * nw, err))
+            return -1;
     step_result r;
     train_step(t->m, &t->opt, &rc->optim, step, rc->accum, t->tokens, t->weights, &r);
     rep->loss = r.loss;
@@ -113,9 +118,11 @@ static int setup(trainer *t, const run_config *rc, mt_err *err) {
             return -1;
         t->has_val = 1;
     }
-    if (make_dirs(rc->run_dir, err) || write_config(rc, err)) return -1;
+    if (make_dirs(rc->run_dir, err) || write_config(rc, err))
+        return -1;
     char msg[1024];
-    if (metrics_open(&t->log, rc->run_dir, msg, sizeof msg)) return mt_fail(err, "%s", msg);
+    if (metrics_open(&t->log, rc->run_dir, msg, sizeof msg))
+        return mt_fail(err, "%s", msg);
     ops *o = ops_cpu_create(rc->threads);
     t->m = model_create(&rc->model, o, rc->micro_batch, rc->seq_len);
     t->m->z_loss = (float)rc->z_loss;
@@ -126,11 +133,12 @@ static int setup(trainer *t, const run_config *rc, mt_err *err) {
     t->weights = mt_malloc((size_t)rc->accum * rc->micro_batch * rc->seq_len * sizeof *t->weights);
     t->flops_per_token = model_flops_per_token(&rc->model, &t->m->table, rc->seq_len);
     t->sgemm_gflops = ops_matmul_gflops(o, 1024, 0.5);
-    metrics_note(&t->log,
-                 "model %s: params %ld, %d threads, sgemm %.1f GFLOP/s; global batch %d = %d micro-batches of %d "
-                 "x %d tokens; %ld training windows",
-                 rc->model.name, param_count(&t->m->table), rc->threads, t->sgemm_gflops, rc->global_batch,
-                 rc->accum, rc->micro_batch, rc->seq_len, t->train.n_windows);
+    metrics_note(
+        &t->log,
+        "model %s: params %ld, %d threads, sgemm %.1f GFLOP/s; global batch %d = %d micro-batches of %d "
+        "x %d tokens; %ld training windows",
+        rc->model.name, param_count(&t->m->table), rc->threads, t->sgemm_gflops, rc->global_batch, rc->accum,
+        rc->micro_batch, rc->seq_len, t->train.n_windows);
     return 0;
 }
 
@@ -142,7 +150,8 @@ static void teardown(trainer *t) {
         o->destroy(o);
     }
     loader_close(&t->train);
-    if (t->has_val) loader_close(&t->val);
+    if (t->has_val)
+        loader_close(&t->val);
     metrics_close(&t->log);
     free(t->tokens);
     free(t->weights);
@@ -156,7 +165,8 @@ static int run_loop(trainer *t, mt_err *err) {
     for (long step = 0; step < rc->steps; step++) {
         double ts = mt_now();
         step_report r = {.step = step + 1, .steps = rc->steps};
-        if (step_once(t, step, &r, err)) return MT_EXIT_BAD_INPUT;
+        if (step_once(t, step, &r, err))
+            return MT_EXIT_BAD_INPUT;
         double now = mt_now();
         r.tokens_per_s = tokens_per_step / (now - ts);
         r.sgemm_util = r.tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9);
@@ -170,7 +180,8 @@ static int run_loop(trainer *t, mt_err *err) {
         }
         if (t->has_val && rc->eval_every && (r.step % rc->eval_every == 0 || r.step == rc->steps)) {
             double vl;
-            if (evaluate(t, &vl, err)) return MT_EXIT_BAD_INPUT;
+            if (evaluate(t, &vl, err))
+                return MT_EXIT_BAD_INPUT;
             metrics_eval(&t->log, r.step, vl);
         }
     }
