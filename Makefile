@@ -23,6 +23,7 @@ BINS     := $(patsubst main_%,bin/%,$(basename $(notdir $(MAIN_OBJ))))
 TESTS    := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test bench demo clean
+.SECONDARY:
 all: $(BINS) $(TESTS)
 
 deps:

@@ -1,30 +1,53 @@
-/* The pretraining stream (DESIGN 6): the dataset is the list of non-overlapping windows of T+1 tokens
- * over all shards in sorted name order (windows may cross shard boundaries). This loader walks them in
- * order; its state (epoch, cursor) is small so checkpoints can save it. */
+/* Training data (DESIGN 6). A dataset is a sorted list of token shards, seen as a list of sequences:
+ *  - stream (pretraining): the non-overlapping windows of T+1 tokens over the concatenation of all
+ *    shards (windows may cross shard boundaries), every weight 1;
+ *  - examples (fine-tuning): one document per sequence, truncated or padded to T+1 tokens, the weight of
+ *    the prediction at position i being loss_mask[i+1] (0 on padding); examples with no counted token
+ *    are dropped and counted.
+ * Epoch e visits the sequences in the permutation perm(seed, e). A global batch takes the next G
+ * sequences; data-parallel rank r of D takes its contiguous slice of G/D. The state (epoch, cursor) is
+ * all a checkpoint needs to continue the exact sequence of batches. */
 #ifndef MT_LOADER_H
 #define MT_LOADER_H
 
 #include "shard.h"
 
+typedef enum { LOADER_STREAM, LOADER_EXAMPLES } loader_kind;
+
 typedef struct {
+    int shard;
+    long start, len; /* the document's tokens in its shard */
+} loader_example;
+
+typedef struct {
+    loader_kind kind;
     int n_shards;
     shard *shards;
     long *first_token; /* global index of each shard's first token */
-    long n_tokens, n_windows;
+    long n_tokens;
+    long n_seq;               /* sequences per epoch */
+    loader_example *examples; /* examples: every kept document */
+    long dropped;             /* examples: documents with no counted token after truncation */
     int T;
     int vocab_size, loss_vocab;
-    long epoch, cursor; /* the state: next window is `cursor` of epoch `epoch` */
-    int32_t *buf;
+    uint64_t seed;
+    long epoch, cursor; /* the state: the next sequence is position `cursor` of epoch `epoch` */
+    uint8_t *mask_buf;
 } loader;
 
-/* Opens the shards (paths already expanded and sorted); T is the sequence length. */
-int loader_open(loader *l, char *const *paths, int n, int T, int vocab_size, int loss_vocab, mt_err *err);
+int loader_open(loader *l, loader_kind kind, char *const *paths, int n, int T, uint64_t seed, int vocab_size,
+                int loss_vocab, mt_err *err);
 void loader_close(loader *l);
 
-/* Fills tokens [B, T+1] and weights [B, T] (1 for every prediction) with the next B windows. */
-int loader_next(loader *l, int B, int32_t *tokens, float *weights, mt_err *err);
+/* Sequence s of the dataset's own order (0 <= s < n_seq): tokens [T+1], weights [T]. */
+int loader_sequence(loader *l, long s, int32_t *tokens, float *weights, mt_err *err);
 
-/* Reads window w (0 <= w < n_windows) into tokens [T+1]. */
-int loader_window(loader *l, long w, int32_t *tokens, mt_err *err);
+/* This rank's slice of the next global batch of G sequences (G divisible by dp_size): G/dp_size
+ * sequences into tokens [G/D, T+1] and weights [G/D, T]; advances the state by G. */
+int loader_global_batch(loader *l, int G, int dp_rank, int dp_size, int32_t *tokens, float *weights,
+                        mt_err *err);
+
+/* The first n sequences in dataset order (evaluation uses a fixed list). */
+int loader_fixed(loader *l, long first, int n, int32_t *tokens, float *weights, mt_err *err);
 
 #endif

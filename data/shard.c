@@ -157,6 +157,29 @@ int shard_read(shard *s, long start, long n, int32_t *out, uint8_t *mask, mt_err
     return 0;
 }
 
+int shard_doc_offsets(shard *s, uint64_t **out, mt_err *err) {
+    hid_t d = H5Lexists(s->file, "doc_offsets", H5P_DEFAULT) > 0
+                  ? H5Dopen2(s->file, "doc_offsets", H5P_DEFAULT)
+                  : -1;
+    if (d < 0 || !unsigned_int_of(d, 8) || dataset_len(d) != s->n_docs + 1) {
+        if (d >= 0)
+            H5Dclose(d);
+        return mt_fail(err, "%s: /doc_offsets is not uint64 of n_docs + 1 entries", s->path);
+    }
+    uint64_t *o = mt_malloc((size_t)(s->n_docs + 1) * sizeof *o);
+    herr_t rc = H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, o);
+    H5Dclose(d);
+    int ok = rc >= 0 && o[0] == 0 && o[s->n_docs] == (uint64_t)s->n_tokens;
+    for (long i = 0; ok && i < s->n_docs; i++)
+        ok = o[i] <= o[i + 1];
+    if (!ok) {
+        free(o);
+        return mt_fail(err, "%s: /doc_offsets is not an increasing list from 0 to n_tokens", s->path);
+    }
+    *out = o;
+    return 0;
+}
+
 /* ---- writer ---- */
 
 enum { CHUNK_TOKENS = 1 << 20 };

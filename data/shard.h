@@ -24,6 +24,9 @@ void shard_close(shard *s);
 /* Reads tokens [start, start + n) as int32; mask (may be NULL) gets /loss_mask or 1s. */
 int shard_read(shard *s, long start, long n, int32_t *out, uint8_t *mask, mt_err *err);
 
+/* Reads /doc_offsets (n_docs + 1 entries) into a new array. */
+int shard_doc_offsets(shard *s, uint64_t **out, mt_err *err);
+
 typedef struct shard_writer shard_writer;
 
 /* Starts PATH.tmp; shard_writer_close renames it to PATH when everything is written. */

@@ -176,7 +176,7 @@ static void fill_resolved(run_config *rc, cJSON *root) {
         cJSON_AddItemToArray(tl, cJSON_CreateString(rc->train_files[i]));
     for (int i = 0; i < rc->n_val; i++)
         cJSON_AddItemToArray(vl, cJSON_CreateString(rc->val_files[i]));
-    cJSON_AddStringToObject(d, "kind", "stream");
+    cJSON_AddStringToObject(d, "kind", rc->data_kind == LOADER_STREAM ? "stream" : "examples");
     cJSON_AddNumberToObject(d, "seq_len", rc->seq_len);
     cJSON_AddNumberToObject(d, "seed", (double)rc->data_seed);
     cJSON *t = cJSON_AddObjectToObject(r, "train");

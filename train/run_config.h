@@ -3,6 +3,7 @@
 #ifndef MT_RUN_CONFIG_H
 #define MT_RUN_CONFIG_H
 
+#include "data/loader.h"
 #include "model/config.h"
 #include "train/optim.h"
 
@@ -13,6 +14,7 @@ typedef struct {
     /* data */
     char **train_files, **val_files; /* expanded globs, sorted */
     int n_train, n_val;
+    loader_kind data_kind;
     int seq_len;
     long data_seed;
     /* train */

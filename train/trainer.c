@@ -78,10 +78,9 @@ typedef struct {
 static int evaluate(trainer *t, double *loss, mt_err *err) {
     const run_config *rc = t->rc;
     double sum = 0, wsum = 0;
-    t->val.cursor = t->val.epoch = 0;
     for (int i = 0; i < rc->eval_batches; i++) {
         double w;
-        if (loader_next(&t->val, rc->micro_batch, t->tokens, t->weights, err))
+        if (loader_fixed(&t->val, (long)i * rc->micro_batch, rc->micro_batch, t->tokens, t->weights, err))
             return -1;
         sum += model_forward(t->m, t->tokens, t->weights, &w);
         wsum += w;
@@ -93,10 +92,8 @@ static int evaluate(trainer *t, double *loss, mt_err *err) {
 /* Loads the micro-batches of one optimizer step and runs it. */
 static int step_once(trainer *t, long step, step_report *rep, mt_err *err) {
     const run_config *rc = t->rc;
-    size_t ntok = (size_t)rc->micro_batch * (rc->seq_len + 1), nw = (size_t)rc->micro_batch * rc->seq_len;
-    for (int j = 0; j < rc->accum; j++)
-        if (loader_next(&t->train, rc->micro_batch, t->tokens + j * ntok, t->weights + j * nw, err))
-            return -1;
+    if (loader_global_batch(&t->train, rc->global_batch, 0, 1, t->tokens, t->weights, err))
+        return -1;
     step_result r;
     train_step(t->m, &t->opt, &rc->optim, step, rc->accum, t->tokens, t->weights, &r);
     rep->loss = r.loss;
@@ -109,12 +106,12 @@ static int step_once(trainer *t, long step, step_report *rep, mt_err *err) {
 static int setup(trainer *t, const run_config *rc, mt_err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
-    if (loader_open(&t->train, rc->train_files, rc->n_train, rc->seq_len, rc->model.vocab_size,
-                    rc->model.loss_vocab, err))
+    if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len, (uint64_t)rc->data_seed,
+                    rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
     if (rc->n_val) {
-        if (loader_open(&t->val, rc->val_files, rc->n_val, rc->seq_len, rc->model.vocab_size,
-                        rc->model.loss_vocab, err))
+        if (loader_open(&t->val, rc->data_kind, rc->val_files, rc->n_val, rc->seq_len, (uint64_t)rc->data_seed,
+                        rc->model.vocab_size, rc->model.loss_vocab, err))
             return -1;
         t->has_val = 1;
     }
@@ -136,9 +133,9 @@ static int setup(trainer *t, const run_config *rc, mt_err *err) {
     metrics_note(
         &t->log,
         "model %s: params %ld, %d threads, sgemm %.1f GFLOP/s; global batch %d = %d micro-batches of %d "
-        "x %d tokens; %ld training windows",
+        "x %d tokens; %ld training sequences",
         rc->model.name, param_count(&t->m->table), rc->threads, t->sgemm_gflops, rc->global_batch, rc->accum,
-        rc->micro_batch, rc->seq_len, t->train.n_windows);
+        rc->micro_batch, rc->seq_len, t->train.n_seq);
     return 0;
 }
 
