@@ -35,6 +35,16 @@ typedef struct {
     uint8_t *mask_buf;
 } loader;
 
+typedef struct {
+    long epoch, cursor;
+} loader_state;
+
+static inline loader_state loader_get_state(const loader *l) { return (loader_state){l->epoch, l->cursor}; }
+static inline void loader_set_state(loader *l, loader_state s) {
+    l->epoch = s.epoch;
+    l->cursor = s.cursor;
+}
+
 int loader_open(loader *l, loader_kind kind, char *const *paths, int n, int T, uint64_t seed, int vocab_size,
                 int loss_vocab, mt_err *err);
 void loader_close(loader *l);
