@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,9 +23,9 @@ struct model_acts {
     layer_acts *layer;
     ops_buf *proj; /* [N, d] output of a projection into the residual stream */
     ops_buf *lnf, *lnf_mean, *lnf_rstd;
-    ops_buf *logits; /* [N, Vl]; overwritten by its gradient in the backward */
-    ops_buf *rowmax, *sumexp, *tgt, *loss;
-    ops_buf *rope; /* [T, rotary_dim] cos | sin table */
+    ops_buf *logits;                   /* [N, Vl]; overwritten by its gradient in the backward */
+    ops_buf *rowmax, *ce_stats, *loss; /* ce_stats: sumexp [N] then tgt [N], reduced together */
+    ops_buf *rope;                     /* [T, rotary_dim] cos | sin table */
     /* backward scratch */
     ops_buf *d_resid, *d_ln, *d_att, *dq, *dk, *dv, *d_scores, *d_fc;
 };
@@ -95,8 +96,7 @@ static void alloc_acts(model *m) {
     a->lnf_rstd = alloc_f(m, N);
     a->logits = alloc_f(m, N * vl);
     a->rowmax = alloc_f(m, N);
-    a->sumexp = alloc_f(m, N);
-    a->tgt = alloc_f(m, N);
+    a->ce_stats = alloc_f(m, 2 * N);
     a->loss = alloc_f(m, N);
     a->d_resid = alloc_f(m, N * d);
     a->d_ln = alloc_f(m, N * d);
@@ -110,18 +110,40 @@ static void alloc_acts(model *m) {
         rope_table(m);
 }
 
-model *model_create(const model_config *cfg, ops *o, int B, int T) {
+const char *model_tp_problem(const model_config *cfg, int tp, char *buf, size_t cap) {
+    if (cfg->n_head % tp == 0 && cfg->d_ff % tp == 0)
+        return NULL;
+    snprintf(buf, cap, "parallel.tp = %d must divide n_head %d and d_ff %d", tp, cfg->n_head, cfg->d_ff);
+    return buf;
+}
+
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm) {
     CHECK(T <= cfg->n_ctx, "sequence length %d exceeds n_ctx %d", T, cfg->n_ctx);
+    int tp = comm ? comm->size[COMM_TP] : 1, dp = comm ? comm->size[COMM_DP] : 1;
+    char why[160];
+    CHECK(!model_tp_problem(cfg, tp, why, sizeof why), "%s", why);
     model *m = mt_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->o = o;
     m->B = B;
     m->T = T;
-    param_table_build(&m->table, cfg, 1, 0);
-    m->params = alloc_f(m, m->table.total);
-    m->grads = alloc_f(m, m->table.total);
+    m->comm = comm;
+    param_table_build(&m->table, cfg, tp, comm ? comm->rank[COMM_TP] : 0);
+    m->flat_n = mt_round_up(m->table.total, 16 * (size_t)dp);
+    m->params = alloc_f(m, m->flat_n);
+    m->grads = alloc_f(m, m->flat_n);
     alloc_acts(m);
     return m;
+}
+
+model *model_create(const model_config *cfg, ops *o, int B, int T) {
+    return model_create_sharded(cfg, o, B, T, NULL);
+}
+
+/* Sums a [N, d] partial result over the tensor-parallel group (SPEC 4.3). */
+static void tp_sum(model *m, ops_ptr x) {
+    if (m->comm)
+        comm_allreduce(m->comm, COMM_TP, COMM_SUM, m->o, x, (size_t)m->B * m->T * m->cfg.d_model);
 }
 
 static void free_bufs(ops *o, ops_buf **bufs, size_t n) {
@@ -141,10 +163,10 @@ void model_free(model *m) {
         free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     }
     free_bufs(o, a->resid, (size_t)m->cfg.n_layer + 1);
-    ops_buf *bufs[] = {a->ids,      a->targets,  a->weights, a->proj,   a->lnf,  a->lnf_mean,
-                       a->lnf_rstd, a->logits,   a->rowmax,  a->sumexp, a->tgt,  a->loss,
-                       a->rope,     a->d_resid,  a->d_ln,    a->d_att,  a->dq,   a->dk,
-                       a->dv,       a->d_scores, a->d_fc,    m->params, m->grads};
+    ops_buf *bufs[] = {a->ids,      a->targets, a->weights, a->proj,     a->lnf,  a->lnf_mean,
+                       a->lnf_rstd, a->logits,  a->rowmax,  a->ce_stats, a->loss, a->rope,
+                       a->d_resid,  a->d_ln,    a->d_att,   a->dq,       a->dk,   a->dv,
+                       a->d_scores, a->d_fc,    m->params,  m->grads};
     free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     free(a->resid);
     free(a->layer);
@@ -162,7 +184,7 @@ void model_init_params(model *m, uint64_t seed) {
     free(flat);
 }
 
-void model_zero_grads(model *m) { m->o->zero(m->o, P0(m->grads), m->table.total); }
+void model_zero_grads(model *m) { m->o->zero(m->o, P0(m->grads), m->flat_n); }
 
 /* y[N, out] = x[N, in] W^T (+ b), W is the local [out, in] shard of parameter w. */
 static void linear_fwd(model *m, ops_ptr y, ops_ptr x, int w, int b, float beta) {
@@ -282,14 +304,17 @@ static void layer_fwd(model *m, int l) {
     if (m->cfg.parallel_residual) {
         /* GPT-J: x + attn(ln_1 x) + mlp(ln_1 x), both branches from the same normed input. */
         mlp_fwd(m, l, P0(A->ln1), proj, 1.0f);
+        tp_sum(m, proj); /* the one all-reduce of a parallel-residual layer */
         add_resid_bias(m, proj, L->o_b);
         add_resid_bias(m, proj, L->out_b);
         m->o->add(m->o, out, x, proj, nd);
     } else {
+        tp_sum(m, proj);
         add_resid_bias(m, proj, L->o_b);
         m->o->add(m->o, P0(A->mid), x, proj, nd);
         layernorm_fwd(m, P0(A->ln2), A->ln2_mean, A->ln2_rstd, P0(A->mid), L->ln2_w, L->ln2_b);
         mlp_fwd(m, l, P0(A->ln2), proj, 0.0f);
+        tp_sum(m, proj);
         add_resid_bias(m, proj, L->out_b);
         m->o->add(m->o, out, P0(A->mid), proj, nd);
     }
@@ -306,13 +331,16 @@ static void layer_bwd(model *m, int l) {
         resid_bias_grad(m, dr, L->o_b);
         mlp_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
         attention_bwd(m, l, dr, P0(A->ln1), d_ln, 1.0f);
+        tp_sum(m, d_ln); /* the one backward all-reduce of a parallel-residual layer */
         layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
     } else {
         resid_bias_grad(m, dr, L->out_b);
         mlp_bwd(m, l, dr, P0(A->ln2), d_ln, 0.0f);
+        tp_sum(m, d_ln);
         layernorm_bwd(m, dr, d_ln, P0(A->mid), A->ln2_mean, A->ln2_rstd, L->ln2_w, L->ln2_b);
         resid_bias_grad(m, dr, L->o_b);
         attention_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
+        tp_sum(m, d_ln);
         layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
     }
 }
@@ -357,6 +385,7 @@ double model_forward(model *m, const int32_t *tokens, const float *weights, doub
     const param_info *wte = &m->table.p[m->table.wte];
     o->embed_fwd(o, P0(a->resid[0]), P0(a->ids), W(m, m->table.wte), N, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);
+    tp_sum(m, P0(a->resid[0])); /* vocabulary-split lookup: the owning rank contributes the row */
     if (m->table.wpe >= 0)
         o->pos_fwd(o, P0(a->resid[0]), W(m, m->table.wpe), m->B, m->T, c->d_model);
     for (int l = 0; l < c->n_layer; l++)
@@ -366,9 +395,15 @@ double model_forward(model *m, const int32_t *tokens, const float *weights, doub
                   m->table.lnf_b);
     linear_fwd(m, P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
     ops_ce_shape s = ce_shape(m);
+    /* SPEC 4.4: global row max, then the sums of exp and the target logit over the vocabulary shards. */
+    ops_ptr sumexp = P0(a->ce_stats), tgt = ops_at(P0(a->ce_stats), (size_t)N);
     o->ce_rowmax(o, P0(a->rowmax), P0(a->logits), &s);
-    o->ce_sumexp(o, P0(a->sumexp), P0(a->tgt), P0(a->logits), P0(a->rowmax), P0(a->targets), &s);
-    o->ce_loss(o, P0(a->loss), P0(a->rowmax), P0(a->sumexp), P0(a->tgt), m->z_loss, N);
+    if (m->comm)
+        comm_allreduce(m->comm, COMM_TP, COMM_MAX, o, P0(a->rowmax), (size_t)N);
+    o->ce_sumexp(o, sumexp, tgt, P0(a->logits), P0(a->rowmax), P0(a->targets), &s);
+    if (m->comm)
+        comm_allreduce(m->comm, COMM_TP, COMM_SUM, o, P0(a->ce_stats), 2 * (size_t)N);
+    o->ce_loss(o, P0(a->loss), P0(a->rowmax), sumexp, tgt, m->z_loss, N);
     return o->dot(o, P0(a->loss), P0(a->weights), (size_t)N);
 }
 
@@ -378,8 +413,10 @@ void model_backward(model *m) {
     ops *o = m->o;
     int N = m->B * m->T;
     ops_ce_shape s = ce_shape(m);
-    o->ce_bwd(o, P0(a->logits), P0(a->rowmax), P0(a->sumexp), P0(a->targets), P0(a->weights), m->z_loss, &s);
+    o->ce_bwd(o, P0(a->logits), P0(a->rowmax), P0(a->ce_stats), P0(a->targets), P0(a->weights), m->z_loss,
+              &s);
     linear_bwd(m, P0(a->d_ln), P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
+    tp_sum(m, P0(a->d_ln));
     o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
     layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), P0(a->resid[c->n_layer]), a->lnf_mean, a->lnf_rstd,
                   m->table.lnf_w, m->table.lnf_b);
@@ -394,19 +431,19 @@ void model_backward(model *m) {
 
 void model_get_tensor(model *m, ops_buf *flat, int index, float *out) {
     const param_info *p = &m->table.p[index];
-    size_t n = (size_t)(p->shape[0] * p->shape[1]); /* rows beyond the global shape are padding */
+    size_t n = (size_t)(p->valid_rows * p->local_shape[1]); /* rows beyond the global shape are padding */
     m->o->to_host(m->o, out, (ops_ptr){flat, p->offset}, n);
 }
 
 void model_set_tensor(model *m, ops_buf *flat, int index, const float *in) {
     const param_info *p = &m->table.p[index];
-    size_t n = (size_t)(p->shape[0] * p->shape[1]);
+    size_t n = (size_t)(p->valid_rows * p->local_shape[1]);
     m->o->from_host(m->o, (ops_ptr){flat, p->offset}, in, n);
 }
 
 void model_get_logits(model *m, float *out) {
     const param_info *h = &m->table.p[m->table.head_w];
-    size_t N = (size_t)m->B * m->T, ld = (size_t)h->local_shape[0], V = (size_t)m->cfg.vocab_size;
+    size_t N = (size_t)m->B * m->T, ld = (size_t)h->local_shape[0], V = (size_t)h->valid_rows;
     float *all = mt_malloc(N * ld * sizeof *all);
     m->o->to_host(m->o, all, P0(m->acts->logits), N * ld);
     for (size_t i = 0; i < N; i++)

@@ -4,6 +4,7 @@
 #define MT_MODEL_H
 
 #include "ops.h"
+#include "parallel/comm.h"
 #include "params.h"
 
 typedef struct model_acts model_acts;
@@ -13,14 +14,23 @@ typedef struct {
     param_table table;
     ops *o;
     int B, T;        /* micro-batch and sequence length the activations are sized for */
-    ops_buf *params; /* flat parameters (table.total) */
+    comm_ctx *comm;  /* NULL: a single process */
+    size_t flat_n;   /* flat buffer length: table.total rounded up to a multiple of 16 * dp */
+    ops_buf *params; /* flat parameters */
     ops_buf *grads;  /* flat gradients, accumulated over micro-batches */
     float z_loss;    /* z * logsumexp^2 per counted token (SPEC 9); 0 by default */
     model_acts *acts;
 } model;
 
-/* Allocates parameters, gradients and every activation for micro-batches of B x T, once. */
+/* Allocates parameters, gradients and every activation for micro-batches of B x T, once, for this rank's
+ * tensor-parallel shard of comm's layout (SPEC 4.2, 8). */
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm);
+/* The same for a single process. */
 model *model_create(const model_config *cfg, ops *o, int B, int T);
+
+/* Why the layout cannot shard this model (tp must divide the heads and d_ff), or NULL. */
+const char *model_tp_problem(const model_config *cfg, int tp, char *buf, size_t cap);
+
 void model_free(model *m);
 
 /* Initializes the parameters (param_init) on the backend. */
@@ -35,11 +45,12 @@ void model_backward(model *m);
 
 void model_zero_grads(model *m);
 
-/* Host copies of one parameter (or gradient) with its global shape (unpadded rows). */
+/* Host copies of this rank's shard of one parameter (or gradient): its valid_rows x local_shape[1] block
+ * (padded rows dropped); with one process, the whole tensor in its global shape. */
 void model_get_tensor(model *m, ops_buf *flat, int index, float *out);
 void model_set_tensor(model *m, ops_buf *flat, int index, const float *in);
 
-/* Host copy of the last forward's logits: [B*T, vocab_size] (padded columns dropped). */
+/* Host copy of the last forward's logits: [B*T, valid columns of this rank] (padding dropped). */
 void model_get_logits(model *m, float *out);
 
 /* Model FLOPs per token (DESIGN 10): 6 N_matmul + 12 sum_layers d T_eff. */

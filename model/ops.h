@@ -53,6 +53,9 @@ struct ops {
     void (*from_host)(ops *o, ops_ptr dst, const void *src, size_t n);
     void (*zero)(ops *o, ops_ptr x, size_t n);
     void (*copy)(ops *o, ops_ptr dst, ops_ptr src, size_t n);
+    /* The host address of a buffer in host memory, NULL for device memory: MPI and HDF5 take only host
+     * addresses (DESIGN 4), so device data goes through explicit copies. */
+    void *(*host_ptr)(ops *o, ops_ptr p);
 
     /* C = alpha * op(A) op(B) + beta * C, op(A) is m x k, op(B) is k x n. */
     void (*matmul)(ops *o, int trans_a, int trans_b, int m, int n, int k, float alpha, ops_ptr a, int lda,

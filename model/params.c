@@ -37,6 +37,10 @@ static int add(param_table *t, int cap, const char *name, int ndim, long rows, l
         break;
     }
     p->numel = (size_t)(p->local_shape[0] * p->local_shape[1]);
+    p->valid_rows =
+        p->shape[0] - p->row_start < p->local_shape[0] ? p->shape[0] - p->row_start : p->local_shape[0];
+    if (p->valid_rows < 0)
+        p->valid_rows = 0;
     p->offset = t->total;
     t->total = mt_round_up(t->total + p->numel, 16);
     p->decay = ndim >= 2;
@@ -63,8 +67,8 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
         layer_params *L = &t->layer[i];
         memset(L, -1, sizeof *L);
 #define NAME(s) (snprintf(nm, sizeof nm, "h.%d.%s", i, s), nm)
-        L->ln1_w = ADD(NAME("ln_1.weight"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ONES);
-        L->ln1_b = ADD(NAME("ln_1.bias"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ZEROS);
+        L->ln1_w = ADD(NAME("ln_1.weight"), 1, d, 1, TP_REPLICATED, INIT_ONES);
+        L->ln1_b = ADD(NAME("ln_1.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         L->q_w = ADD(NAME("attn.q_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
         if (c->bias_qkv)
             L->q_b = ADD(NAME("attn.q_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
@@ -78,8 +82,8 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
         if (c->bias_attn_out)
             L->o_b = ADD(NAME("attn.out_proj.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         if (!c->parallel_residual) {
-            L->ln2_w = ADD(NAME("ln_2.weight"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ONES);
-            L->ln2_b = ADD(NAME("ln_2.bias"), 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ZEROS);
+            L->ln2_w = ADD(NAME("ln_2.weight"), 1, d, 1, TP_REPLICATED, INIT_ONES);
+            L->ln2_b = ADD(NAME("ln_2.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         }
         L->fc_w = ADD(NAME("mlp.fc_in.weight"), 2, f, d, TP_SPLIT_ROWS, INIT_NORMAL);
         if (c->bias_mlp)
@@ -89,8 +93,8 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
             L->out_b = ADD(NAME("mlp.fc_out.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
 #undef NAME
     }
-    t->lnf_w = ADD("ln_f.weight", 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ONES);
-    t->lnf_b = ADD("ln_f.bias", 1, d, 1, TP_REPLICATED_PARTIAL, INIT_ZEROS);
+    t->lnf_w = ADD("ln_f.weight", 1, d, 1, TP_REPLICATED, INIT_ONES);
+    t->lnf_b = ADD("ln_f.bias", 1, d, 1, TP_REPLICATED, INIT_ZEROS);
     t->head_w = c->tie_embeddings ? t->wte : ADD("lm_head.weight", 2, V, d, TP_VOCAB, INIT_NORMAL);
     t->head_b = c->bias_lm_head ? ADD("lm_head.bias", 1, V, 1, TP_VOCAB, INIT_ZEROS) : -1;
 #undef ADD
@@ -148,10 +152,8 @@ void param_init(const param_table *t, const model_config *c, uint64_t seed, floa
         if (p->init == INIT_NORMAL_RESID)
             std /= sqrt(2.0 * c->n_layer);
         uint64_t key = mix64(seed ^ name_hash(p->name));
-        long rows =
-            p->shape[0] - p->row_start < p->local_shape[0] ? p->shape[0] - p->row_start : p->local_shape[0];
 #pragma omp parallel for schedule(static)
-        for (long r = 0; r < rows; r++) { /* padded vocabulary rows (r >= rows) stay zero */
+        for (long r = 0; r < p->valid_rows; r++) { /* padded vocabulary rows stay zero */
             long gr = r + p->row_start;
             for (long col = 0; col < p->local_shape[1]; col++) {
                 long gc = col + p->col_start;

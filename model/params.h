@@ -8,12 +8,14 @@
 
 #include "config.h"
 
+/* Replicated tensors (LayerNorms, wpe, biases of input-split layers) get complete, identical gradients on
+ * every tp rank: the model all-reduces the gradient of every replicated activation that feeds split
+ * layers before the LayerNorm backward, so no parameter gradient needs a sum over tp. */
 typedef enum {
-    TP_REPLICATED_PARTIAL, /* replicated; each tp rank holds a partial gradient (LayerNorm): sum over tp */
-    TP_REPLICATED,         /* replicated with a complete gradient (wpe, biases of input-split layers) */
-    TP_SPLIT_ROWS,         /* split by output feature (rows of [out, in]): q/k/v, fc_in, their biases */
-    TP_SPLIT_COLS,         /* split by input feature (columns): out_proj, fc_out */
-    TP_VOCAB,              /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
+    TP_REPLICATED, /* the same on every tp rank */
+    TP_SPLIT_ROWS, /* split by output feature (rows of [out, in]): q/k/v, fc_in, their biases */
+    TP_SPLIT_COLS, /* split by input feature (columns): out_proj, fc_out */
+    TP_VOCAB,      /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
 } tp_rule;
 
 typedef enum { INIT_NORMAL, INIT_NORMAL_RESID, INIT_ONES, INIT_ZEROS } init_kind;
@@ -24,6 +26,7 @@ typedef struct {
     long shape[2];       /* global shape as stored in checkpoints (vocab rows = vocab_size) */
     long local_shape[2]; /* this rank's shard in memory (vocab rows padded, then split) */
     long row_start;      /* first global row (TP_SPLIT_ROWS, TP_VOCAB) held by this rank */
+    long valid_rows;     /* local rows inside the global shape (fewer than local_shape[0] in padding) */
     long col_start;      /* first global column (TP_SPLIT_COLS) */
     size_t offset;       /* element offset in the flat buffers, 16-element (64-byte) aligned */
     size_t numel;        /* local element count */

@@ -11,8 +11,9 @@ trap 'rm -rf "$log"' EXIT
 run() {
     local name=$1; shift
     local start=$SECONDS
-    "$@" >"$log/out" 2>&1
+    timeout "${TEST_TIMEOUT:-900}" "$@" >"$log/out" 2>&1
     local rc=$? p f
+    [ "$rc" -eq 124 ] && echo "FAIL $name: timed out after ${TEST_TIMEOUT:-900} s" >>"$log/out"
     p=$(grep -c '^ok ' "$log/out")
     f=$(grep -c '^FAIL ' "$log/out")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then

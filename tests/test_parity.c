@@ -249,7 +249,7 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
 
     /* 10 optimizer steps through the trainer's own step function. */
     optim_state st;
-    optim_state_init(&st, m);
+    optim_state_init(&st, m, 0);
     double ref_losses[STEPS], worst = 0, lr_sum = 0;
     int clipped = 0;
     long got = read_f64(ref, "step_loss", ref_losses, STEPS);

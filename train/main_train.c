@@ -1,4 +1,4 @@
-/* bin/train RUN_CONFIG [--set key=value]... [--dry-run] */
+/* bin/train RUN_CONFIG [--set key=value]... [--dry-run]: one binary for one process, mpirun and srun. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,12 +7,23 @@
 #include "train/trainer.h"
 
 static void usage(void) {
-    fprintf(stderr,
-            "usage: bin/train CONFIG.json [--set key.path=value]... [--dry-run]\n"
-            "  CONFIG is a run config (model + data + train sections) or, with --dry-run, a model config.\n");
+    fprintf(stderr, "usage: bin/train CONFIG.json [--set key.path=value]... [--dry-run]\n"
+                    "  CONFIG is a run config (model + data + train sections) or, with --dry-run, a model config.\n");
+}
+
+/* Every rank sees the same bad input; rank 0 alone says so, and all exit with the same code. */
+static int finish(int rank, int code, const char *msg) {
+    if (code && rank == 0)
+        fprintf(stderr, "train: %s\n", msg);
+    MPI_Finalize();
+    return code;
 }
 
 int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, world;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
     const char *config = NULL;
     char **sets = calloc((size_t)argc, sizeof *sets);
     int n_sets = 0, dry_run = 0;
@@ -25,33 +36,28 @@ int main(int argc, char **argv) {
             dry_run = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage();
-            return 0;
+            return finish(rank, MT_EXIT_OK, "");
         } else if (argv[i][0] == '-' || config) {
-            fprintf(stderr, "train: unexpected argument '%s'\n", argv[i]);
-            usage();
-            return MT_EXIT_BAD_INPUT;
+            char msg[300];
+            snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[i]);
+            return finish(rank, MT_EXIT_BAD_INPUT, msg);
         } else
             config = argv[i];
     }
-    if (!config) {
-        usage();
-        return MT_EXIT_BAD_INPUT;
-    }
+    if (!config)
+        return finish(rank, MT_EXIT_BAD_INPUT, "no config given (see --help)");
     run_config rc;
     mt_err err;
-    if (run_config_load(&rc, config, sets, n_sets, dry_run, &err))
-        mt_die("train", MT_EXIT_BAD_INPUT, "%s", err.msg);
+    if (run_config_load(&rc, config, sets, n_sets, dry_run, world, &err))
+        return finish(rank, MT_EXIT_BAD_INPUT, err.msg);
     int code = MT_EXIT_OK;
     if (dry_run) {
-        trainer_dry_run(&rc);
+        if (rank == 0)
+            trainer_dry_run(&rc);
     } else {
-        MPI_Init(&argc, &argv);
         code = trainer_run(&rc, &err);
-        if (code)
-            fprintf(stderr, "train: %s\n", err.msg);
-        MPI_Finalize();
     }
     run_config_free(&rc);
     free(sets);
-    return code;
+    return finish(rank, code, err.msg);
 }

@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap) {
         metrics_close(m);
         return -1;
     }
+    m->active = 1;
     return 0;
 }
 
@@ -26,6 +28,15 @@ void metrics_close(metrics *m) {
     if (m->log)
         fclose(m->log);
     m->jsonl = m->log = NULL;
+    m->active = 0;
+}
+
+/* JSON has no NaN or infinity: a non-finite value is written as null. */
+static void json_num(FILE *f, const char *key, double v) {
+    if (isfinite(v))
+        fprintf(f, "\"%s\": %.9g, ", key, v);
+    else
+        fprintf(f, "\"%s\": null, ", key);
 }
 
 static void hms(double s, char *out, size_t cap) {
@@ -34,6 +45,8 @@ static void hms(double s, char *out, size_t cap) {
 }
 
 void metrics_note(metrics *m, const char *fmt, ...) {
+    if (!m->active)
+        return;
     char line[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -48,25 +61,35 @@ void metrics_note(metrics *m, const char *fmt, ...) {
 }
 
 void metrics_step(metrics *m, const step_report *r, int print) {
+    if (!m->active)
+        return;
     char el[32], eta[32];
     hms(r->elapsed, el, sizeof el);
     hms(r->eta, eta, sizeof eta);
     if (print)
         metrics_note(
             m,
-            "step %ld/%ld | loss %.4f | lr %.3e | gnorm %.3f | %.0f tok/s | sgemm util %.2f | %s elapsed | "
-            "ETA %s%s",
-            r->step, r->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, el, eta,
+            "step %ld/%ld | loss %.4f | lr %.3e | gnorm %.3f | %.0f tok/s | sgemm util %.2f | comm %.1f MB, "
+            "%.0f%% | %s elapsed | ETA %s%s",
+            r->step, r->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, r->comm_mb,
+            100 * r->comm_share, el, eta,
             r->skipped ? " | non-finite: update skipped" : "");
-    fprintf(m->jsonl,
-            "{\"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens_per_s\": %.6g, "
-            "\"sgemm_util\": %.4f, \"elapsed_s\": %.3f, \"skipped\": %s}\n",
-            r->step, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, r->elapsed,
-            r->skipped ? "true" : "false");
+    fprintf(m->jsonl, "{\"step\": %ld, ", r->step);
+    json_num(m->jsonl, "loss", r->loss);
+    json_num(m->jsonl, "lr", r->lr);
+    json_num(m->jsonl, "grad_norm", r->grad_norm);
+    json_num(m->jsonl, "tokens_per_s", r->tokens_per_s);
+    json_num(m->jsonl, "sgemm_util", r->sgemm_util);
+    json_num(m->jsonl, "comm_mb", r->comm_mb);
+    json_num(m->jsonl, "comm_share", r->comm_share);
+    json_num(m->jsonl, "elapsed_s", r->elapsed);
+    fprintf(m->jsonl, "\"skipped\": %s}\n", r->skipped ? "true" : "false");
     fflush(m->jsonl);
 }
 
 void metrics_eval(metrics *m, long step, double loss) {
+    if (!m->active)
+        return;
     metrics_note(m, "eval at step %ld | val loss %.4f", step, loss);
     fprintf(m->jsonl, "{\"step\": %ld, \"val_loss\": %.9g}\n", step, loss);
     fflush(m->jsonl);

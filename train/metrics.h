@@ -1,18 +1,21 @@
-/* What a run reports: the step line on stdout (and train.log), and metrics.jsonl in the run directory. */
+/* What a run reports: the step line on stdout (and train.log), and metrics.jsonl in the run directory.
+ * Only the reporting rank (world rank 0) opens them; on the other ranks every call does nothing. */
 #ifndef MT_METRICS_H
 #define MT_METRICS_H
 
 #include <stdio.h>
 
 typedef struct {
+    int active;
     FILE *jsonl, *log;
-    double t_start;
 } metrics;
 
 typedef struct {
     long step, steps;
     double loss, lr, grad_norm, tokens_per_s, sgemm_util, elapsed, eta;
-    int skipped; /* non-finite step: update skipped */
+    double comm_mb;    /* logical collective payload of this rank in the step, MB */
+    double comm_share; /* share of the step's time spent inside collectives */
+    int skipped;       /* non-finite step: update skipped */
 } step_report;
 
 /* Opens RUN_DIR/metrics.jsonl and RUN_DIR/train.log for appending. */

@@ -11,15 +11,47 @@ double optim_lr(const optim_config *c, long s) {
     return w * c->lr - (c->lr - c->end_lr) * (1.0 - cos(3.14159265358979323846 * a)) / 2.0;
 }
 
-void optim_state_init(optim_state *s, model *m) {
-    s->m = m->o->alloc(m->o, m->table.total, OPS_F32);
-    s->v = m->o->alloc(m->o, m->table.total, OPS_F32);
+void optim_state_init(optim_state *s, model *m, int zero) {
+    int dp = m->comm ? m->comm->size[COMM_DP] : 1, r = m->comm ? m->comm->rank[COMM_DP] : 0;
+    s->zero = zero && dp > 1;
+    size_t slice = m->flat_n / (size_t)dp;
+    s->lo = s->zero ? slice * (size_t)r : 0;
+    s->hi = s->zero ? s->lo + slice : m->flat_n;
+    s->m = m->o->alloc(m->o, s->hi - s->lo, OPS_F32);
+    s->v = m->o->alloc(m->o, s->hi - s->lo, OPS_F32);
+    s->grad_slice = s->zero ? m->o->alloc(m->o, slice, OPS_F32) : NULL;
 }
 
 void optim_state_free(optim_state *s, model *m) {
     m->o->free(m->o, s->m);
     m->o->free(m->o, s->v);
-    s->m = s->v = NULL;
+    m->o->free(m->o, s->grad_slice);
+    s->m = s->v = s->grad_slice = NULL;
+}
+
+ops_ptr optim_grad(const optim_state *s, model *m) {
+    return s->zero ? (ops_ptr){s->grad_slice, 0} : (ops_ptr){m->grads, 0};
+}
+
+/* The part of tensor i inside [lo, hi), as [*a, *b) in flat offsets; 0 when empty. */
+static int overlap(const optim_state *s, const param_info *p, size_t *a, size_t *b) {
+    *a = p->offset > s->lo ? p->offset : s->lo;
+    *b = p->offset + p->numel < s->hi ? p->offset + p->numel : s->hi;
+    return *a < *b;
+}
+
+double optim_grad_sumsq(const optim_state *s, model *m) {
+    int tp_rank = m->comm ? m->comm->rank[COMM_TP] : 0;
+    ops_ptr g = optim_grad(s, m);
+    double sum = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        const param_info *p = &m->table.p[i];
+        size_t a, b;
+        if ((p->rule == TP_REPLICATED && tp_rank != 0) || !overlap(s, p, &a, &b))
+            continue;
+        sum += m->o->sumsq(m->o, ops_at(g, a - s->lo), b - a);
+    }
+    return sum;
 }
 
 double optim_clip_factor(const optim_config *c, double norm) {
@@ -31,11 +63,14 @@ double optim_clip_factor(const optim_config *c, double norm) {
 void optim_apply(optim_state *s, model *m, const optim_config *c, long step, double grad_scale) {
     double lr = optim_lr(c, step), t = (double)(step + 1);
     float bc1 = (float)(1.0 - pow(c->beta1, t)), bc2 = (float)(1.0 - pow(c->beta2, t));
+    ops_ptr g = optim_grad(s, m);
     for (int i = 0; i < m->table.n; i++) {
         const param_info *p = &m->table.p[i];
-        size_t off = p->offset;
-        m->o->adamw(m->o, (ops_ptr){m->params, off}, (ops_ptr){m->grads, off}, (ops_ptr){s->m, off},
-                    (ops_ptr){s->v, off}, p->numel, (float)grad_scale, (float)lr, (float)c->beta1,
+        size_t a, b;
+        if (!overlap(s, p, &a, &b))
+            continue;
+        m->o->adamw(m->o, (ops_ptr){m->params, a}, ops_at(g, a - s->lo), (ops_ptr){s->m, a - s->lo},
+                    (ops_ptr){s->v, a - s->lo}, b - a, (float)grad_scale, (float)lr, (float)c->beta1,
                     (float)c->beta2, (float)c->eps, p->decay ? (float)c->weight_decay : 0.0f, bc1, bc2);
     }
 }

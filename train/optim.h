@@ -11,17 +11,30 @@ typedef struct {
     double weight_decay, beta1, beta2, eps, clip;
 } optim_config;
 
+/* The range of the flat buffers this rank updates: all of it, or with ZeRO-1 (DESIGN 5) its 1/dp slice,
+ * for which alone it keeps the Adam moments. */
 typedef struct {
-    ops_buf *m, *v; /* Adam moments, laid out like the flat parameters */
+    int zero;
+    size_t lo, hi;
+    ops_buf *m, *v;      /* Adam moments of [lo, hi) */
+    ops_buf *grad_slice; /* ZeRO-1: the reduce-scattered gradient of [lo, hi) */
 } optim_state;
 
 /* lr of update `step` (0 for the first update). */
 double optim_lr(const optim_config *c, long step);
 
-void optim_state_init(optim_state *s, model *m);
+/* zero: shard the optimizer over the data-parallel group of m->comm (needs dp > 1 to mean anything). */
+void optim_state_init(optim_state *s, model *m, int zero);
 void optim_state_free(optim_state *s, model *m);
 
-/* One AdamW update of every parameter with gradient m->grads * grad_scale (grad_scale folds in the
+/* The gradient of [lo, hi) this rank updates: the reduce-scattered slice with ZeRO-1, else m->grads. */
+ops_ptr optim_grad(const optim_state *s, model *m);
+
+/* Sum of squares of this rank's share of the true global gradient: its range, with tensors replicated
+ * over tp counted on tp rank 0 only (SPEC 9: each tensor once). The caller sums it over the groups. */
+double optim_grad_sumsq(const optim_state *s, model *m);
+
+/* One AdamW update of [lo, hi) with gradient optim_grad() * grad_scale (grad_scale folds in the
  * 1/sum(weight) of the objective and the clip factor); `step` counts from 0. */
 void optim_apply(optim_state *s, model *m, const optim_config *c, long step, double grad_scale);
 

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const RUN_KEYS[] = {"model", "run_dir", "backend", "threads", "data", "train", NULL};
+static const char *const RUN_KEYS[] = {"model", "run_dir", "backend", "threads", "parallel", "data", "train", NULL};
+static const char *const PARALLEL_KEYS[] = {"tp", "zero", NULL};
 static const char *const DATA_KEYS[] = {"train", "val", "kind", "seq_len", "seed", NULL};
 static const char *const TRAIN_KEYS[] = {"global_batch", "micro_batch",  "steps",         "lr",
                                          "end_lr",       "warmup_steps", "anneal_steps",  "schedule",
@@ -81,6 +82,27 @@ static int parse_data(run_config *rc, const jcfg_src *src, const cJSON *data, in
     return 0;
 }
 
+/* World = dp x tp (DESIGN 5): tp must divide the world, the heads and d_ff. */
+static int parse_parallel(run_config *rc, const jcfg_src *src, const cJSON *par, int world, mt_err *err) {
+    rc->tp = 1;
+    rc->zero = -1;
+    if (jcfg_only_keys(src, "parallel", par, PARALLEL_KEYS, err) ||
+        jcfg_int(src, "parallel", par, "tp", 0, 1, 4096, &rc->tp, err) ||
+        jcfg_int(src, "parallel", par, "zero", 0, 0, 1, &rc->zero, err))
+        return -1;
+    char what[200];
+    if (world % rc->tp) {
+        snprintf(what, sizeof what, "%d does not divide the world size %d", rc->tp, world);
+        return fail_at(src, "parallel.tp", err, what);
+    }
+    if (model_tp_problem(&rc->model, rc->tp, what, sizeof what))
+        return fail_at(src, "parallel.tp", err, what);
+    rc->dp = world / rc->tp;
+    if (rc->zero < 0)
+        rc->zero = rc->dp > 1;
+    return 0;
+}
+
 static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_err *err) {
     optim_config *o = &rc->optim;
     const char *schedule = "cosine";
@@ -130,13 +152,13 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
         o->anneal_steps = rc->steps > o->warmup_steps ? rc->steps - o->warmup_steps : 0;
     if (rc->global_batch < 0)
         rc->global_batch = rc->micro_batch;
-    if (rc->global_batch % rc->micro_batch) {
-        char what[160];
-        snprintf(what, sizeof what, "%d is not a multiple of micro_batch %d (x data-parallel size 1)",
-                 rc->global_batch, rc->micro_batch);
+    if (rc->global_batch % (rc->micro_batch * rc->dp)) {
+        char what[200];
+        snprintf(what, sizeof what, "%d is not a multiple of micro_batch %d x data-parallel size %d",
+                 rc->global_batch, rc->micro_batch, rc->dp);
         return fail_at(src, "train.global_batch", err, what);
     }
-    rc->accum = rc->global_batch / rc->micro_batch;
+    rc->accum = rc->global_batch / (rc->micro_batch * rc->dp);
     return 0;
 }
 
@@ -170,6 +192,9 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     cJSON_AddStringToObject(r, "run_dir", rc->run_dir);
     cJSON_AddStringToObject(r, "backend", "cpu");
     cJSON_AddNumberToObject(r, "threads", rc->threads);
+    cJSON *par = cJSON_AddObjectToObject(r, "parallel");
+    cJSON_AddNumberToObject(par, "tp", rc->tp);
+    cJSON_AddNumberToObject(par, "zero", rc->zero);
     cJSON *d = cJSON_AddObjectToObject(r, "data");
     cJSON *tl = cJSON_AddArrayToObject(d, "train"), *vl = cJSON_AddArrayToObject(d, "val");
     for (int i = 0; i < rc->n_train; i++)
@@ -203,7 +228,7 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     rc->resolved = r;
 }
 
-int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok,
+int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok, int world,
                     mt_err *err) {
     memset(rc, 0, sizeof *rc);
     cJSON *root = jcfg_load(path, err);
@@ -229,7 +254,7 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
         src.model_file = model_path;
     for (int i = 0; i < n_sets && !rcode; i++)
         rcode = jcfg_set(root, sets[i], err);
-    const cJSON *model = NULL, *data = NULL, *train = NULL;
+    const cJSON *model = NULL, *data = NULL, *train = NULL, *par = NULL;
     const char *run_dir = NULL, *backend = "cpu";
     rc->threads = omp_get_num_procs();
     if (!rcode)
@@ -239,6 +264,7 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
                 jcfg_str(&src, "", root, "run_dir", 0, &run_dir, err) ||
                 jcfg_str(&src, "", root, "backend", 0, &backend, err) ||
                 jcfg_int(&src, "", root, "threads", 0, 1, 4096, &rc->threads, err) ||
+                jcfg_obj(&src, "", root, "parallel", 0, &par, err) || parse_parallel(rc, &src, par, world, err) ||
                 jcfg_obj(&src, "", root, "data", !model_only_ok, &data, err) ||
                 jcfg_obj(&src, "", root, "train", 0, &train, err) ||
                 parse_data(rc, &src, data, !model_only_ok, err) || parse_train(rc, &src, train, err);

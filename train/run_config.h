@@ -11,6 +11,7 @@ typedef struct {
     model_config model;
     char run_dir[4096];
     int threads;
+    int tp, dp, zero; /* world layout: dp = world size / tp; zero: ZeRO-1 optimizer sharding */
     /* data */
     char **train_files, **val_files; /* expanded globs, sorted */
     int n_train, n_val;
@@ -31,8 +32,9 @@ typedef struct {
 } run_config;
 
 /* Loads PATH (a run config, or a bare model config when model_only_ok) and applies the --set
- * assignments. A bare model config gets default data/train sections and needs no data. */
-int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok,
+ * assignments, for a world of `world` processes. A bare model config gets default data/train sections
+ * and needs no data. */
+int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok, int world,
                     mt_err *err);
 void run_config_free(run_config *rc);
 

@@ -2,22 +2,44 @@
 
 #include <math.h>
 
-void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro,
-                const int32_t *tokens, const float *weights, step_result *r) {
+/* Sums the accumulated gradient over the data-parallel group: all of it, or with ZeRO-1 only the slice
+ * this rank updates (reduce-scatter). */
+static void reduce_grads(model *m, optim_state *s) {
+    comm_ctx *c = m->comm;
+    if (!c || c->size[COMM_DP] == 1)
+        return;
+    if (s->zero)
+        comm_reduce_scatter(c, COMM_DP, m->o, (ops_ptr){m->grads, 0}, optim_grad(s, m), s->hi - s->lo);
+    else
+        comm_allreduce(c, COMM_DP, COMM_SUM, m->o, (ops_ptr){m->grads, 0}, m->flat_n);
+}
+
+void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro, const int32_t *tokens,
+                const float *weights, step_result *r) {
     size_t ntok = (size_t)m->B * (m->T + 1), nw = (size_t)m->B * m->T;
-    double sum = 0, wsum = 0;
+    double sums[2] = {0, 0}; /* sum(w * CE), sum(w) */
     model_zero_grads(m);
     for (int j = 0; j < n_micro; j++) {
         double w;
-        sum += model_forward(m, tokens + j * ntok, weights + j * nw, &w);
+        sums[0] += model_forward(m, tokens + j * ntok, weights + j * nw, &w);
         model_backward(m);
-        wsum += w;
+        sums[1] += w;
     }
-    r->weight_sum = wsum;
-    r->loss = sum / wsum;
-    r->grad_norm = sqrt(m->o->sumsq(m->o, (ops_ptr){m->grads, 0}, m->table.total)) / wsum;
+    reduce_grads(m, s);
+    double sq = optim_grad_sumsq(s, m);
+    if (m->comm) {
+        comm_allreduce_host(m->comm, COMM_DP, COMM_SUM, sums, 2);
+        comm_allreduce_host(m->comm, COMM_TP, COMM_SUM, &sq, 1);
+        if (s->zero)
+            comm_allreduce_host(m->comm, COMM_DP, COMM_SUM, &sq, 1);
+    }
+    r->weight_sum = sums[1];
+    r->loss = sums[0] / sums[1];
+    r->grad_norm = sqrt(sq) / sums[1];
     r->lr = optim_lr(c, step);
-    r->skipped = !isfinite(r->loss) || !isfinite(r->grad_norm) || wsum == 0;
+    r->skipped = !isfinite(r->loss) || !isfinite(r->grad_norm) || sums[1] == 0;
     if (!r->skipped)
-        optim_apply(s, m, c, step, optim_clip_factor(c, r->grad_norm) / wsum);
+        optim_apply(s, m, c, step, optim_clip_factor(c, r->grad_norm) / sums[1]);
+    if (s->zero) /* every rank's updated slice back into everyone's parameters */
+        comm_allgather(m->comm, COMM_DP, m->o, (ops_ptr){m->params, 0}, s->hi - s->lo);
 }

@@ -64,35 +64,39 @@ static int write_config(const run_config *rc, mt_err *err) {
 
 typedef struct {
     const run_config *rc;
+    comm_ctx comm;
+    int dp_rank, dp;
     model *m;
     optim_state opt;
     loader train, val;
     int has_val;
-    int32_t *tokens;
+    int32_t *tokens; /* this rank's sequences of one step: accum x micro_batch */
     float *weights;
     metrics log;
     double sgemm_gflops, flops_per_token;
 } trainer;
 
-/* Token-weighted mean loss over the first eval_batches micro-batches of the validation set. */
+/* Token-weighted mean loss over eval_batches fixed micro-batches of the validation set, dealt out over
+ * the data-parallel ranks. */
 static int evaluate(trainer *t, double *loss, mt_err *err) {
     const run_config *rc = t->rc;
-    double sum = 0, wsum = 0;
-    for (int i = 0; i < rc->eval_batches; i++) {
+    double sums[2] = {0, 0};
+    for (int i = t->dp_rank; i < rc->eval_batches; i += t->dp) {
         double w;
         if (loader_fixed(&t->val, (long)i * rc->micro_batch, rc->micro_batch, t->tokens, t->weights, err))
             return -1;
-        sum += model_forward(t->m, t->tokens, t->weights, &w);
-        wsum += w;
+        sums[0] += model_forward(t->m, t->tokens, t->weights, &w);
+        sums[1] += w;
     }
-    *loss = sum / wsum;
+    comm_allreduce_host(&t->comm, COMM_DP, COMM_SUM, sums, 2);
+    *loss = sums[0] / sums[1];
     return 0;
 }
 
-/* Loads the micro-batches of one optimizer step and runs it. */
+/* Loads this rank's share of one global batch and runs the step. */
 static int step_once(trainer *t, long step, step_report *rep, mt_err *err) {
     const run_config *rc = t->rc;
-    if (loader_global_batch(&t->train, rc->global_batch, 0, 1, t->tokens, t->weights, err))
+    if (loader_global_batch(&t->train, rc->global_batch, t->dp_rank, t->dp, t->tokens, t->weights, err))
         return -1;
     step_result r;
     train_step(t->m, &t->opt, &rc->optim, step, rc->accum, t->tokens, t->weights, &r);
@@ -103,9 +107,15 @@ static int step_once(trainer *t, long step, step_report *rep, mt_err *err) {
     return 0;
 }
 
-static int setup(trainer *t, const run_config *rc, mt_err *err) {
-    memset(t, 0, sizeof *t);
-    t->rc = rc;
+/* Every rank learns whether any rank failed; the failing rank keeps its message. */
+static int agree(trainer *t, int failed) {
+    double f = failed != 0;
+    comm_allreduce_host(&t->comm, COMM_WORLD, COMM_MAX, &f, 1);
+    return f > 0 ? -1 : 0;
+}
+
+static int open_data(trainer *t, mt_err *err) {
+    const run_config *rc = t->rc;
     if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len, (uint64_t)rc->data_seed,
                     rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
@@ -115,27 +125,46 @@ static int setup(trainer *t, const run_config *rc, mt_err *err) {
             return -1;
         t->has_val = 1;
     }
+    return 0;
+}
+
+/* The run directory, config.json and the logs: written by world rank 0 only. */
+static int open_outputs(trainer *t, mt_err *err) {
+    const run_config *rc = t->rc;
+    if (t->comm.rank[COMM_WORLD] != 0)
+        return 0;
     if (make_dirs(rc->run_dir, err) || write_config(rc, err))
         return -1;
     char msg[1024];
-    if (metrics_open(&t->log, rc->run_dir, msg, sizeof msg))
-        return mt_fail(err, "%s", msg);
+    return metrics_open(&t->log, rc->run_dir, msg, sizeof msg) ? mt_fail(err, "%s", msg) : 0;
+}
+
+static int setup(trainer *t, const run_config *rc, mt_err *err) {
+    memset(t, 0, sizeof *t);
+    t->rc = rc;
+    if (comm_init(&t->comm, rc->tp, err))
+        return -1;
+    t->dp_rank = t->comm.rank[COMM_DP];
+    t->dp = t->comm.size[COMM_DP];
+    int failed = open_data(t, err);
+    if (agree(t, failed) || (failed = open_outputs(t, err), agree(t, failed)))
+        return -1;
     ops *o = ops_cpu_create(rc->threads);
-    t->m = model_create(&rc->model, o, rc->micro_batch, rc->seq_len);
+    t->m = model_create_sharded(&rc->model, o, rc->micro_batch, rc->seq_len, &t->comm);
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);
-    optim_state_init(&t->opt, t->m);
-    /* every micro-batch of a step (the eval uses the first) */
+    optim_state_init(&t->opt, t->m, rc->zero);
     t->tokens = mt_malloc((size_t)rc->accum * rc->micro_batch * (rc->seq_len + 1) * sizeof *t->tokens);
     t->weights = mt_malloc((size_t)rc->accum * rc->micro_batch * rc->seq_len * sizeof *t->weights);
     t->flops_per_token = model_flops_per_token(&rc->model, &t->m->table, rc->seq_len);
     t->sgemm_gflops = ops_matmul_gflops(o, 1024, 0.5);
-    metrics_note(
-        &t->log,
-        "model %s: params %ld, %d threads, sgemm %.1f GFLOP/s; global batch %d = %d micro-batches of %d "
-        "x %d tokens; %ld training sequences",
-        rc->model.name, param_count(&t->m->table), rc->threads, t->sgemm_gflops, rc->global_batch, rc->accum,
-        rc->micro_batch, rc->seq_len, t->train.n_seq);
+    metrics_note(&t->log,
+                 "model %s: params %ld, world %d = dp %d x tp %d%s, %d threads per rank, sgemm %.1f GFLOP/s per "
+                 "rank; global batch %d = %d ranks x %d micro-batches x %d sequences of %d tokens; %ld training "
+                 "sequences",
+                 rc->model.name, param_count(&t->m->table), t->comm.size[COMM_WORLD], t->dp, rc->tp,
+                 t->opt.zero ? " (ZeRO-1)" : "", rc->threads, t->sgemm_gflops, rc->global_batch, t->dp, rc->accum,
+                 rc->micro_batch, rc->seq_len, t->train.n_seq);
     return 0;
 }
 
@@ -150,8 +179,26 @@ static void teardown(trainer *t) {
     if (t->has_val)
         loader_close(&t->val);
     metrics_close(&t->log);
+    comm_free(&t->comm);
     free(t->tokens);
     free(t->weights);
+}
+
+/* A rank that fails in the middle of training cannot wait for the others: it takes the job down. */
+static int fail_mid_run(trainer *t, int code, mt_err *err) {
+    if (t->comm.size[COMM_WORLD] > 1) {
+        fprintf(stderr, "train: rank %d: %s\n", t->comm.rank[COMM_WORLD], err->msg);
+        MPI_Abort(MPI_COMM_WORLD, code);
+    }
+    return code;
+}
+
+static double payload_mb(const comm_ctx *c) {
+    double b = 0;
+    for (int g = 0; g < COMM_N_GROUPS; g++)
+        for (int k = 0; k < COMM_N_KINDS; k++)
+            b += c->bytes[g][k];
+    return b / 1e6;
 }
 
 static int run_loop(trainer *t, mt_err *err) {
@@ -162,11 +209,14 @@ static int run_loop(trainer *t, mt_err *err) {
     for (long step = 0; step < rc->steps; step++) {
         double ts = mt_now();
         step_report r = {.step = step + 1, .steps = rc->steps};
+        comm_reset_stats(&t->comm);
         if (step_once(t, step, &r, err))
-            return MT_EXIT_BAD_INPUT;
+            return fail_mid_run(t, MT_EXIT_BAD_INPUT, err);
         double now = mt_now();
         r.tokens_per_s = tokens_per_step / (now - ts);
-        r.sgemm_util = r.tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9);
+        r.sgemm_util = r.tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9 * t->comm.size[COMM_WORLD]);
+        r.comm_mb = payload_mb(&t->comm);
+        r.comm_share = t->comm.seconds / (now - ts);
         r.elapsed = now - t0;
         r.eta = r.elapsed / (double)(step + 1) * (double)(rc->steps - step - 1);
         metrics_step(&t->log, &r, r.step % rc->log_every == 0 || r.step == rc->steps || r.skipped);
@@ -178,7 +228,7 @@ static int run_loop(trainer *t, mt_err *err) {
         if (t->has_val && rc->eval_every && (r.step % rc->eval_every == 0 || r.step == rc->steps)) {
             double vl;
             if (evaluate(t, &vl, err))
-                return MT_EXIT_BAD_INPUT;
+                return fail_mid_run(t, MT_EXIT_BAD_INPUT, err);
             metrics_eval(&t->log, r.step, vl);
         }
     }

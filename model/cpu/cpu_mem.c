@@ -61,7 +61,14 @@ static void cpu_copy(ops *o, ops_ptr dst, ops_ptr src, size_t n) {
     memmove((char *)dst.buf->data + dst.off * es, (char *)src.buf->data + src.off * es, n * es);
 }
 
+static void *cpu_host_ptr(ops *o, ops_ptr p) {
+    (void)o;
+    size_t es = elem_size(p.buf->dtype);
+    return (char *)p.buf->data + p.off * es;
+}
+
 void cpu_install_mem(ops *o) {
+    o->host_ptr = cpu_host_ptr;
     o->alloc = cpu_alloc;
     o->free = cpu_free;
     o->to_host = cpu_to_host;

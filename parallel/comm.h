@@ -1,0 +1,40 @@
+/* Process groups and collectives (DESIGN 5). World = dp x tp with tp ranks consecutive; the groups come
+ * from MPI_Comm_split. Collectives act on backend buffers and count their logical payload bytes per
+ * group and kind, so a step can report (and a test can check) its communication. */
+#ifndef MT_COMM_H
+#define MT_COMM_H
+
+#include <mpi.h>
+
+#include "model/common.h"
+#include "model/ops.h"
+
+typedef enum { COMM_TP, COMM_DP, COMM_WORLD, COMM_N_GROUPS } comm_group;
+typedef enum { COMM_ALLREDUCE, COMM_REDUCE_SCATTER, COMM_ALLGATHER, COMM_BROADCAST, COMM_N_KINDS } comm_kind;
+typedef enum { COMM_SUM, COMM_MAX } comm_op;
+
+typedef struct {
+    MPI_Comm comm[COMM_N_GROUPS];
+    int rank[COMM_N_GROUPS], size[COMM_N_GROUPS];
+    double bytes[COMM_N_GROUPS][COMM_N_KINDS]; /* logical payload since the last comm_reset_stats */
+    long calls[COMM_N_GROUPS][COMM_N_KINDS];
+    double seconds;                           /* time spent inside collectives */
+} comm_ctx;
+
+/* Splits MPI_COMM_WORLD into tp groups of consecutive ranks and dp groups across them. tp must divide
+ * the world size. */
+int comm_init(comm_ctx *c, int tp, mt_err *err);
+void comm_free(comm_ctx *c);
+void comm_reset_stats(comm_ctx *c);
+
+/* In place on n floats of a backend buffer. Payload: n floats. */
+void comm_allreduce(comm_ctx *c, comm_group g, comm_op op, ops *o, ops_ptr buf, size_t n);
+/* full [size * n] summed over the group; rank r receives block r into out [n]. Payload: size * n floats. */
+void comm_reduce_scatter(comm_ctx *c, comm_group g, ops *o, ops_ptr full, ops_ptr out, size_t n);
+/* full [size * n]: block r of every rank r is gathered into all. Payload: size * n floats. */
+void comm_allgather(comm_ctx *c, comm_group g, ops *o, ops_ptr full, size_t n);
+void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, int root);
+/* Host doubles (scalars such as loss sums), in place. Payload: n doubles. */
+void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n);
+
+#endif
