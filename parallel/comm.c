@@ -8,16 +8,16 @@
         CHECK(rc_ == MPI_SUCCESS, "%s failed with MPI error %d", #call, rc_);                                \
     } while (0)
 
-int comm_init(comm_ctx *c, int tp, mt_err *err) {
+int comm_init(comm_ctx *c, MPI_Comm world_comm, int tp, mt_err *err) {
     memset(c, 0, sizeof *c);
     int world, rank;
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(world_comm, &world);
+    MPI_Comm_rank(world_comm, &rank);
     if (tp < 1 || world % tp)
         return mt_fail(err, "parallel.tp = %d does not divide the world size %d", tp, world);
-    MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &c->comm[COMM_WORLD]));
-    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, rank / tp, rank % tp, &c->comm[COMM_TP]));
-    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, rank % tp, rank / tp, &c->comm[COMM_DP]));
+    MPI_CHECK(MPI_Comm_dup(world_comm, &c->comm[COMM_WORLD]));
+    MPI_CHECK(MPI_Comm_split(world_comm, rank / tp, rank % tp, &c->comm[COMM_TP]));
+    MPI_CHECK(MPI_Comm_split(world_comm, rank % tp, rank / tp, &c->comm[COMM_DP]));
     for (int g = 0; g < COMM_N_GROUPS; g++) {
         MPI_Comm_rank(c->comm[g], &c->rank[g]);
         MPI_Comm_size(c->comm[g], &c->size[g]);

@@ -21,9 +21,9 @@ typedef struct {
     double seconds;                           /* time spent inside collectives */
 } comm_ctx;
 
-/* Splits MPI_COMM_WORLD into tp groups of consecutive ranks and dp groups across them. tp must divide
- * the world size. */
-int comm_init(comm_ctx *c, int tp, mt_err *err);
+/* Splits `world` (MPI_COMM_WORLD for a job) into tp groups of consecutive ranks and dp groups across
+ * them. tp must divide the world size. */
+int comm_init(comm_ctx *c, MPI_Comm world, int tp, mt_err *err);
 void comm_free(comm_ctx *c);
 void comm_reset_stats(comm_ctx *c);
 

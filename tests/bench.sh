@@ -37,3 +37,5 @@ bench gpt2-124m 4 64
 bench gpt2-124m 4 256
 bench gptj-124m 4 64
 bench gptj-124m 4 256
+tests/tok/bench.sh
+build/tests/bench_ckpt

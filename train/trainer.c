@@ -142,7 +142,7 @@ static int open_outputs(trainer *t, mt_err *err) {
 static int setup(trainer *t, const run_config *rc, mt_err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
-    if (comm_init(&t->comm, rc->tp, err))
+    if (comm_init(&t->comm, MPI_COMM_WORLD, rc->tp, err))
         return -1;
     t->dp_rank = t->comm.rank[COMM_DP];
     t->dp = t->comm.size[COMM_DP];

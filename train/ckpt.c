@@ -1,0 +1,593 @@
+/* Checkpoint save, load and resume selection (DESIGN 7); the HDF5 and directory pieces are in
+ * ckpt_h5.c and ckpt_files.c, the checksum in ckpt_crc.c. */
+#define _POSIX_C_SOURCE 200809L
+#include "ckpt.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt_crc.h"
+#include "ckpt_internal.h"
+#include "data/shard.h"
+
+/* The three tensor kinds, in file order. */
+enum { KIND_PARAMS, KIND_M, KIND_V, N_KINDS };
+static const char *const KIND_GROUP[N_KINDS] = {"params", "optim/m", "optim/v"};
+
+/* Makes every rank return the same result: when any rank failed, the message of the lowest failing rank
+ * goes to all. */
+static int agree(int rc, mt_err *err, MPI_Comm comm) {
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int mine = rc ? rank : size, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == size)
+        return 0;
+    mt_err local;
+    mt_err *e = err ? err : &local;
+    if (!err && rank == first)
+        snprintf(local.msg, sizeof local.msg, "checkpoint error");
+    MPI_Bcast(e->msg, sizeof e->msg, MPI_CHAR, first, comm);
+    return -1;
+}
+
+static size_t global_numel(const param_info *p) { return (size_t)p->shape[0] * (size_t)p->shape[1]; }
+
+/* Whether this rank's shard of p is the whole global tensor (tp = 1, or a replicated tensor). */
+static int holds_full(const param_info *p) {
+    return p->row_start == 0 && p->col_start == 0 && p->valid_rows == p->shape[0] &&
+           p->local_shape[1] == p->shape[1];
+}
+
+/* The flat buffer of a kind and the flat offset of its element 0 (NULL: moments not kept). */
+static ops_buf *kind_buf(model *m, optim_state *opt, int kind, size_t *lo, size_t *hi) {
+    *lo = 0;
+    *hi = m->flat_n;
+    if (kind == KIND_PARAMS)
+        return m->params;
+    if (!opt)
+        return NULL;
+    *lo = opt->lo;
+    *hi = opt->hi;
+    return kind == KIND_M ? opt->m : opt->v;
+}
+
+/* ---------------------------------------------------------------------------------------------- save */
+
+/* Block checksums of one dataset, identical on every rank. This issue's ranks hold full tensors, so rank 0
+ * computes them from its copy; sharded writers will need a gather (or a CRC combine) here instead. */
+static uint32_t *tensor_crcs(const float *full_on_root, size_t n, MPI_Comm comm) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    size_t nb = ckpt_crc_blocks(n);
+    uint32_t *crc = mt_calloc(nb ? nb : 1, sizeof *crc);
+    if (rank == 0)
+        ckpt_crc_floats(full_on_root, n, crc);
+    MPI_Bcast(crc, (int)nb, MPI_UINT32_T, 0, comm);
+    return crc;
+}
+
+/* Host copy of this rank's tensor p of one kind: a pointer into backend memory when it is host memory,
+ * else `scratch` filled from it (zeros when the kind is not kept). */
+static const float *tensor_host(model *m, optim_state *opt, int kind, const param_info *p, float *scratch) {
+    size_t lo, hi;
+    ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
+    size_t n = (size_t)p->valid_rows * (size_t)p->local_shape[1];
+    if (!buf) {
+        memset(scratch, 0, n * sizeof *scratch);
+        return scratch;
+    }
+    ops_ptr at = {buf, p->offset - lo};
+    float *host = m->o->host_ptr ? m->o->host_ptr(m->o, at) : NULL;
+    if (host)
+        return host;
+    m->o->to_host(m->o, scratch, at, n);
+    return scratch;
+}
+
+/* The part of tensor p this rank writes: its whole shard on rank 0 (this issue: full tensors). Later a
+ * tp rank writes rows [row_start, +valid_rows) x columns [col_start, +local_shape[1]) here. */
+static ckpt_part tensor_part(const param_info *p, const float *data, int rank) {
+    ckpt_part part = {{0, 0}, {0, 0}, NULL};
+    if (rank != 0)
+        return part;
+    part.start[0] = (hsize_t)p->row_start;
+    part.start[1] = (hsize_t)p->col_start;
+    part.count[0] = (hsize_t)p->valid_rows;
+    part.count[1] = (hsize_t)p->local_shape[1];
+    part.data = data;
+    return part;
+}
+
+static hid_t make_group(hid_t file, const char *name) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    H5Pset_obj_track_times(gcpl, 0);
+    hid_t g = H5Gcreate2(file, name, lcpl, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    H5Pclose(lcpl);
+    return g;
+}
+
+static int write_meta(hid_t f, const ckpt_meta *meta) {
+    int bad = 0;
+    bad |= ckpt_put_str(f, "format", CKPT_FORMAT);
+    bad |= ckpt_put_i64(f, "format_version", CKPT_FORMAT_VERSION);
+    bad |= ckpt_put_str(f, "config", meta->config_json ? meta->config_json : "{}");
+    bad |= ckpt_put_i64(f, "step", meta->step);
+    bad |= ckpt_put_i64(f, "tokens_seen", meta->tokens_seen);
+    bad |= ckpt_put_i64(f, "loader_epoch", meta->loader_epoch);
+    bad |= ckpt_put_i64(f, "loader_cursor", meta->loader_cursor);
+    bad |= ckpt_put_u64(f, "rng_state", meta->rng_state);
+    bad |= ckpt_put_i64(f, "world_dp", meta->world_dp);
+    bad |= ckpt_put_i64(f, "world_tp", meta->world_tp);
+    bad |= ckpt_put_i64(f, "threads", meta->threads);
+    return bad ? -1 : 0;
+}
+
+static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, MPI_Comm comm, mt_err *err) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    size_t biggest = 0;
+    for (int i = 0; i < m->table.n; i++)
+        biggest = global_numel(&m->table.p[i]) > biggest ? global_numel(&m->table.p[i]) : biggest;
+    float *scratch = mt_malloc(biggest * sizeof *scratch);
+    int rc = 0;
+    for (int kind = 0; kind < N_KINDS && !rc; kind++) {
+        hid_t g = make_group(f, KIND_GROUP[kind]);
+        if (g < 0) {
+            rc = mt_fail(err, "%s: cannot create group /%s", tmp, KIND_GROUP[kind]);
+            break;
+        }
+        for (int i = 0; i < m->table.n && !rc; i++) {
+            const param_info *p = &m->table.p[i];
+            const float *data = tensor_host(m, opt, kind, p, scratch);
+            hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
+            ckpt_part part = tensor_part(p, data, rank);
+            uint32_t *crc = tensor_crcs(data, global_numel(p), comm);
+            if (ckpt_write_dataset(g, p->name, p->ndim, dims, &part, crc, ckpt_crc_blocks(global_numel(p))))
+                rc = mt_fail(err, "%s: cannot write dataset /%s/%s (disk full?)", tmp, KIND_GROUP[kind],
+                             p->name);
+            free(crc);
+        }
+        H5Gclose(g);
+    }
+    free(scratch);
+    return rc;
+}
+
+/* What this issue's writer supports: full tensors on every rank. */
+static int check_layout(model *m, optim_state *opt, mt_err *err) {
+    for (int i = 0; i < m->table.n; i++)
+        if (!holds_full(&m->table.p[i]))
+            return mt_fail(err, "checkpoint: saving tensor-parallel shards (tp > 1) is not supported yet");
+    if (opt && opt->zero)
+        return mt_fail(err, "checkpoint: saving ZeRO-1 optimizer slices is not supported yet");
+    return 0;
+}
+
+int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
+              int keep_every, MPI_Comm comm, mt_err *err) {
+    h5_quiet();
+    mt_err local;
+    if (!err)
+        err = &local;
+    if (check_layout(m, opt, err))
+        return -1;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    char name[64], tmp[4096];
+    snprintf(name, sizeof name, "step_%ld.h5", meta->step);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    hid_t fapl = h5_fapl();
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    int rc =
+        f < 0 ? mt_fail(err, "%s: cannot create checkpoint file (does the folder exist and is it writable?)",
+                        tmp)
+              : 0;
+    if (agree(rc, err, comm))
+        return -1;
+    if (write_meta(f, meta))
+        rc = mt_fail(err, "%s: cannot write attributes", tmp);
+    if (!rc)
+        rc = write_tensors(f, tmp, m, opt, comm, err);
+    if (H5Fclose(f) < 0 && !rc)
+        rc = mt_fail(err, "%s: cannot close (disk full?)", tmp);
+    if (agree(rc, err, comm)) {
+        if (rank == 0)
+            unlink(tmp);
+        return -1;
+    }
+    if (rank == 0) {
+        rc = ckpt_publish(dir, tmp, name, err);
+        if (!rc)
+            ckpt_prune(dir, meta->step, keep_last, keep_every);
+    }
+    return agree(rc, err, comm);
+}
+
+/* ---------------------------------------------------------------------------------------------- load */
+
+static int read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err) {
+    char *format = ckpt_get_str(f, "format");
+    int is_ckpt = format && !strcmp(format, CKPT_FORMAT);
+    free(format);
+    if (!is_ckpt)
+        return mt_fail(err, "%s: not a meshtrain checkpoint (attribute format != \"%s\")", path, CKPT_FORMAT);
+    long long version = 0;
+    if (ckpt_get_i64(f, "format_version", &version) || version != CKPT_FORMAT_VERSION)
+        return mt_fail(err, "%s: unsupported checkpoint format_version %lld (this build reads %d)", path,
+                       version, CKPT_FORMAT_VERSION);
+    static const char *const LONGS[] = {"step",     "tokens_seen", "loader_epoch", "loader_cursor",
+                                        "world_dp", "world_tp",    "threads"};
+    long long v[7];
+    for (int i = 0; i < 7; i++)
+        if (ckpt_get_i64(f, LONGS[i], &v[i]))
+            return mt_fail(err, "%s: attribute %s is missing or not an integer", path, LONGS[i]);
+    uint64_t rng;
+    if (ckpt_get_u64(f, "rng_state", &rng))
+        return mt_fail(err, "%s: attribute rng_state is missing or not an integer", path);
+    char *config = ckpt_get_str(f, "config");
+    if (!config)
+        return mt_fail(err, "%s: attribute config is missing or not a string", path);
+    if (!meta) {
+        free(config);
+        return 0;
+    }
+    *meta = (ckpt_meta){.step = (long)v[0],
+                        .tokens_seen = (long)v[1],
+                        .loader_epoch = (long)v[2],
+                        .loader_cursor = (long)v[3],
+                        .rng_state = rng,
+                        .world_dp = (int)v[4],
+                        .world_tp = (int)v[5],
+                        .threads = (int)v[6],
+                        .config_json = config};
+    return 0;
+}
+
+/* A growing one-line message. */
+typedef struct {
+    char *buf;
+    size_t cap, len;
+    int items;
+} line;
+
+static void line_add(line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line_add(line *l, const char *fmt, ...) {
+    if (l->len + 1 >= l->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(l->buf + l->len, l->cap - l->len, fmt, ap);
+    va_end(ap);
+    l->len = k < 0 ? l->len : l->len + (size_t)k < l->cap ? l->len + (size_t)k : l->cap - 1;
+    l->items++;
+}
+
+/* The model fields whose values differ between the checkpoint's config and m's. */
+static void config_differences(const char *config_json, const model_config *cfg, line *l) {
+    cJSON *saved = cJSON_Parse(config_json ? config_json : "");
+    const cJSON *sm = saved ? cJSON_GetObjectItemCaseSensitive(saved, "model") : NULL;
+    if (!cJSON_IsObject(sm))
+        sm = saved;
+    cJSON *mine = model_config_to_json(cfg);
+    for (const cJSON *f = mine ? mine->child : NULL; f && sm; f = f->next) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(sm, f->string);
+        if (s && cJSON_Compare(s, f, 1))
+            continue;
+        char *a = s ? cJSON_PrintUnformatted(s) : NULL, *b = cJSON_PrintUnformatted(f);
+        line_add(l, "%s%s %s (checkpoint) vs %s (model)", l->items ? ", " : "", f->string, a ? a : "absent",
+                 b ? b : "?");
+        free(a);
+        free(b);
+    }
+    cJSON_Delete(mine);
+    cJSON_Delete(saved);
+}
+
+typedef struct {
+    const param_table *t;
+    line *l;
+    int count;
+} extra_ctx;
+
+static herr_t note_extra(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g;
+    (void)info;
+    extra_ctx *c = data;
+    if (param_find(c->t, name) < 0 && c->count++ < 2)
+        line_add(c->l, "%s%s in the checkpoint but not in the model", c->l->items ? ", " : "", name);
+    return 0;
+}
+
+/* The tensor set and shapes of the file against m's table; a refusal names the differing config fields and
+ * the first differing tensors. */
+static int check_tensors(hid_t f, const char *path, model *m, const char *config_json, mt_err *err) {
+    char diff[400] = "";
+    line l = {diff, sizeof diff, 0, 0};
+    int n_diff = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        const param_info *p = &m->table.p[i];
+        char dname[128];
+        snprintf(dname, sizeof dname, "params/%s", p->name);
+        hsize_t dims[2];
+        int nd = ckpt_dataset_shape(f, dname, dims);
+        int differs = nd < 0 || nd != p->ndim || (long)dims[0] != p->shape[0] || (long)dims[1] != p->shape[1];
+        if (differs && n_diff < 4) {
+            if (nd < 0)
+                line_add(&l, "%s%s missing from the checkpoint", l.items ? ", " : "", p->name);
+            else
+                line_add(&l, "%s%s [%lld,%lld] in the checkpoint vs [%ld,%ld] in the model",
+                         l.items ? ", " : "", p->name, (long long)dims[0], nd == 2 ? (long long)dims[1] : 1,
+                         p->shape[0], p->shape[1]);
+        }
+        n_diff += differs;
+    }
+    hid_t g = H5Lexists(f, "params", H5P_DEFAULT) > 0 ? H5Gopen2(f, "params", H5P_DEFAULT) : -1;
+    if (g < 0)
+        return mt_fail(err, "%s: group /params is missing or unreadable", path);
+    line extra = {diff + l.len, sizeof diff - l.len, 0, n_diff ? 1 : 0};
+    extra_ctx ctx = {&m->table, &extra, 0};
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, note_extra, &ctx);
+    H5Gclose(g);
+    n_diff += ctx.count;
+    if (!n_diff)
+        return 0;
+    char fields[400] = "";
+    line lf = {fields, sizeof fields, 0, 0};
+    config_differences(config_json, &m->cfg, &lf);
+    return mt_fail(err, "%s: checkpoint is for a different model: config %s; %d tensors differ: %s%s", path,
+                   lf.items ? fields : "(no differing model field found)", n_diff, diff,
+                   n_diff > 4 + 0 ? ", ..." : "");
+}
+
+/* Puts the global tensor `full` of p into the flat buffer `buf` covering flat offsets [lo, hi): this rank's
+ * block of rows and columns, then the part of it inside the range; padded rows are zeroed. */
+static void scatter_tensor(model *m, const param_info *p, const float *full, ops_buf *buf, size_t lo,
+                           size_t hi, float *block) {
+    size_t cols = (size_t)p->local_shape[1], valid = (size_t)p->valid_rows * cols;
+    const float *local = full;
+    if (!holds_full(p)) {
+        for (long r = 0; r < p->valid_rows; r++)
+            memcpy(block + (size_t)r * cols,
+                   full + (size_t)(p->row_start + r) * (size_t)p->shape[1] + (size_t)p->col_start,
+                   cols * sizeof *block);
+        local = block;
+    }
+    size_t a = p->offset > lo ? p->offset : lo, b = p->offset + valid < hi ? p->offset + valid : hi;
+    if (a < b)
+        m->o->from_host(m->o, (ops_ptr){buf, a - lo}, local + (a - p->offset), b - a);
+    size_t pa = p->offset + valid > lo ? p->offset + valid : lo,
+           pb = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+    if (pa < pb)
+        m->o->zero(m->o, (ops_ptr){buf, pa - lo}, pb - pa);
+}
+
+/* Reads and verifies one tensor of one kind; straight into backend host memory when this rank holds the
+ * whole tensor there. */
+static int load_tensor(hid_t f, const char *path, model *m, optim_state *opt, int kind, const param_info *p,
+                       float *scratch, float *block, mt_err *err) {
+    size_t lo, hi;
+    ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
+    char dname[128];
+    snprintf(dname, sizeof dname, "%s/%s", KIND_GROUP[kind], p->name);
+    size_t n = global_numel(p);
+    float *direct = NULL;
+    if (holds_full(p) && p->offset >= lo && p->offset + p->numel <= hi && m->o->host_ptr)
+        direct = m->o->host_ptr(m->o, (ops_ptr){buf, p->offset - lo});
+    if (ckpt_read_dataset(f, path, dname, n, direct ? direct : scratch, err))
+        return -1;
+    if (direct) {
+        if (p->numel > n)
+            m->o->zero(m->o, (ops_ptr){buf, p->offset - lo + n}, p->numel - n);
+        return 0;
+    }
+    scatter_tensor(m, p, scratch, buf, lo, hi, block);
+    return 0;
+}
+
+static int load_local(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, mt_err *err) {
+    if (access(path, R_OK))
+        return mt_fail(err, "%s: cannot open checkpoint", path);
+    hid_t fapl = h5_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return mt_fail(err, "%s: not an HDF5 file, or truncated or corrupted", path);
+    ckpt_meta meta = {0};
+    int rc = read_meta(f, path, &meta, err);
+    if (!rc)
+        rc = check_tensors(f, path, m, meta.config_json, err);
+    size_t biggest = 0;
+    for (int i = 0; i < m->table.n; i++)
+        biggest = global_numel(&m->table.p[i]) > biggest ? global_numel(&m->table.p[i]) : biggest;
+    float *scratch = mt_malloc(biggest * sizeof *scratch), *block = mt_malloc(biggest * sizeof *block);
+    for (int kind = 0; kind < (opt ? N_KINDS : 1) && !rc; kind++)
+        for (int i = 0; i < m->table.n && !rc; i++)
+            rc = load_tensor(f, path, m, opt, kind, &m->table.p[i], scratch, block, err);
+    free(scratch);
+    free(block);
+    if (H5Fclose(f) < 0 && !rc)
+        rc = mt_fail(err, "%s: error closing the file", path);
+    if (!rc && meta_out)
+        *meta_out = meta;
+    else
+        ckpt_meta_free(&meta);
+    return rc;
+}
+
+int ckpt_load(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, MPI_Comm comm, mt_err *err) {
+    h5_quiet();
+    mt_err local;
+    if (!err)
+        err = &local;
+    /* Every rank reads the whole tensors it needs (and so can verify every block it uses). */
+    int rc = load_local(path, meta_out, m, opt, err);
+    rc = agree(rc, err, comm);
+    if (rc && meta_out && meta_out->config_json) {
+        ckpt_meta_free(meta_out);
+    }
+    return rc;
+}
+
+void ckpt_meta_free(ckpt_meta *m) {
+    if (!m)
+        return;
+    free(m->config_json);
+    m->config_json = NULL;
+}
+
+/* -------------------------------------------------------------------------------------------- verify */
+
+typedef struct {
+    hid_t file;
+    const char *path, *group;
+    float *buf;
+    size_t cap;
+    mt_err *err;
+    int rc;
+} verify_ctx;
+
+static herr_t verify_one(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g;
+    (void)info;
+    verify_ctx *c = data;
+    char dname[256];
+    snprintf(dname, sizeof dname, "%s/%s", c->group, name);
+    hsize_t dims[2];
+    int nd = ckpt_dataset_shape(c->file, dname, dims);
+    if (nd < 0) {
+        c->rc = mt_fail(c->err, "%s: dataset %s is unreadable or not float32", c->path, dname);
+        return 1;
+    }
+    size_t n = (size_t)dims[0] * (nd == 2 ? (size_t)dims[1] : 1);
+    if (n > c->cap) {
+        free(c->buf);
+        c->buf = mt_malloc(n * sizeof *c->buf);
+        c->cap = n;
+    }
+    c->rc = ckpt_read_dataset(c->file, c->path, dname, n, c->buf, c->err);
+    if (!c->rc && strcmp(c->group, "params") == 0)
+        for (int k = KIND_M; k < N_KINDS && !c->rc; k++) {
+            snprintf(dname, sizeof dname, "%s/%s", KIND_GROUP[k], name);
+            if (H5Lexists(c->file, KIND_GROUP[k], H5P_DEFAULT) <= 0 ||
+                H5Lexists(c->file, dname, H5P_DEFAULT) <= 0)
+                c->rc = mt_fail(c->err, "%s: dataset %s is missing", c->path, dname);
+        }
+    return c->rc ? 1 : 0;
+}
+
+static int verify_local(const char *path, mt_err *err) {
+    if (access(path, R_OK))
+        return mt_fail(err, "%s: cannot open checkpoint", path);
+    hid_t fapl = h5_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return mt_fail(err, "%s: not an HDF5 file, or truncated or corrupted", path);
+    verify_ctx c = {f, path, NULL, NULL, 0, err, read_meta(f, path, NULL, err)};
+    for (int k = 0; k < N_KINDS && !c.rc; k++) {
+        c.group = KIND_GROUP[k];
+        hid_t g = H5Lexists(f, "optim", H5P_DEFAULT) >= 0 && H5Lexists(f, c.group, H5P_DEFAULT) > 0
+                      ? H5Gopen2(f, c.group, H5P_DEFAULT)
+                      : -1;
+        if (g < 0) {
+            c.rc = mt_fail(err, "%s: group /%s is missing or unreadable", path, c.group);
+            break;
+        }
+        if (H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, verify_one, &c) < 0 && !c.rc)
+            c.rc = mt_fail(err, "%s: group /%s is unreadable", path, c.group);
+        H5Gclose(g);
+    }
+    free(c.buf);
+    if (H5Fclose(f) < 0 && !c.rc)
+        c.rc = mt_fail(err, "%s: error closing the file", path);
+    return c.rc;
+}
+
+int ckpt_verify(const char *path, MPI_Comm comm, mt_err *err) {
+    h5_quiet();
+    mt_err local;
+    if (!err)
+        err = &local;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    int rc = rank == 0 ? verify_local(path, err) : 0;
+    return agree(rc, err, comm);
+}
+
+/* ---------------------------------------------------------------------------------------------- latest */
+
+/* snprintf for messages where truncation is acceptable (paths in a one-line note). */
+static void text(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void text(char *buf, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+static int latest_local(const char *dir, char *path_out, size_t cap, char *note, size_t note_cap,
+                        mt_err *err) {
+    char link[4096], target[4096], why[1100] = "", tried[4096] = "";
+    text(link, sizeof link, "%s/latest", dir);
+    ssize_t k = readlink(link, target, sizeof target - 1);
+    mt_err e;
+    if (k < 0)
+        text(why, sizeof why, "%s is missing", link);
+    else {
+        target[k] = 0;
+        if (target[0] == '/')
+            text(tried, sizeof tried, "%s", target);
+        else
+            text(tried, sizeof tried, "%s/%s", dir, target);
+        if (!verify_local(tried, &e)) {
+            text(path_out, cap, "%s", tried);
+            if (note && note_cap)
+                note[0] = 0;
+            return 0;
+        }
+        text(why, sizeof why, "%s -> %s fails verification (%s)", link, target, e.msg);
+    }
+    long *steps;
+    int n = ckpt_list_steps(dir, &steps);
+    if (n < 0)
+        return mt_fail(err, "%s: cannot read the checkpoint folder", dir);
+    int rc = -1;
+    for (int i = n - 1; i >= 0 && rc; i--) {
+        char path[4096];
+        text(path, sizeof path, "%s/step_%ld.h5", dir, steps[i]);
+        if (strcmp(path, tried) && !verify_local(path, &e)) {
+            text(path_out, cap, "%s", path);
+            if (note && note_cap)
+                text(note, note_cap, "checkpoint: %s; resuming from %s instead", why, path);
+            rc = 0;
+        }
+    }
+    free(steps);
+    return rc ? mt_fail(err, "%s: no valid checkpoint (%s; %d step_*.h5 files checked)", dir, why, n) : 0;
+}
+
+int ckpt_latest_valid(const char *dir, char *path_out, size_t cap, char *note, size_t note_cap, MPI_Comm comm,
+                      mt_err *err) {
+    h5_quiet();
+    mt_err local;
+    if (!err)
+        err = &local;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    int rc = rank == 0 ? latest_local(dir, path_out, cap, note, note_cap, err) : 0;
+    if (agree(rc, err, comm))
+        return -1;
+    MPI_Bcast(path_out, (int)cap, MPI_CHAR, 0, comm);
+    if (note && note_cap)
+        MPI_Bcast(note, (int)note_cap, MPI_CHAR, 0, comm);
+    return 0;
+}

@@ -1,0 +1,227 @@
+/* HDF5 side of checkpoints: typed attributes, and float32 datasets written by parts with per-block
+ * CRC32C checksums (DESIGN 6, 7). */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt_crc.h"
+#include "ckpt_internal.h"
+#include "data/shard.h"
+
+static int put_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, mem_type, v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
+}
+
+int ckpt_put_i64(hid_t obj, const char *name, long long v) {
+    return put_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
+}
+
+int ckpt_put_u64(hid_t obj, const char *name, uint64_t v) {
+    return put_scalar(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
+}
+
+int ckpt_put_str(hid_t obj, const char *name, const char *v) {
+    h5_put_attr_str(obj, name, v);
+    return H5Aexists(obj, name) > 0 ? 0 : -1;
+}
+
+static int get_scalar(hid_t obj, const char *name, hid_t mem_type, void *out) {
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return -1;
+    hid_t sp = H5Aget_space(a), t = H5Aget_type(a);
+    int ok = H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(t) == H5T_INTEGER;
+    herr_t rc = ok ? H5Aread(a, mem_type, out) : -1;
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Aclose(a);
+    return rc < 0 ? -1 : 0;
+}
+
+int ckpt_get_i64(hid_t obj, const char *name, long long *out) {
+    return get_scalar(obj, name, H5T_NATIVE_LLONG, out);
+}
+
+int ckpt_get_u64(hid_t obj, const char *name, uint64_t *out) {
+    return get_scalar(obj, name, H5T_NATIVE_UINT64, out);
+}
+
+char *ckpt_get_str(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0)
+        return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return NULL;
+    hid_t t = H5Aget_type(a);
+    char *out = NULL;
+    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
+        size_t n = H5Tget_size(t);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n + 1);
+        out = mt_calloc(n + 1, 1);
+        if (H5Aread(a, mt, out) < 0) {
+            free(out);
+            out = NULL;
+        }
+        H5Tclose(mt);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return out;
+}
+
+/* The crc32c attribute: its values (malloc'd) and count, or NULL. */
+static uint32_t *get_crcs(hid_t d, size_t *n) {
+    if (H5Aexists(d, "crc32c") <= 0)
+        return NULL;
+    hid_t a = H5Aopen(d, "crc32c", H5P_DEFAULT);
+    if (a < 0)
+        return NULL;
+    hid_t sp = H5Aget_space(a);
+    hssize_t k = H5Sget_simple_extent_npoints(sp);
+    uint32_t *crc = k > 0 ? mt_malloc((size_t)k * sizeof *crc) : NULL;
+    if (crc && H5Aread(a, H5T_NATIVE_UINT32, crc) < 0) {
+        free(crc);
+        crc = NULL;
+    }
+    *n = k > 0 ? (size_t)k : 0;
+    H5Sclose(sp);
+    H5Aclose(a);
+    return crc;
+}
+
+static int put_crcs(hid_t d, const uint32_t *crc, size_t n) {
+    hsize_t dims = n;
+    hid_t sp = H5Screate_simple(1, &dims, NULL);
+    hid_t a = H5Acreate2(d, "crc32c", H5T_STD_U32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_UINT32, crc);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Selects this rank's part in the file space and returns the matching memory space. */
+static hid_t select_part(hid_t fs, int ndim, const ckpt_part *part) {
+    if (part->count[0] == 0 || (ndim == 2 && part->count[1] == 0)) {
+        hsize_t one = 1;
+        hid_t ms = H5Screate_simple(1, &one, NULL);
+        H5Sselect_none(fs);
+        H5Sselect_none(ms);
+        return ms;
+    }
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, part->start, NULL, part->count, NULL);
+    return H5Screate_simple(ndim, part->count, NULL);
+}
+
+int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims, const ckpt_part *part,
+                       const uint32_t *crc, size_t n_crc) {
+    hid_t dcpl = h5_dcpl();
+    /* Contiguous, allocated at creation (what parallel HDF5 needs), never filled: every byte is written. */
+    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
+    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    hid_t fs = H5Screate_simple(ndim, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    int rc = -1;
+    if (d >= 0) {
+        hid_t ms = select_part(fs, ndim, part), dxpl = H5Pcreate(H5P_DATASET_XFER);
+        H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+        static const float nothing = 0; /* a rank with an empty part still joins the collective write */
+        rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, part->data ? part->data : &nothing) < 0 ? -1 : 0;
+        H5Pclose(dxpl);
+        H5Sclose(ms);
+        if (put_crcs(d, crc, n_crc))
+            rc = -1;
+        H5Dclose(d);
+    }
+    H5Sclose(fs);
+    return rc;
+}
+
+int ckpt_dataset_shape(hid_t file, const char *name, hsize_t dims[2]) {
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
+        return -1;
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+    int nd = H5Sget_simple_extent_ndims(sp);
+    int ok = (nd == 1 || nd == 2) && H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
+    if (ok) {
+        dims[1] = 1;
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+    }
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return ok ? nd : -1;
+}
+
+/* Reads a contiguous little-endian float32 dataset straight from the file with pread in checksum blocks,
+ * so the kernel's readahead overlaps the disk with the checksumming; 1 when it is not such a dataset. */
+static int read_raw(hid_t d, const char *path, size_t n, float *out) {
+    hid_t t = H5Dget_type(d);
+    int le_f32 = H5Tequal(t, H5T_IEEE_F32LE) > 0;
+    H5Tclose(t);
+    haddr_t off = H5Dget_offset(d);
+    if (!le_f32 || off == HADDR_UNDEF || H5Dget_storage_size(d) != n * sizeof *out)
+        return 1;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    posix_fadvise(fd, (off_t)off, (off_t)(n * sizeof *out), POSIX_FADV_SEQUENTIAL);
+    char *dst = (char *)out;
+    size_t want = n * sizeof *out, done = 0;
+    while (done < want) {
+        size_t piece = want - done < ((size_t)8 << 20) ? want - done : (size_t)8 << 20;
+        ssize_t k = pread(fd, dst + done, piece, (off_t)(off + done));
+        if (k <= 0)
+            break;
+        done += (size_t)k;
+    }
+    close(fd);
+    return done == want ? 0 : -1;
+}
+
+int ckpt_read_dataset(hid_t file, const char *path, const char *name, size_t n, float *out, mt_err *err) {
+    hid_t d = H5Lexists(file, name, H5P_DEFAULT) > 0 ? H5Dopen2(file, name, H5P_DEFAULT) : -1;
+    if (d < 0)
+        return mt_fail(err, "%s: dataset %s is missing or unreadable", path, name);
+    hid_t sp = H5Dget_space(d);
+    hssize_t have = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    size_t n_crc = 0;
+    uint32_t *crc = get_crcs(d, &n_crc);
+    int rc = 0;
+    if (have < 0 || (size_t)have != n)
+        rc = mt_fail(err, "%s: dataset %s has %lld elements, expected %zu", path, name, (long long)have, n);
+    else if (!crc || n_crc != ckpt_crc_blocks(n))
+        rc = mt_fail(err, "%s: dataset %s has no valid crc32c attribute", path, name);
+    if (!rc) {
+        int raw = read_raw(d, path, n, out);
+        if (raw < 0 || (raw > 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0))
+            rc = mt_fail(err, "%s: dataset %s is unreadable (truncated or corrupted file)", path, name);
+    }
+    for (size_t b = 0; !rc && b < n_crc; b++) {
+        size_t start = b * CKPT_CRC_BLOCK_FLOATS;
+        size_t len = n - start < CKPT_CRC_BLOCK_FLOATS ? n - start : CKPT_CRC_BLOCK_FLOATS;
+        uint32_t got = crc32c(out + start, len * sizeof *out);
+        if (got != crc[b])
+            rc = mt_fail(err, "%s: dataset %s fails its checksum in block %zu (bytes %zu..%zu): corrupted",
+                         path, name, b, start * 4, (start + len) * 4);
+    }
+    free(crc);
+    H5Dclose(d);
+    return rc;
+}

@@ -1,0 +1,48 @@
+/* Pieces of the checkpoint module shared by its files (not part of the API). */
+#ifndef MT_CKPT_INTERNAL_H
+#define MT_CKPT_INTERNAL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/common.h"
+
+/* ckpt_h5.c: attributes and datasets. Attribute writers return < 0 on failure. */
+int ckpt_put_i64(hid_t obj, const char *name, long long v);
+int ckpt_put_u64(hid_t obj, const char *name, uint64_t v);
+int ckpt_put_str(hid_t obj, const char *name, const char *v);
+int ckpt_get_i64(hid_t obj, const char *name, long long *out);
+int ckpt_get_u64(hid_t obj, const char *name, uint64_t *out);
+/* A fixed- or variable-length string attribute, newly allocated; NULL when missing. */
+char *ckpt_get_str(hid_t obj, const char *name);
+
+/* The part of a dataset one rank writes: a [count] block at [start] of the global shape, from `data`
+ * (row-major, count[0] x count[1]); count[0] == 0 when the rank writes nothing. */
+typedef struct {
+    hsize_t start[2], count[2];
+    const float *data;
+} ckpt_part;
+
+/* Creates the contiguous float32 dataset `name` (ndim, dims) in loc, writes this rank's part
+ * collectively and attaches the block checksums `crc` (n_crc values, identical on every rank). */
+int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims, const ckpt_part *part,
+                       const uint32_t *crc, size_t n_crc);
+
+/* Reads the whole float32 dataset `name` (n elements expected) into out and checks every block against
+ * its `crc32c` attribute; a one-line error naming path and dataset otherwise. */
+int ckpt_read_dataset(hid_t file, const char *path, const char *name, size_t n, float *out, mt_err *err);
+
+/* Global shape of dataset `name`: its rank (1 or 2), or -1 when missing or not a float32 1-D/2-D dataset. */
+int ckpt_dataset_shape(hid_t file, const char *name, hsize_t dims[2]);
+
+/* ckpt_files.c: the directory side. */
+/* Steps of DIR/step_<N>.h5 files (not .tmp), ascending; returns the count (*steps malloc'd) or -1. */
+int ckpt_list_steps(const char *dir, long **steps);
+/* fsyncs tmp, renames it to DIR/NAME, fsyncs DIR, and points DIR/latest at NAME through DIR/latest.tmp. */
+int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err);
+/* Deletes DIR/step_N.h5 files outside the newest keep_last and the multiples of keep_every, never the one
+ * at step `current` (a resumed run may find newer steps left by an earlier one). */
+void ckpt_prune(const char *dir, long current, int keep_last, int keep_every);
+
+#endif
