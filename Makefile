@@ -2,10 +2,10 @@
 # benchmarks; `make demo` a training run from scratch; `make deps` installs what is missing (Debian 12).
 
 CC       := gcc
-PKGS     := hdf5-openmpi libcjson
+PKGS     := hdf5-openmpi libcjson libzstd
 BLAS     := /usr/lib/x86_64-linux-gnu/openblas-openmp
 DEB_PKGS := gcc make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
-            libcjson-dev python3-torch python3-h5py python3-regex
+            libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd
 
 # Recursive (=) so that pkg-config runs after `make deps` has installed the packages.
 OPT      ?= -O3 -march=native

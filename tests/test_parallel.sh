@@ -14,7 +14,8 @@ bin/prepare synthetic --out "$tmp/train.h5" --tokens 50000 --vocab 240 2>/dev/nu
 cat >"$tmp/run.json" <<JSON
 {"model": "$PWD/configs/models/tiny-neo.json", "threads": 1,
  "data": {"train": "$tmp/train.h5", "seq_len": 32},
- "train": {"micro_batch": 2, "global_batch": 8, "steps": 12, "lr": 3e-3, "warmup_steps": 2, "log_every": 4}}
+ "train": {"micro_batch": 2, "global_batch": 8, "steps": 12, "lr": 3e-3, "warmup_steps": 2, "anneal_steps": 10,
+           "log_every": 4}}
 JSON
 bin/train "$tmp/run.json" --set run_dir="$tmp/single" >"$tmp/single.out" 2>&1 ||
     echo "FAIL bin/train single: $(tail -2 "$tmp/single.out")"
@@ -38,6 +39,33 @@ print(f"ok bin/train {name}: 12 losses equal one process's" if ok else
 if ok: print(f"#   worst relative difference {worst:.2e}")
 PY
 done
+# Checkpoints move between layouts: save after 6 steps in one layout, resume to 12 in another; the
+# continuing losses match the uninterrupted single-process run.
+run_layout() { # N TP RUN_DIR STEPS
+    if [ "$1" = 1 ]; then
+        bin/train "$tmp/run.json" --set run_dir="$3" --set parallel.tp="$2" --set train.steps="$4"
+    else
+        mpirun -n "$1" bin/train "$tmp/run.json" --set run_dir="$3" --set parallel.tp="$2" --set train.steps="$4"
+    fi >>"$tmp/move.out" 2>&1
+}
+for move in "4 2 1 1" "4 2 4 4" "1 1 4 2" "4 4 4 2"; do
+    set -- $move
+    dir=$tmp/move-$1-$2-$3-$4
+    run_layout "$1" "$2" "$dir" 6 && run_layout "$3" "$4" "$dir" 12 ||
+        echo "FAIL move $move: $(tail -3 "$tmp/move.out")"
+    /usr/bin/python3 - "$tmp/single/metrics.jsonl" "$dir/metrics.jsonl" "$1" "$2" "$3" "$4" <<'PY'
+import json, sys
+a, b, n1, tp1, n2, tp2 = sys.argv[1:]
+la = [json.loads(l)["loss"] for l in open(a)]
+lb = [json.loads(l)["loss"] for l in open(b)] if b else []
+worst = max((abs(x - y) / abs(x) for x, y in zip(la, lb)), default=float("nan"))
+name = f"checkpoint saved at (tp {tp1}, dp {int(n1)//int(tp1)}) resumed at (tp {tp2}, dp {int(n2)//int(tp2)})"
+ok = len(lb) == 12 and worst <= 1e-5
+print(f"ok {name}: losses match" if ok else f"FAIL {name}: losses match: worst {worst:.2e}, {len(lb)} rows")
+if ok: print(f"#   worst relative difference {worst:.2e}")
+PY
+done
+
 grep -q "comm .* MB" "$tmp/mpi4-2/train.log" && echo "ok step line reports communication" ||
     echo "FAIL step line reports communication: $(tail -1 "$tmp/mpi4-2/train.log")"
 

@@ -58,8 +58,7 @@ static ops_buf *kind_buf(model *m, optim_state *opt, int kind, size_t *lo, size_
 
 /* ---------------------------------------------------------------------------------------------- save */
 
-/* Block checksums of one dataset, identical on every rank. This issue's ranks hold full tensors, so rank 0
- * computes them from its copy; sharded writers will need a gather (or a CRC combine) here instead. */
+/* Block checksums of one dataset, identical on every rank: rank 0 computes them from the gathered tensor. */
 static uint32_t *tensor_crcs(const float *full_on_root, size_t n, MPI_Comm comm) {
     int rank;
     MPI_Comm_rank(comm, &rank);
@@ -71,34 +70,88 @@ static uint32_t *tensor_crcs(const float *full_on_root, size_t n, MPI_Comm comm)
     return crc;
 }
 
-/* Host copy of this rank's tensor p of one kind: a pointer into backend memory when it is host memory,
- * else `scratch` filled from it (zeros when the kind is not kept). */
-static const float *tensor_host(model *m, optim_state *opt, int kind, const param_info *p, float *scratch) {
-    size_t lo, hi;
-    ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
-    size_t n = (size_t)p->valid_rows * (size_t)p->local_shape[1];
-    if (!buf) {
-        memset(scratch, 0, n * sizeof *scratch);
-        return scratch;
-    }
-    ops_ptr at = {buf, p->offset - lo};
-    float *host = m->o->host_ptr ? m->o->host_ptr(m->o, at) : NULL;
-    if (host)
-        return host;
-    m->o->to_host(m->o, scratch, at, n);
-    return scratch;
+/* The world layout of m: world rank r is tp rank r % tp of dp rank r / tp (parallel/comm.c). */
+typedef struct {
+    int tp, dp, zero;
+    param_table *tables; /* the table of every tp rank (shard placement) */
+    size_t slice;        /* ZeRO-1: flat elements per dp rank */
+} layout;
+
+static layout layout_of(model *m, optim_state *opt) {
+    layout L = {m->comm ? m->comm->size[COMM_TP] : 1, m->comm ? m->comm->size[COMM_DP] : 1, opt && opt->zero,
+                NULL, 0};
+    L.tables = mt_calloc((size_t)L.tp, sizeof *L.tables);
+    for (int r = 0; r < L.tp; r++)
+        param_table_build(&L.tables[r], &m->cfg, L.tp, r);
+    L.slice = m->flat_n / (size_t)L.dp;
+    return L;
 }
 
-/* The part of tensor p this rank writes: its whole shard on rank 0 (this issue: full tensors). Later a
- * tp rank writes rows [row_start, +valid_rows) x columns [col_start, +local_shape[1]) here. */
+static void layout_free(layout *L) {
+    for (int r = 0; r < L->tp; r++)
+        param_table_free(&L->tables[r]);
+    free(L->tables);
+}
+
+/* The elements of tensor p (local flat indices [*a, *b) of its shard) that world rank r contributes: its
+ * whole shard from dp rank 0, except the Adam moments under ZeRO-1, where every dp rank holds a slice. */
+static int owned(const layout *L, const param_info *p, int kind, int r, size_t *a, size_t *b) {
+    int dp_rank = r / L->tp;
+    size_t valid = (size_t)p->valid_rows * (size_t)p->local_shape[1];
+    if (kind == KIND_PARAMS || !L->zero) {
+        *a = 0;
+        *b = dp_rank == 0 ? valid : 0;
+    } else {
+        size_t lo = L->slice * (size_t)dp_rank, hi = lo + L->slice;
+        *a = p->offset > lo ? 0 : lo - p->offset;
+        *b = p->offset + valid < hi ? valid : hi > p->offset ? hi - p->offset : 0;
+    }
+    return *a < *b;
+}
+
+/* Assembles the global tensor i of one kind on rank 0 (into `global`) from every rank's owned part;
+ * padded rows are left out. */
+static void gather_tensor(model *m, optim_state *opt, const layout *L, int kind, int i, float *global,
+                          float *scratch, MPI_Comm comm) {
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    size_t a, b, lo, hi;
+    ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
+    const param_info *mine = &m->table.p[i];
+    if (rank != 0) {
+        if (owned(L, mine, kind, rank, &a, &b)) {
+            m->o->to_host(m->o, scratch, (ops_ptr){buf, mine->offset + a - lo}, b - a);
+            MPI_Send(scratch, (int)(b - a), MPI_FLOAT, 0, i * N_KINDS + kind, comm);
+        }
+        return;
+    }
+    if (!buf) { /* moments not kept: zeros */
+        memset(global, 0, global_numel(mine) * sizeof *global);
+        return;
+    }
+    for (int r = 0; r < size; r++) {
+        const param_info *p = &L->tables[r % L->tp].p[i];
+        if (!owned(L, p, kind, r, &a, &b))
+            continue;
+        if (r == 0)
+            m->o->to_host(m->o, scratch, (ops_ptr){buf, p->offset + a - lo}, b - a);
+        else
+            MPI_Recv(scratch, (int)(b - a), MPI_FLOAT, r, i * N_KINDS + kind, comm, MPI_STATUS_IGNORE);
+        size_t cols = (size_t)p->local_shape[1];
+        for (size_t e = a; e < b; e++)
+            global[((size_t)p->row_start + e / cols) * (size_t)p->shape[1] + (size_t)p->col_start + e % cols] =
+                scratch[e - a];
+    }
+}
+
+/* Rank 0 writes every global tensor whole; the other ranks take part in the collective calls only. */
 static ckpt_part tensor_part(const param_info *p, const float *data, int rank) {
     ckpt_part part = {{0, 0}, {0, 0}, NULL};
     if (rank != 0)
         return part;
-    part.start[0] = (hsize_t)p->row_start;
-    part.start[1] = (hsize_t)p->col_start;
-    part.count[0] = (hsize_t)p->valid_rows;
-    part.count[1] = (hsize_t)p->local_shape[1];
+    part.count[0] = (hsize_t)p->shape[0];
+    part.count[1] = (hsize_t)p->shape[1];
     part.data = data;
     return part;
 }
@@ -135,7 +188,8 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
     size_t biggest = 0;
     for (int i = 0; i < m->table.n; i++)
         biggest = global_numel(&m->table.p[i]) > biggest ? global_numel(&m->table.p[i]) : biggest;
-    float *scratch = mt_malloc(biggest * sizeof *scratch);
+    float *global = mt_malloc(biggest * sizeof *global), *scratch = mt_malloc(biggest * sizeof *scratch);
+    layout L = layout_of(m, opt);
     int rc = 0;
     for (int kind = 0; kind < N_KINDS && !rc; kind++) {
         hid_t g = make_group(f, KIND_GROUP[kind]);
@@ -145,10 +199,10 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
         }
         for (int i = 0; i < m->table.n && !rc; i++) {
             const param_info *p = &m->table.p[i];
-            const float *data = tensor_host(m, opt, kind, p, scratch);
+            gather_tensor(m, opt, &L, kind, i, global, scratch, comm);
             hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
-            ckpt_part part = tensor_part(p, data, rank);
-            uint32_t *crc = tensor_crcs(data, global_numel(p), comm);
+            ckpt_part part = tensor_part(p, global, rank);
+            uint32_t *crc = tensor_crcs(global, global_numel(p), comm);
             if (ckpt_write_dataset(g, p->name, p->ndim, dims, &part, crc, ckpt_crc_blocks(global_numel(p))))
                 rc = mt_fail(err, "%s: cannot write dataset /%s/%s (disk full?)", tmp, KIND_GROUP[kind],
                              p->name);
@@ -156,18 +210,10 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
         }
         H5Gclose(g);
     }
+    layout_free(&L);
+    free(global);
     free(scratch);
     return rc;
-}
-
-/* What this issue's writer supports: full tensors on every rank. */
-static int check_layout(model *m, optim_state *opt, mt_err *err) {
-    for (int i = 0; i < m->table.n; i++)
-        if (!holds_full(&m->table.p[i]))
-            return mt_fail(err, "checkpoint: saving tensor-parallel shards (tp > 1) is not supported yet");
-    if (opt && opt->zero)
-        return mt_fail(err, "checkpoint: saving ZeRO-1 optimizer slices is not supported yet");
-    return 0;
 }
 
 int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
@@ -176,8 +222,6 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
     mt_err local;
     if (!err)
         err = &local;
-    if (check_layout(m, opt, err))
-        return -1;
     int rank;
     MPI_Comm_rank(comm, &rank);
     char name[64], tmp[4096];

@@ -7,8 +7,13 @@
 #include "train/trainer.h"
 
 static void usage(void) {
-    fprintf(stderr, "usage: bin/train CONFIG.json [--set key.path=value]... [--dry-run]\n"
-                    "  CONFIG is a run config (model + data + train sections) or, with --dry-run, a model config.\n");
+    fprintf(
+        stderr,
+        "usage: bin/train CONFIG.json [--set key.path=value]... [--dry-run] [--resume PATH | --no-resume]\n"
+        "                 [--eval-only]\n"
+        "  CONFIG is a run config (model + data + train sections) or, with --dry-run, a model config.\n"
+        "  A run resumes from RUN_DIR/ckpt/latest by default. Exit codes: 0 done, 1 internal error,\n"
+        "  2 bad input, 3 stopped on a signal after writing a checkpoint (requeue).\n");
 }
 
 /* Every rank sees the same bad input; rank 0 alone says so, and all exit with the same code. */
@@ -27,6 +32,7 @@ int main(int argc, char **argv) {
     const char *config = NULL;
     char **sets = calloc((size_t)argc, sizeof *sets);
     int n_sets = 0, dry_run = 0;
+    trainer_options topt = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--set") && i + 1 < argc)
             sets[n_sets++] = argv[++i];
@@ -34,6 +40,12 @@ int main(int argc, char **argv) {
             sets[n_sets++] = argv[i] + 6;
         else if (!strcmp(argv[i], "--dry-run"))
             dry_run = 1;
+        else if (!strcmp(argv[i], "--resume") && i + 1 < argc)
+            topt.resume = argv[++i];
+        else if (!strcmp(argv[i], "--no-resume"))
+            topt.no_resume = 1;
+        else if (!strcmp(argv[i], "--eval-only"))
+            topt.eval_only = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage();
             return finish(rank, MT_EXIT_OK, "");
@@ -55,7 +67,7 @@ int main(int argc, char **argv) {
         if (rank == 0)
             trainer_dry_run(&rc);
     } else {
-        code = trainer_run(&rc, &err);
+        code = trainer_run(&rc, &topt, &err);
     }
     run_config_free(&rc);
     free(sets);

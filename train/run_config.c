@@ -8,14 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const RUN_KEYS[] = {"model", "run_dir", "backend", "threads", "parallel", "data", "train", NULL};
+static const char *const RUN_KEYS[] = {"model",    "run_dir", "backend", "threads",
+                                       "parallel", "data",    "train",   NULL};
 static const char *const PARALLEL_KEYS[] = {"tp", "zero", NULL};
 static const char *const DATA_KEYS[] = {"train", "val", "kind", "seq_len", "seed", NULL};
-static const char *const TRAIN_KEYS[] = {"global_batch", "micro_batch",  "steps",         "lr",
-                                         "end_lr",       "warmup_steps", "anneal_steps",  "schedule",
-                                         "weight_decay", "beta1",        "beta2",         "eps",
-                                         "clip",         "z_loss",       "eval_every",    "eval_batches",
-                                         "log_every",    "seed",         "max_bad_steps", NULL};
+static const char *const TRAIN_KEYS[] = {
+    "global_batch",  "micro_batch", "steps",        "lr",           "end_lr",    "warmup_steps",
+    "anneal_steps",  "schedule",    "weight_decay", "beta1",        "beta2",     "eps",
+    "clip",          "z_loss",      "eval_every",   "eval_batches", "log_every", "seed",
+    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];
@@ -122,6 +123,8 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
     rc->log_every = 1;
     rc->seed = 1;
     rc->max_bad_steps = 8;
+    rc->keep_last = 3;
+    const char *init_from = "";
     if (jcfg_only_keys(src, "train", tr, TRAIN_KEYS, err) ||
         jcfg_int(src, "train", tr, "micro_batch", 0, 1, 1 << 20, &rc->micro_batch, err) ||
         jcfg_int(src, "train", tr, "global_batch", 0, 1, 1 << 30, &rc->global_batch, err) ||
@@ -141,11 +144,16 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
         jcfg_int(src, "train", tr, "eval_batches", 0, 1, 1 << 20, &rc->eval_batches, err) ||
         jcfg_long(src, "train", tr, "log_every", 0, 1, 1L << 40, &rc->log_every, err) ||
         jcfg_long(src, "train", tr, "seed", 0, 0, 1L << 62, &rc->seed, err) ||
-        jcfg_int(src, "train", tr, "max_bad_steps", 0, 1, 1 << 20, &rc->max_bad_steps, err))
+        jcfg_int(src, "train", tr, "max_bad_steps", 0, 1, 1 << 20, &rc->max_bad_steps, err) ||
+        jcfg_long(src, "train", tr, "ckpt_every", 0, 0, 1L << 40, &rc->ckpt_every, err) ||
+        jcfg_int(src, "train", tr, "keep_last", 0, 1, 1 << 20, &rc->keep_last, err) ||
+        jcfg_long(src, "train", tr, "keep_every", 0, 0, 1L << 40, &rc->keep_every, err) ||
+        jcfg_str(src, "train", tr, "init_from", 0, &init_from, err))
         return -1;
     if (strcmp(schedule, "cosine") && strcmp(schedule, "constant"))
         return fail_at(src, "train.schedule", err, "must be \"cosine\" or \"constant\"");
     o->cosine = strcmp(schedule, "cosine") == 0;
+    snprintf(rc->init_from, sizeof rc->init_from, "%s", init_from);
     if (o->end_lr < 0)
         o->end_lr = 0.1 * o->lr;
     if (o->anneal_steps < 0)
@@ -225,11 +233,15 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     cJSON_AddNumberToObject(t, "log_every", (double)rc->log_every);
     cJSON_AddNumberToObject(t, "seed", (double)rc->seed);
     cJSON_AddNumberToObject(t, "max_bad_steps", rc->max_bad_steps);
+    cJSON_AddNumberToObject(t, "ckpt_every", (double)rc->ckpt_every);
+    cJSON_AddNumberToObject(t, "keep_last", rc->keep_last);
+    cJSON_AddNumberToObject(t, "keep_every", (double)rc->keep_every);
+    cJSON_AddStringToObject(t, "init_from", rc->init_from);
     rc->resolved = r;
 }
 
-int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok, int world,
-                    mt_err *err) {
+int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok,
+                    int world, mt_err *err) {
     memset(rc, 0, sizeof *rc);
     cJSON *root = jcfg_load(path, err);
     if (!root)
@@ -264,7 +276,8 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
                 jcfg_str(&src, "", root, "run_dir", 0, &run_dir, err) ||
                 jcfg_str(&src, "", root, "backend", 0, &backend, err) ||
                 jcfg_int(&src, "", root, "threads", 0, 1, 4096, &rc->threads, err) ||
-                jcfg_obj(&src, "", root, "parallel", 0, &par, err) || parse_parallel(rc, &src, par, world, err) ||
+                jcfg_obj(&src, "", root, "parallel", 0, &par, err) ||
+                parse_parallel(rc, &src, par, world, err) ||
                 jcfg_obj(&src, "", root, "data", !model_only_ok, &data, err) ||
                 jcfg_obj(&src, "", root, "train", 0, &train, err) ||
                 parse_data(rc, &src, data, !model_only_ok, err) || parse_train(rc, &src, train, err);

@@ -28,6 +28,10 @@ typedef struct {
     long log_every;
     long seed;
     int max_bad_steps; /* stop after this many non-finite steps in a row */
+    long ckpt_every;   /* 0: only at the end and on a stop signal */
+    int keep_last;
+    long keep_every;
+    char init_from[4096]; /* parameters only, fresh optimizer, step 0 (fine-tuning) */
     cJSON *resolved;   /* the whole config with defaults filled in (config.json) */
 } run_config;
 

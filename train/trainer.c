@@ -12,7 +12,10 @@
 #include "model/model.h"
 #include "model/ops_rate.h"
 #include "model/ops_sizer.h"
+#include "train/ckpt.h"
+#include "train/config_diff.h"
 #include "train/metrics.h"
+#include "train/signals.h"
 #include "train/step.h"
 
 static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
@@ -34,7 +37,7 @@ void trainer_dry_run(const run_config *rc) {
 }
 
 static int make_dirs(const char *path, mt_err *err) {
-    char buf[4096];
+    char buf[4400];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == 0) {
@@ -64,6 +67,9 @@ static int write_config(const run_config *rc, mt_err *err) {
 
 typedef struct {
     const run_config *rc;
+    const trainer_options *opt_cli;
+    char ckpt_dir[4200];
+    long step, tokens_seen; /* optimizer steps done; tokens trained on */
     comm_ctx comm;
     int dp_rank, dp;
     model *m;
@@ -116,12 +122,12 @@ static int agree(trainer *t, int failed) {
 
 static int open_data(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
-    if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len, (uint64_t)rc->data_seed,
-                    rc->model.vocab_size, rc->model.loss_vocab, err))
+    if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len,
+                    (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
     if (rc->n_val) {
-        if (loader_open(&t->val, rc->data_kind, rc->val_files, rc->n_val, rc->seq_len, (uint64_t)rc->data_seed,
-                        rc->model.vocab_size, rc->model.loss_vocab, err))
+        if (loader_open(&t->val, rc->data_kind, rc->val_files, rc->n_val, rc->seq_len,
+                        (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
             return -1;
         t->has_val = 1;
     }
@@ -133,15 +139,116 @@ static int open_outputs(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
     if (t->comm.rank[COMM_WORLD] != 0)
         return 0;
-    if (make_dirs(rc->run_dir, err) || write_config(rc, err))
+    if (make_dirs(t->ckpt_dir, err) || write_config(rc, err))
         return -1;
     char msg[1024];
     return metrics_open(&t->log, rc->run_dir, msg, sizeof msg) ? mt_fail(err, "%s", msg) : 0;
 }
 
-static int setup(trainer *t, const run_config *rc, mt_err *err) {
+static MPI_Comm world(trainer *t) { return t->comm.comm[COMM_WORLD]; }
+
+static int save(trainer *t, mt_err *err) {
+    const run_config *rc = t->rc;
+    char *json = cJSON_PrintUnformatted(rc->resolved);
+    loader_state ls = loader_get_state(&t->train);
+    ckpt_meta meta = {.step = t->step,
+                      .tokens_seen = t->tokens_seen,
+                      .loader_epoch = ls.epoch,
+                      .loader_cursor = ls.cursor,
+                      .world_dp = t->dp,
+                      .world_tp = rc->tp,
+                      .threads = rc->threads,
+                      .config_json = json};
+    double t0 = mt_now();
+    int bad = ckpt_save(t->ckpt_dir, &meta, t->m, &t->opt, rc->keep_last, (int)rc->keep_every, world(t), err);
+    free(json);
+    if (!bad)
+        metrics_note(&t->log, "checkpoint %s/step_%ld.h5 written in %.1f s", t->ckpt_dir, t->step,
+                     mt_now() - t0);
+    return bad;
+}
+
+/* The checkpoint to start from: --resume PATH, else RUN_DIR/ckpt/latest (or the newest one that verifies)
+ * unless --no-resume; "" for a fresh start. */
+static int resume_path(trainer *t, char *path, size_t cap, mt_err *err) {
+    path[0] = 0;
+    if (t->opt_cli->resume) {
+        snprintf(path, cap, "%s", t->opt_cli->resume);
+        return 0;
+    }
+    if (t->opt_cli->no_resume)
+        return 0;
+    char probe[4300];
+    snprintf(probe, sizeof probe, "%s/latest", t->ckpt_dir);
+    struct stat st;
+    int any = lstat(probe, &st) == 0;
+    if (!any) { /* no latest: any step_*.h5 left by a run killed before its first publish? */
+        snprintf(probe, sizeof probe, "%s", t->ckpt_dir);
+        any =
+            stat(probe, &st) == 0 && ckpt_latest_valid(t->ckpt_dir, path, cap, NULL, 0, world(t), NULL) == 0;
+        if (!any)
+            path[0] = 0;
+        return 0;
+    }
+    char note[1024];
+    if (ckpt_latest_valid(t->ckpt_dir, path, cap, note, sizeof note, world(t), err))
+        return -1;
+    if (note[0])
+        metrics_note(&t->log, "resume: %s", note);
+    return 0;
+}
+
+/* Loads a checkpoint: everything for a resume, parameters only for init_from. A changed model is refused
+ * naming the fields; changed training settings are listed in a warning. */
+static int load(trainer *t, const char *path, int params_only, mt_err *err) {
+    ckpt_meta meta;
+    if (ckpt_load(path, &meta, t->m, params_only ? NULL : &t->opt, world(t), err))
+        return -1;
+    char model_diff[1024], train_diff[1024];
+    char *now = cJSON_PrintUnformatted(t->rc->resolved);
+    config_diff(meta.config_json, now, model_diff, train_diff, sizeof model_diff);
+    free(now);
+    int rc = 0;
+    if (model_diff[0] && !params_only)
+        rc = mt_fail(err,
+                     "%s: the model config differs from the checkpoint's: %s (start a new run_dir, or use "
+                     "train.init_from to take only its parameters)",
+                     path, model_diff);
+    if (!rc && params_only) {
+        metrics_note(&t->log, "init_from %s: parameters of step %ld", path, meta.step);
+    } else if (!rc) {
+        t->step = meta.step;
+        t->tokens_seen = meta.tokens_seen;
+        loader_set_state(&t->train, (loader_state){meta.loader_epoch, meta.loader_cursor});
+        metrics_note(&t->log, "resumed from %s at step %ld (layout then: dp %d x tp %d, %d threads)", path,
+                     meta.step, meta.world_dp, meta.world_tp, meta.threads);
+        if (train_diff[0])
+            metrics_note(&t->log, "warning: settings changed since the checkpoint: %s", train_diff);
+        if (meta.world_dp != t->dp || meta.world_tp != t->rc->tp || meta.threads != t->rc->threads)
+            metrics_note(&t->log,
+                         "note: a different layout or thread count resumes to floating-point tolerance, "
+                         "not bit for bit");
+    }
+    ckpt_meta_free(&meta);
+    return rc;
+}
+
+static int restore(trainer *t, mt_err *err) {
+    char path[4300];
+    if (resume_path(t, path, sizeof path, err))
+        return -1;
+    if (path[0])
+        return load(t, path, 0, err);
+    if (t->rc->init_from[0])
+        return load(t, t->rc->init_from, 1, err);
+    return 0;
+}
+
+static int setup(trainer *t, const run_config *rc, const trainer_options *opt, mt_err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
+    t->opt_cli = opt;
+    snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/ckpt", rc->run_dir);
     if (comm_init(&t->comm, MPI_COMM_WORLD, rc->tp, err))
         return -1;
     t->dp_rank = t->comm.rank[COMM_DP];
@@ -158,14 +265,15 @@ static int setup(trainer *t, const run_config *rc, mt_err *err) {
     t->weights = mt_malloc((size_t)rc->accum * rc->micro_batch * rc->seq_len * sizeof *t->weights);
     t->flops_per_token = model_flops_per_token(&rc->model, &t->m->table, rc->seq_len);
     t->sgemm_gflops = ops_matmul_gflops(o, 1024, 0.5);
-    metrics_note(&t->log,
-                 "model %s: params %ld, world %d = dp %d x tp %d%s, %d threads per rank, sgemm %.1f GFLOP/s per "
-                 "rank; global batch %d = %d ranks x %d micro-batches x %d sequences of %d tokens; %ld training "
-                 "sequences",
-                 rc->model.name, param_count(&t->m->table), t->comm.size[COMM_WORLD], t->dp, rc->tp,
-                 t->opt.zero ? " (ZeRO-1)" : "", rc->threads, t->sgemm_gflops, rc->global_batch, t->dp, rc->accum,
-                 rc->micro_batch, rc->seq_len, t->train.n_seq);
-    return 0;
+    metrics_note(
+        &t->log,
+        "model %s: params %ld, world %d = dp %d x tp %d%s, %d threads per rank, sgemm %.1f GFLOP/s per "
+        "rank; global batch %d = %d ranks x %d micro-batches x %d sequences of %d tokens; %ld training "
+        "sequences",
+        rc->model.name, param_count(&t->m->table), t->comm.size[COMM_WORLD], t->dp, rc->tp,
+        t->opt.zero ? " (ZeRO-1)" : "", rc->threads, t->sgemm_gflops, rc->global_batch, t->dp, rc->accum,
+        rc->micro_batch, rc->seq_len, t->train.n_seq);
+    return restore(t, err);
 }
 
 static void teardown(trainer *t) {
@@ -201,24 +309,34 @@ static double payload_mb(const comm_ctx *c) {
     return b / 1e6;
 }
 
+/* Every rank stops after the same step: the stop request is MAX-reduced over the world (DESIGN 5). */
+static int stop_agreed(trainer *t) {
+    double sig = signals_stop_requested();
+    comm_allreduce_host(&t->comm, COMM_WORLD, COMM_MAX, &sig, 1);
+    return (int)sig;
+}
+
 static int run_loop(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
     double t0 = mt_now();
-    long tokens_per_step = (long)rc->global_batch * rc->seq_len;
+    long tokens_per_step = (long)rc->global_batch * rc->seq_len, first = t->step;
     int bad_in_a_row = 0;
-    for (long step = 0; step < rc->steps; step++) {
+    while (t->step < rc->steps) {
         double ts = mt_now();
-        step_report r = {.step = step + 1, .steps = rc->steps};
+        step_report r = {.step = t->step + 1, .steps = rc->steps};
         comm_reset_stats(&t->comm);
-        if (step_once(t, step, &r, err))
+        if (step_once(t, t->step, &r, err))
             return fail_mid_run(t, MT_EXIT_BAD_INPUT, err);
+        t->step++;
+        t->tokens_seen += tokens_per_step;
         double now = mt_now();
         r.tokens_per_s = tokens_per_step / (now - ts);
-        r.sgemm_util = r.tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9 * t->comm.size[COMM_WORLD]);
+        r.sgemm_util =
+            r.tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9 * t->comm.size[COMM_WORLD]);
         r.comm_mb = payload_mb(&t->comm);
         r.comm_share = t->comm.seconds / (now - ts);
         r.elapsed = now - t0;
-        r.eta = r.elapsed / (double)(step + 1) * (double)(rc->steps - step - 1);
+        r.eta = r.elapsed / (double)(t->step - first) * (double)(rc->steps - t->step);
         metrics_step(&t->log, &r, r.step % rc->log_every == 0 || r.step == rc->steps || r.skipped);
         bad_in_a_row = r.skipped ? bad_in_a_row + 1 : 0;
         if (bad_in_a_row >= rc->max_bad_steps) {
@@ -231,13 +349,40 @@ static int run_loop(trainer *t, mt_err *err) {
                 return fail_mid_run(t, MT_EXIT_BAD_INPUT, err);
             metrics_eval(&t->log, r.step, vl);
         }
+        int sig = stop_agreed(t);
+        if (sig || (rc->ckpt_every && t->step % rc->ckpt_every == 0) || t->step == rc->steps) {
+            if (save(t, err))
+                return MT_EXIT_INTERNAL;
+        }
+        if (sig) {
+            metrics_note(&t->log,
+                         "stopped on signal %d after step %ld; exit code %d asks a job script to requeue",
+                         sig, t->step, MT_EXIT_STOPPED);
+            mt_fail(err, "stopped on signal %d after writing step_%ld.h5", sig, t->step);
+            return MT_EXIT_STOPPED;
+        }
     }
     return MT_EXIT_OK;
 }
 
-int trainer_run(const run_config *rc, mt_err *err) {
+/* --eval-only: the validation loss of the restored parameters. */
+static int eval_only(trainer *t, mt_err *err) {
+    if (!t->has_val)
+        return mt_fail(err, "--eval-only needs data.val"), MT_EXIT_BAD_INPUT;
+    double loss;
+    if (evaluate(t, &loss, err))
+        return MT_EXIT_BAD_INPUT;
+    if (t->comm.rank[COMM_WORLD] == 0)
+        printf("eval_loss: %.6f\n", loss);
+    return MT_EXIT_OK;
+}
+
+int trainer_run(const run_config *rc, const trainer_options *opt, mt_err *err) {
     trainer t;
-    int code = setup(&t, rc, err) ? MT_EXIT_BAD_INPUT : run_loop(&t, err);
+    signals_install();
+    int code = setup(&t, rc, opt, err) ? MT_EXIT_BAD_INPUT
+               : opt->eval_only        ? eval_only(&t, err)
+                                       : run_loop(&t, err);
     teardown(&t);
     return code;
 }

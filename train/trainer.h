@@ -7,7 +7,14 @@
 /* Prints the resolved config, `params: N` and the per-rank memory estimate. */
 void trainer_dry_run(const run_config *rc);
 
-/* Trains; returns an exit code (DESIGN 8) with err set when it is not 0. */
-int trainer_run(const run_config *rc, mt_err *err);
+typedef struct {
+    const char *resume; /* --resume PATH: this checkpoint */
+    int no_resume;      /* --no-resume: start fresh even if RUN_DIR/ckpt has checkpoints */
+    int eval_only;      /* --eval-only: print "eval_loss: X" of the resumed parameters and exit */
+} trainer_options;
+
+/* Trains (resuming from RUN_DIR/ckpt/latest by default); returns an exit code (DESIGN 8) with err set when
+ * it is not 0: MT_EXIT_STOPPED after a stop signal and its checkpoint. */
+int trainer_run(const run_config *rc, const trainer_options *opt, mt_err *err);
 
 #endif

@@ -1,0 +1,35 @@
+/* prepare's input files, read as a stream of bytes (plain, or zstd-decompressed for *.zst) or of lines,
+ * in bounded memory (a line is held whole). */
+#ifndef MT_PREPARE_INPUT_H
+#define MT_PREPARE_INPUT_H
+
+#include <stdio.h>
+
+#include "model/common.h"
+
+typedef struct {
+    char path[4096];
+    FILE *f;
+    void *zstd; /* ZSTD_DCtx, NULL for plain files */
+    char *zin;
+    size_t zin_n, zin_pos, zlast;
+    int zin_eof;
+    char *buf; /* line buffer: [start, n) not yet returned */
+    size_t start, n, cap;
+    int eof;
+    long long size, consumed; /* file bytes: total and read so far */
+    long line;                /* 1-based number of the last line returned */
+} pin;
+
+int pin_open(pin *p, const char *path, mt_err *err);
+void pin_close(pin *p);
+/* Up to cap decompressed bytes into dst: > 0 bytes, 0 at the end, -1 with err set (read error, corrupt
+ * or truncated zstd stream). */
+long pin_read(pin *p, char *dst, size_t cap, mt_err *err);
+/* The next line without its '\n' (valid until the next call): 1, 0 at the end, -1 with err set. */
+int pin_line(pin *p, char **line, size_t *len, mt_err *err);
+
+/* Whether name ends with suffix. */
+int pin_ends_with(const char *name, const char *suffix);
+
+#endif
