@@ -4,7 +4,7 @@
 #ifndef MT_PREPARE_H
 #define MT_PREPARE_H
 
-#include "data/prepare_shard.h"
+#include "data/shard_writer.h"
 #include "data/tok.h"
 
 /* Why records were skipped (summary counters). */
@@ -42,7 +42,7 @@ typedef struct {
     prep_stats *st;
     char name[256], desc[1024];
     int with_mask;
-    pshard *w[2];
+    shard_writer *w[2];
     int n_shards[2];
     int split;       /* split of the current document: 0 train, 1 val */
     long long index; /* index of the current record in the source */

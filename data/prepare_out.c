@@ -45,7 +45,7 @@ int prep_doc_begin(prep_src *s, long long index, mt_err *err) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s/%s-%05d.h5", s->o->out_dir, s->split ? "val" : "train", s->name,
                  s->n_shards[s->split]);
-        s->w[s->split] = pshard_open(path, "gpt2", s->o->vocab_size, s->o->eot, s->desc, s->with_mask, err);
+        s->w[s->split] = shard_writer_open(path, "gpt2", s->o->vocab_size, s->o->eot, s->desc, s->with_mask, err);
         if (!s->w[s->split])
             return -1;
     }
@@ -57,7 +57,7 @@ static int emit(prep_src *s, const char *text, size_t n, mt_err *err) {
     s->ids.n = 0;
     tok_encode(s->o->tk, text, n, &s->ids, &repl);
     s->st->replacements += (long long)repl;
-    return pshard_append(s->w[s->split], s->ids.ids, NULL, (long)s->ids.n, err);
+    return shard_writer_append(s->w[s->split], s->ids.ids, NULL, (long)s->ids.n, err);
 }
 
 /* A cut at p is safe when text[p-1] is printable ASCII other than space and text[p] is ASCII whitespace:
@@ -94,28 +94,28 @@ int prep_doc_text(prep_src *s, const char *text, size_t n, mt_err *err) {
 }
 
 int prep_doc_tokens(prep_src *s, const int32_t *ids, const uint8_t *mask, long n, mt_err *err) {
-    return pshard_append(s->w[s->split], ids, mask, n, err);
+    return shard_writer_append(s->w[s->split], ids, mask, n, err);
 }
 
 int prep_doc_end(prep_src *s, int add_eot, const char *source_name, mt_err *err) {
-    pshard *w = s->w[s->split];
-    long before = pshard_tokens(w);
+    shard_writer *w = s->w[s->split];
+    long before = shard_writer_tokens(w);
     if (s->pend.n && emit(s, s->pend.data, s->pend.n, err))
         return -1;
     s->pend.n = 0;
     int32_t eot = s->o->eot;
     uint8_t one = 1;
-    if (add_eot && pshard_append(w, &eot, &one, 1, err))
+    if (add_eot && shard_writer_append(w, &eot, &one, 1, err))
         return -1;
-    pshard_end_doc(w, source_name);
+    shard_writer_end_doc(w, source_name);
     s->st->docs++;
     s->st->val_docs += s->split;
-    s->st->tokens += pshard_tokens(w) - before;
-    if (pshard_tokens(w) >= s->o->shard_tokens) {
+    s->st->tokens += shard_writer_tokens(w) - before;
+    if (shard_writer_tokens(w) >= s->o->shard_tokens) {
         s->w[s->split] = NULL;
         s->n_shards[s->split]++;
         (s->split ? &s->st->val_shards : &s->st->train_shards)[0]++;
-        if (pshard_close(w, err))
+        if (shard_writer_close(w, err))
             return -1;
     }
     return 0;
@@ -126,13 +126,13 @@ int prep_src_close(prep_src *s, mt_err *err) {
     for (int k = 0; k < 2; k++) {
         if (!s->w[k])
             continue;
-        pshard *w = s->w[k];
+        shard_writer *w = s->w[k];
         s->w[k] = NULL;
         if (rc) {
-            pshard_abort(w);
+            shard_writer_abort(w);
             continue;
         }
-        rc = pshard_close(w, err);
+        rc = shard_writer_close(w, err);
         if (!rc)
             (k ? &s->st->val_shards : &s->st->train_shards)[0]++;
     }
@@ -144,7 +144,7 @@ int prep_src_close(prep_src *s, mt_err *err) {
 void prep_src_abort(prep_src *s) {
     for (int k = 0; k < 2; k++)
         if (s->w[k])
-            pshard_abort(s->w[k]);
+            shard_writer_abort(s->w[k]);
     s->w[0] = s->w[1] = NULL;
     tok_bytes_free(&s->pend);
     tok_ids_free(&s->ids);

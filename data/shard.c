@@ -13,6 +13,12 @@ hid_t h5_fapl(void) {
     return fapl;
 }
 
+hid_t h5_fcpl(void) {
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0); /* the root group's times too: identical content, identical files */
+    return fcpl;
+}
+
 hid_t h5_dcpl(void) {
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_obj_track_times(dcpl, 0); /* identical content gives identical files */
@@ -180,98 +186,6 @@ int shard_doc_offsets(shard *s, uint64_t **out, mt_err *err) {
     return 0;
 }
 
-/* ---- writer ---- */
-
-enum { CHUNK_TOKENS = 1 << 20 };
-
-struct shard_writer {
-    char path[4096], tmp[4200];
-    hid_t file, tokens, mask;
-    int vocab_size, eot_token, with_mask;
-    char tokenizer[128], source[1024];
-    long n_tokens;
-    uint64_t *docs;
-    long n_docs, cap_docs;
-};
-
-static hid_t create_growing(hid_t file, const char *name, hid_t type) {
-    hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = CHUNK_TOKENS;
-    hid_t sp = H5Screate_simple(1, &dims, &maxdims), dcpl = h5_dcpl();
-    H5Pset_chunk(dcpl, 1, &chunk);
-    hid_t d = H5Dcreate2(file, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    H5Pclose(dcpl);
-    H5Sclose(sp);
-    return d;
-}
-
-shard_writer *shard_writer_open(const char *path, int vocab_size, int eot_token, const char *tokenizer,
-                                const char *source, int with_mask, mt_err *err) {
-    h5_quiet();
-    shard_writer *w = mt_calloc(1, sizeof *w);
-    snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    snprintf(w->tokenizer, sizeof w->tokenizer, "%s", tokenizer);
-    snprintf(w->source, sizeof w->source, "%s", source);
-    w->vocab_size = vocab_size;
-    w->eot_token = eot_token;
-    w->with_mask = with_mask;
-    hid_t fapl = h5_fapl();
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    if (w->file < 0) {
-        mt_fail(err, "%s: cannot create (is the folder writable?)", w->tmp);
-        free(w);
-        return NULL;
-    }
-    w->tokens = create_growing(w->file, "tokens", vocab_size > 65535 ? H5T_STD_U32LE : H5T_STD_U16LE);
-    w->mask = with_mask ? create_growing(w->file, "loss_mask", H5T_STD_U8LE) : -1;
-    w->cap_docs = 1024;
-    w->docs = mt_malloc((size_t)w->cap_docs * sizeof *w->docs);
-    w->docs[0] = 0;
-    return w;
-}
-
-static int append(hid_t d, hid_t memtype, long at, long n, const void *data) {
-    hsize_t size = (hsize_t)(at + n), off = (hsize_t)at, cnt = (hsize_t)n;
-    if (H5Dset_extent(d, &size) < 0)
-        return -1;
-    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, &cnt, NULL);
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL);
-    herr_t rc = H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, data);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    return rc < 0 ? -1 : 0;
-}
-
-int shard_writer_append(shard_writer *w, const int32_t *tokens, const uint8_t *mask, long n, mt_err *err) {
-    if (n == 0)
-        return 0;
-    if (append(w->tokens, H5T_NATIVE_INT32, w->n_tokens, n, tokens) ||
-        (w->with_mask && append(w->mask, H5T_NATIVE_UINT8, w->n_tokens, n, mask)))
-        return mt_fail(err, "%s: write failed (disk full?)", w->tmp);
-    w->n_tokens += n;
-    return 0;
-}
-
-void shard_writer_end_doc(shard_writer *w) {
-    if (w->n_docs + 2 > w->cap_docs) {
-        w->cap_docs *= 2;
-        w->docs = realloc(w->docs, (size_t)w->cap_docs * sizeof *w->docs);
-        CHECK(w->docs, "out of memory");
-    }
-    w->docs[++w->n_docs] = (uint64_t)w->n_tokens;
-}
-
-long shard_writer_tokens(const shard_writer *w) { return w->n_tokens; }
-
-static void put_attr_long(hid_t file, const char *name, long v) {
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    long long x = v;
-    H5Awrite(a, H5T_NATIVE_LLONG, &x);
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-
 void h5_put_attr_str(hid_t obj, const char *name, const char *v) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, strlen(v) ? strlen(v) : 1);
@@ -280,46 +194,4 @@ void h5_put_attr_str(hid_t obj, const char *name, const char *v) {
     H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
-}
-
-int shard_writer_close(shard_writer *w, mt_err *err) {
-    hsize_t n = (hsize_t)w->n_docs + 1;
-    hid_t sp = H5Screate_simple(1, &n, NULL), dcpl = h5_dcpl();
-    hid_t d = H5Dcreate2(w->file, "doc_offsets", H5T_STD_U64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    herr_t rc = H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->docs);
-    H5Dclose(d);
-    H5Pclose(dcpl);
-    H5Sclose(sp);
-    h5_put_attr_str(w->file, "format", SHARD_FORMAT);
-    put_attr_long(w->file, "format_version", SHARD_FORMAT_VERSION);
-    h5_put_attr_str(w->file, "tokenizer", w->tokenizer);
-    put_attr_long(w->file, "vocab_size", w->vocab_size);
-    put_attr_long(w->file, "eot_token", w->eot_token);
-    put_attr_long(w->file, "n_tokens", w->n_tokens);
-    put_attr_long(w->file, "n_docs", w->n_docs);
-    h5_put_attr_str(w->file, "source", w->source);
-    if (w->mask >= 0)
-        H5Dclose(w->mask);
-    H5Dclose(w->tokens);
-    int bad = rc < 0 || H5Fclose(w->file) < 0;
-    int out = 0;
-    if (bad)
-        out = mt_fail(err, "%s: write failed", w->tmp);
-    else if (rename(w->tmp, w->path))
-        out = mt_fail(err, "%s: cannot rename to %s", w->tmp, w->path);
-    if (out)
-        remove(w->tmp);
-    free(w->docs);
-    free(w);
-    return out;
-}
-
-void shard_writer_abort(shard_writer *w) {
-    if (w->mask >= 0)
-        H5Dclose(w->mask);
-    H5Dclose(w->tokens);
-    H5Fclose(w->file);
-    remove(w->tmp);
-    free(w->docs);
-    free(w);
 }

@@ -27,21 +27,9 @@ int shard_read(shard *s, long start, long n, int32_t *out, uint8_t *mask, mt_err
 /* Reads /doc_offsets (n_docs + 1 entries) into a new array. */
 int shard_doc_offsets(shard *s, uint64_t **out, mt_err *err);
 
-typedef struct shard_writer shard_writer;
-
-/* Starts PATH.tmp; shard_writer_close renames it to PATH when everything is written. */
-shard_writer *shard_writer_open(const char *path, int vocab_size, int eot_token, const char *tokenizer,
-                                const char *source, int with_mask, mt_err *err);
-int shard_writer_append(shard_writer *w, const int32_t *tokens, const uint8_t *mask, long n, mt_err *err);
-/* Marks the end of a document (its tokens, trailing EOT included, were appended). */
-void shard_writer_end_doc(shard_writer *w);
-long shard_writer_tokens(const shard_writer *w);
-int shard_writer_close(shard_writer *w, mt_err *err);
-/* Removes the temporary file of an unfinished writer. */
-void shard_writer_abort(shard_writer *w);
-
 /* The file-access and dataset-creation properties every HDF5 file of the project uses (DESIGN 6). */
 hid_t h5_fapl(void);
+hid_t h5_fcpl(void);
 hid_t h5_dcpl(void);
 /* Turns off HDF5's own error stack printing, once (errors are reported as one line instead). */
 void h5_quiet(void);

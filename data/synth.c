@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "data/shard.h"
+#include "data/shard_writer.h"
 
 static uint64_t next(uint64_t *s) {
     uint64_t x = (*s += 0x9e3779b97f4a7c15ULL);
@@ -25,7 +25,7 @@ int synth_write_shard(const char *path, const synth_options *o, mt_err *err) {
     char source[128];
     snprintf(source, sizeof source, "synthetic markov chain: vocab %d, branch %d, seed %llu", V, K,
              (unsigned long long)o->seed);
-    shard_writer *w = shard_writer_open(path, V, o->eot_token, "synthetic", source, 0, err);
+    shard_writer *w = shard_writer_open(path, "synthetic", V, o->eot_token, source, 0, err);
     if (!w) {
         free(succ);
         return -1;
@@ -47,7 +47,7 @@ int synth_write_shard(const char *path, const synth_options *o, mt_err *err) {
         }
         doc[len] = o->eot_token;
         rc = shard_writer_append(w, doc, NULL, len + 1, err);
-        shard_writer_end_doc(w);
+        shard_writer_end_doc(w, NULL);
     }
     free(doc);
     free(succ);

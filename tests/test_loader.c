@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "data/loader.h"
+#include "data/shard_writer.h"
 #include "tests/testutil.h"
 
 enum { T = 12, N_WIN = 96, G = 8, V = 60000 };
@@ -24,13 +25,13 @@ static void write_stream_shards(void) {
         snprintf(path, sizeof path, "%s/stream_%d.h5", dir, s);
         paths[s] = mt_strdup(path);
         mt_err err;
-        shard_writer *w = shard_writer_open(path, V, 0, "test", "test", 0, &err);
+        shard_writer *w = shard_writer_open(path, "test", V, 0, "test", 0, &err);
         CHECK(w, "%s", err.msg);
         for (long i = cuts[s]; i < cuts[s + 1]; i++) {
             int32_t t = (int32_t)(i / (T + 1) % V);
             CHECK(!shard_writer_append(w, &t, NULL, 1, &err), "%s", err.msg);
         }
-        shard_writer_end_doc(w);
+        shard_writer_end_doc(w, NULL);
         CHECK(!shard_writer_close(w, &err), "%s", err.msg);
     }
 }
@@ -127,7 +128,7 @@ static void examples(void) {
     char path[256];
     snprintf(path, sizeof path, "%s/examples.h5", dir);
     mt_err err;
-    shard_writer *w = shard_writer_open(path, 1000, 0, "test", "test", 1, &err);
+    shard_writer *w = shard_writer_open(path, "test", 1000, 0, "test", 1, &err);
     CHECK(w, "%s", err.msg);
     int n_docs = 12;
     for (int d = 0; d < n_docs; d++) {
@@ -137,7 +138,7 @@ static void examples(void) {
             uint8_t m = i >= prompt;
             CHECK(!shard_writer_append(w, &t, &m, 1, &err), "%s", err.msg);
         }
-        shard_writer_end_doc(w);
+        shard_writer_end_doc(w, NULL);
     }
     CHECK(!shard_writer_close(w, &err), "%s", err.msg);
     char *p[1] = {path};

@@ -229,7 +229,8 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
     hid_t fapl = h5_fapl();
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fcpl = h5_fcpl(), f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     int rc =
         f < 0 ? mt_fail(err, "%s: cannot create checkpoint file (does the folder exist and is it writable?)",

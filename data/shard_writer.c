@@ -1,4 +1,4 @@
-#include "prepare_shard.h"
+#include "shard_writer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 enum { CHUNK = 1 << 20, MAX_NAMES = 255 };
 
-struct pshard {
+struct shard_writer {
     char path[4096], tmp[4200];
     char tokenizer[64], source[1024];
     hid_t file, tokens, mask;
@@ -23,10 +23,10 @@ struct pshard {
     char *names[MAX_NAMES];
 };
 
-pshard *pshard_open(const char *path, const char *tokenizer, int vocab_size, int eot_token,
+shard_writer *shard_writer_open(const char *path, const char *tokenizer, int vocab_size, int eot_token,
                     const char *source, int with_mask, mt_err *err) {
     h5_quiet();
-    pshard *w = mt_calloc(1, sizeof *w);
+    shard_writer *w = mt_calloc(1, sizeof *w);
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     snprintf(w->tokenizer, sizeof w->tokenizer, "%s", tokenizer);
@@ -37,8 +37,7 @@ pshard *pshard_open(const char *path, const char *tokenizer, int vocab_size, int
     w->wide = vocab_size > 65535;
     hid_t fapl = h5_fapl();
     /* The root group's object header would carry timestamps too (h5_dcpl only covers datasets). */
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    H5Pset_obj_track_times(fcpl, 0);
+    hid_t fcpl = h5_fcpl();
     w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl);
     H5Pclose(fcpl);
     H5Pclose(fapl);
@@ -81,7 +80,7 @@ static int write_at(hid_t d, hid_t memtype, long at, long n, const void *data) {
     return rc < 0 ? -1 : 0;
 }
 
-static int flush(pshard *w, mt_err *err) {
+static int flush(shard_writer *w, mt_err *err) {
     if (w->n_buf == 0)
         return 0;
     if (w->tokens < 0) {
@@ -99,7 +98,7 @@ static int flush(pshard *w, mt_err *err) {
     return 0;
 }
 
-int pshard_append(pshard *w, const int32_t *tokens, const uint8_t *mask, long n, mt_err *err) {
+int shard_writer_append(shard_writer *w, const int32_t *tokens, const uint8_t *mask, long n, mt_err *err) {
     while (n > 0) {
         long k = CHUNK - w->n_buf < n ? CHUNK - w->n_buf : n;
         for (long i = 0; i < k; i++) {
@@ -120,7 +119,7 @@ int pshard_append(pshard *w, const int32_t *tokens, const uint8_t *mask, long n,
     return 0;
 }
 
-static int name_index(pshard *w, const char *name) {
+static int name_index(shard_writer *w, const char *name) {
     for (int i = 0; i < w->n_names; i++)
         if (!strcmp(w->names[i], name))
             return i;
@@ -134,7 +133,7 @@ static int name_index(pshard *w, const char *name) {
     return w->n_names++;
 }
 
-void pshard_end_doc(pshard *w, const char *source_name) {
+void shard_writer_end_doc(shard_writer *w, const char *source_name) {
     if (w->n_docs + 2 > w->cap_docs) {
         w->cap_docs *= 2;
         w->docs = realloc(w->docs, (size_t)w->cap_docs * sizeof *w->docs);
@@ -147,7 +146,7 @@ void pshard_end_doc(pshard *w, const char *source_name) {
     w->docs[++w->n_docs] = (uint64_t)(w->n_written + w->n_buf);
 }
 
-long pshard_tokens(const pshard *w) { return w->n_written + w->n_buf; }
+long shard_writer_tokens(const shard_writer *w) { return w->n_written + w->n_buf; }
 
 static void put_attr_long(hid_t file, const char *name, long v) {
     hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -169,7 +168,7 @@ static herr_t write_fixed(hid_t file, const char *name, hid_t type, hid_t memtyp
     return rc;
 }
 
-static void free_names(pshard *w) {
+static void free_names(shard_writer *w) {
     for (int i = 0; i < w->n_names; i++)
         free(w->names[i]);
     free(w->tok_buf);
@@ -179,7 +178,7 @@ static void free_names(pshard *w) {
     free(w);
 }
 
-int pshard_close(pshard *w, mt_err *err) {
+int shard_writer_close(shard_writer *w, mt_err *err) {
     int bad = flush(w, err) < 0;
     if (!bad && w->tokens < 0) { /* no token at all: an empty dataset */
         w->tokens = create(w->file, "tokens", w->wide ? H5T_STD_U32LE : H5T_STD_U16LE, 1);
@@ -229,7 +228,7 @@ int pshard_close(pshard *w, mt_err *err) {
     return out;
 }
 
-void pshard_abort(pshard *w) {
+void shard_writer_abort(shard_writer *w) {
     if (w->mask >= 0)
         H5Dclose(w->mask);
     if (w->tokens >= 0)
