@@ -5,7 +5,7 @@ CC       := gcc
 PKGS     := hdf5-openmpi libcjson libzstd
 BLAS     := /usr/lib/x86_64-linux-gnu/openblas-openmp
 DEB_PKGS := gcc make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
-            libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd
+            libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd slurm-wlm munge
 
 # Recursive (=) so that pkg-config runs after `make deps` has installed the packages.
 OPT      ?= -O3 -march=native

@@ -30,6 +30,8 @@ rows = [json.loads(l) for l in open(path) if '"loss"' in l][2:]
 tps = statistics.median(r["tokens_per_s"] for r in rows)
 ms = int(B) * int(T) / tps * 1e3
 gf = tps * float(flops) / 1e9
+with open(path.rsplit("/", 2)[0] + "/fastest_tps", "a+") as f:
+    f.seek(0); prev = float(f.read() or 0); f.seek(0); f.truncate(); f.write(str(max(prev, tps)))
 print(f"| {model} | {B} x {T} | {ms:.0f} | {tps:.0f} | {gf:.1f} | {float(sgemm):.1f} | {gf / float(sgemm):.2f} | {int(rss) / 1024:.0f} MiB |")
 PY
 }
@@ -37,5 +39,7 @@ bench gpt2-124m 4 64
 bench gpt2-124m 4 256
 bench gptj-124m 4 64
 bench gptj-124m 4 256
+echo
+build/tests/bench_loader "$tmp/data.h5" "$(cat "$tmp/fastest_tps")"
 tests/tok/bench.sh
 build/tests/bench_ckpt

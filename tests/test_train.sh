@@ -47,3 +47,30 @@ if diff <(strip "$tmp/first.jsonl") <(strip "$tmp/run-gptj/metrics.jsonl") >/dev
 else
     echo "FAIL rerun.bit-identical losses: metrics differ"
 fi
+
+# Fine-tuning: Alpaca-style examples (prompt masked, response + EOT counted) through bin/prepare alpaca and
+# data.kind = examples; the loss on the response tokens falls as the model memorizes them.
+make -s --no-print-directory vocab >/dev/null
+/usr/bin/python3 - "$tmp/alpaca.json" <<'PY'
+import json, sys
+colors = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
+ex = [{"instruction": f"Name the color number {i}.", "input": "" if i % 2 else f"Palette {i % 3}",
+       "output": f"The color is {colors[i % 8]}."} for i in range(48)]
+json.dump(ex, open(sys.argv[1], "w"))
+PY
+bin/prepare alpaca --in "$tmp/alpaca.json" --out "$tmp/alpaca" --val-fraction 0 2>"$tmp/prep.err" ||
+    echo "FAIL finetune.prepare: $(tail -2 "$tmp/prep.err")"
+cat >"$tmp/ft.json" <<JSON
+{"model": "$PWD/configs/models/demo-gptj.json", "run_dir": "$tmp/run-ft", "threads": 2,
+ "data": {"train": "$tmp/alpaca/train/*.h5", "kind": "examples", "seq_len": 64},
+ "train": {"micro_batch": 8, "global_batch": 16, "steps": 40, "lr": 3e-3, "warmup_steps": 5, "log_every": 40}}
+JSON
+bin/train "$tmp/ft.json" --set model.n_layer=1 >"$tmp/ft.out" 2>&1 || echo "FAIL finetune.runs: $(tail -3 "$tmp/ft.out")"
+/usr/bin/python3 - "$tmp/run-ft/metrics.jsonl" <<'PY'
+import json, math, sys
+loss = [json.loads(l)["loss"] for l in open(sys.argv[1]) if '"loss"' in l]
+first, last = sum(loss[:5]) / 5, sum(loss[-5:]) / 5
+ok = len(loss) == 40 and all(math.isfinite(x) for x in loss) and last < 0.5 * first
+print(f"ok finetune.response loss falls ({first:.2f} -> {last:.2f})" if ok else
+      f"FAIL finetune.response loss falls: {len(loss)} steps, {first:.2f} -> {last:.2f}")
+PY

@@ -78,8 +78,9 @@ static int parse_data(run_config *rc, const jcfg_src *src, const cJSON *data, in
         jcfg_int(src, "data", data, "seq_len", 0, 1, rc->model.n_ctx, &rc->seq_len, err) ||
         jcfg_long(src, "data", data, "seed", 0, 0, 1L << 62, &rc->data_seed, err))
         return -1;
-    if (strcmp(kind, "stream"))
-        return fail_at(src, "data.kind", err, "must be \"stream\"");
+    if (strcmp(kind, "stream") && strcmp(kind, "examples"))
+        return fail_at(src, "data.kind", err, "must be \"stream\" or \"examples\"");
+    rc->data_kind = strcmp(kind, "stream") ? LOADER_EXAMPLES : LOADER_STREAM;
     return 0;
 }
 
