@@ -20,7 +20,7 @@ MAIN_SRC := $(foreach f,$(ALL_SRC),$(if $(findstring /main_,$(f)),$(f)))
 LIB_OBJ  := $(patsubst %.c,build/%.o,$(filter-out $(MAIN_SRC),$(ALL_SRC)))
 MAIN_OBJ := $(patsubst %.c,build/%.o,$(MAIN_SRC))
 BINS     := $(patsubst main_%,bin/%,$(basename $(notdir $(MAIN_OBJ))))
-TESTS    := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c tests/mpi_*.c))
+TESTS    := $(patsubst tests/%.c,build/tests/%,$(filter-out tests/test_cuda_%,$(wildcard tests/test_*.c tests/mpi_*.c)))
 BENCHES  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/bench_*.c))
 
 .PHONY: all deps test bench demo clean
@@ -71,6 +71,106 @@ bin/%: build/libmeshtrain.a
 build/tests/%: build/tests/%.o build/libmeshtrain.a
 	@echo "LINK $@"
 	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS)
+
+# ---- The CUDA backend (DESIGN 4) -------------------------------------------------------------------------
+# Kernels (model/cuda/*.cu) and the host code that drives them (model/cuda/*.c, parallel/cuda/*.c, and
+# model/backend.c with MT_CUDA) are built two ways from the same sources:
+#  - emulated, always: g++ compiles the kernels against the SIMT emulator (tests/simt), which also provides
+#    the CUDA runtime, cuBLASLt and NCCL entry points the host code calls (on OpenBLAS and MPI). Test
+#    programs tests/test_cuda_*.c and build/emu/bin/train run the backend here; an AddressSanitizer build
+#    of the op tests goes to build/asan/.
+#  - real, with `make CUDA=1`: nvcc for sm_80 and sm_90 (ptxas resource reports in build/cuda/*.ptxas),
+#    linked against libcudart, libcublasLt and libnccl into bin/train.
+CUDA_HOME  ?= /usr/local/cuda
+CUDA_CU    := $(wildcard model/cuda/*.cu)
+CUDA_HOSTC := $(wildcard model/cuda/*.c parallel/cuda/*.c) model/backend.c
+SIMT_SRC   := $(wildcard tests/simt/*.cpp)
+CUDA_INC    = -I$(CUDA_HOME)/include
+SIMT_CXX    = g++ $(OPT) -std=c++17 -Wall -Wextra -Werror -MMD -MP -DMT_SIMT -I. $(CUDA_INC) \
+              -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags ompi-c)
+EMU_OBJ    := $(patsubst %.cu,build/emu/%.o,$(CUDA_CU)) $(patsubst %.c,build/emu/%.o,$(CUDA_HOSTC)) \
+              $(patsubst %.cpp,build/emu/%.o,$(SIMT_SRC))
+EMU_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_cuda_*.c)) \
+              $(if $(wildcard tests/simt/selftest.cu),build/tests/test_simt)
+EMU_BINS   := build/emu/bin/train
+ASAN_TESTS := $(patsubst tests/%.c,build/asan/tests/%,$(wildcard tests/test_cuda_ops.c))
+EMU_LIBS    = $(LDLIBS) -lstdc++
+all: $(EMU_TESTS) $(EMU_BINS) $(ASAN_TESTS)
+
+build/emu/%.o: %.cu | deps
+	@mkdir -p $(dir $@)
+	@echo "SIMT $<"
+	@$(SIMT_CXX) -x c++ -c $< -o $@
+build/emu/%.o: %.cpp | deps
+	@mkdir -p $(dir $@)
+	@echo "SIMT $<"
+	@$(SIMT_CXX) -c $< -o $@
+build/emu/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	@echo "CC   $< (CUDA, emulated)"
+	@$(CC) $(CFLAGS) -DMT_CUDA $(CUDA_INC) -c $< -o $@
+build/emu/bin/train: build/train/main_train.o $(EMU_OBJ) build/libmeshtrain.a
+	@mkdir -p $(dir $@)
+	@echo "LINK $@ (emulated CUDA)"
+	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(EMU_LIBS)
+build/tests/test_cuda_%: build/tests/test_cuda_%.o $(EMU_OBJ) build/libmeshtrain.a
+	@echo "LINK $@ (emulated CUDA)"
+	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(EMU_LIBS)
+build/tests/test_cuda_%.o: tests/test_cuda_%.c | deps
+	@mkdir -p $(dir $@)
+	@echo "CC   $<"
+	@$(CC) $(CFLAGS) -DMT_SIMT $(CUDA_INC) -c $< -o $@
+build/tests/test_simt: build/emu/tests/simt/selftest.o $(filter build/emu/tests/simt/%,$(EMU_OBJ))
+	@echo "LINK $@ (emulated CUDA)"
+	@$(CC) $(CFLAGS) $^ -o $@ $(EMU_LIBS)
+
+# The same op tests with AddressSanitizer on the emulated backend, the emulator and the test.
+ASAN := -fsanitize=address -fno-omit-frame-pointer
+build/asan/%.o: %.cu | deps
+	@mkdir -p $(dir $@)
+	@echo "SIMT $< (asan)"
+	@$(SIMT_CXX) $(ASAN) -x c++ -c $< -o $@
+build/asan/%.o: %.cpp | deps
+	@mkdir -p $(dir $@)
+	@echo "SIMT $< (asan)"
+	@$(SIMT_CXX) $(ASAN) -c $< -o $@
+build/asan/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	@echo "CC   $< (asan)"
+	@$(CC) $(CFLAGS) $(ASAN) -DMT_CUDA -DMT_SIMT $(CUDA_INC) -c $< -o $@
+build/asan/tests/%: build/asan/tests/%.o $(subst build/emu/,build/asan/,$(EMU_OBJ)) build/libmeshtrain.a
+	@echo "LINK $@ (emulated CUDA, asan)"
+	@$(CC) $(CFLAGS) $(ASAN) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(EMU_LIBS)
+
+# make CUDA=1: the real CUDA build of bin/train (CUDA_TRAIN names another output, as the tests do).
+NVCC        = $(CUDA_HOME)/bin/nvcc
+NVCC_FLAGS  = -O3 -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+              --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v
+CUDA_OBJ   := $(patsubst %.cu,build/cuda/%.o,$(CUDA_CU)) $(patsubst %.c,build/cuda/%.o,$(CUDA_HOSTC))
+CUDA_LIBS   = $(LDLIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lnccl -lstdc++
+CUDA_TRAIN ?= bin/train
+build/cuda/%.o: %.cu | deps
+	@mkdir -p $(dir $@)
+	@echo "NVCC $<"
+	@$(NVCC) $(NVCC_FLAGS) -c $< -o $@ 2> $(@:.o=.ptxas) || { cat $(@:.o=.ptxas); exit 1; }
+build/cuda/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	@echo "CC   $< (CUDA)"
+	@$(CC) $(CFLAGS) -DMT_CUDA $(CUDA_INC) -c $< -o $@
+ifeq ($(CUDA),1)
+$(CUDA_TRAIN): build/train/main_train.o $(CUDA_OBJ) build/libmeshtrain.a
+	@mkdir -p $(dir $@)
+	@echo "LINK $@ (CUDA)"
+	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(CUDA_LIBS)
+build/cuda/tests/test_cuda_ops: tests/test_cuda_ops.c $(CUDA_OBJ) build/libmeshtrain.a
+	@mkdir -p $(dir $@)
+	@echo "LINK $@ (CUDA)"
+	@$(CC) $(CFLAGS) -DMT_CUDA $(CUDA_INC) $(filter %.c %.o,$^) $(filter %.a,$^) -o $@ $(CUDA_LIBS)
+# On a machine with a GPU: the op-parity table and the training-step comparison against the real device.
+.PHONY: test-gpu
+test-gpu: $(CUDA_TRAIN) build/cuda/tests/test_cuda_ops all
+	@build/cuda/tests/test_cuda_ops && CUDA_TRAIN=$(CUDA_TRAIN) bash tests/test_cuda_step.sh
+endif
 
 test: all
 	@tests/run.sh

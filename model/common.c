@@ -94,3 +94,8 @@ double mt_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+__attribute__((weak)) int mt_is_device_memory(const void *p) {
+    (void)p;
+    return 0;
+}

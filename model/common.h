@@ -37,6 +37,11 @@ char *mt_strdup(const char *s);
 char *mt_read_file(const char *path, size_t *len, mt_err *err);
 double mt_now(void); /* monotonic seconds */
 
+/* Whether p is device memory of the SIMT emulator (tests/simt defines it for the emulated build; elsewhere
+ * this weak default says no). MPI and HDF5 calls CHECK their buffers with it: device memory must never
+ * reach them (DESIGN 4), and the emulated build catches the mistake a real GPU would punish. */
+int mt_is_device_memory(const void *p);
+
 static inline size_t mt_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 #endif

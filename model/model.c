@@ -32,10 +32,12 @@ struct model_acts {
 
 static ops_ptr P0(ops_buf *b) { return (ops_ptr){b, 0}; }
 
-static ops_ptr W(model *m, int index) { return (ops_ptr){m->params, m->table.p[index].offset}; }
+/* Weights as the kernels read them: the working-precision copy. */
+static ops_ptr W(model *m, int index) { return (ops_ptr){m->work, m->table.p[index].offset}; }
 static ops_ptr G(model *m, int index) { return (ops_ptr){m->grads, m->table.p[index].offset}; }
 
 static ops_buf *alloc_f(model *m, size_t n) { return m->o->alloc(m->o, n, OPS_F32); }
+static ops_buf *alloc_act(model *m, size_t n) { return m->o->alloc(m->o, n, OPS_ACT); }
 
 static void rope_table(model *m) {
     int T = m->T, r = m->cfg.rotary_dim;
@@ -69,43 +71,43 @@ static void alloc_acts(model *m) {
     a->host_targets = mt_malloc(N * sizeof *a->host_targets);
     a->resid = mt_calloc((size_t)c->n_layer + 1, sizeof *a->resid);
     for (int l = 0; l <= c->n_layer; l++)
-        a->resid[l] = alloc_f(m, N * d);
+        a->resid[l] = alloc_act(m, N * d);
     a->layer = mt_calloc((size_t)c->n_layer, sizeof *a->layer);
     for (int l = 0; l < c->n_layer; l++) {
         layer_acts *L = &a->layer[l];
-        L->ln1 = alloc_f(m, N * d);
+        L->ln1 = alloc_act(m, N * d);
         L->ln1_mean = alloc_f(m, N);
         L->ln1_rstd = alloc_f(m, N);
-        L->q = alloc_f(m, N * dl);
-        L->k = alloc_f(m, N * dl);
-        L->v = alloc_f(m, N * dl);
-        L->probs = alloc_f(m, scores);
-        L->att = alloc_f(m, N * dl);
+        L->q = alloc_act(m, N * dl);
+        L->k = alloc_act(m, N * dl);
+        L->v = alloc_act(m, N * dl);
+        L->probs = alloc_act(m, scores);
+        L->att = alloc_act(m, N * dl);
         if (!c->parallel_residual) {
-            L->mid = alloc_f(m, N * d);
-            L->ln2 = alloc_f(m, N * d);
+            L->mid = alloc_act(m, N * d);
+            L->ln2 = alloc_act(m, N * d);
             L->ln2_mean = alloc_f(m, N);
             L->ln2_rstd = alloc_f(m, N);
         }
-        L->fc_pre = alloc_f(m, N * fl);
-        L->fc_act = alloc_f(m, N * fl);
+        L->fc_pre = alloc_act(m, N * fl);
+        L->fc_act = alloc_act(m, N * fl);
     }
-    a->proj = alloc_f(m, N * d);
-    a->lnf = alloc_f(m, N * d);
+    a->proj = alloc_act(m, N * d);
+    a->lnf = alloc_act(m, N * d);
     a->lnf_mean = alloc_f(m, N);
     a->lnf_rstd = alloc_f(m, N);
-    a->logits = alloc_f(m, N * vl);
+    a->logits = alloc_act(m, N * vl);
     a->rowmax = alloc_f(m, N);
     a->ce_stats = alloc_f(m, 2 * N);
     a->loss = alloc_f(m, N);
-    a->d_resid = alloc_f(m, N * d);
-    a->d_ln = alloc_f(m, N * d);
-    a->d_att = alloc_f(m, N * dl);
-    a->dq = alloc_f(m, N * dl);
-    a->dk = alloc_f(m, N * dl);
-    a->dv = alloc_f(m, N * dl);
-    a->d_scores = alloc_f(m, scores);
-    a->d_fc = alloc_f(m, N * fl);
+    a->d_resid = alloc_act(m, N * d);
+    a->d_ln = alloc_act(m, N * d);
+    a->d_att = alloc_act(m, N * dl);
+    a->dq = alloc_act(m, N * dl);
+    a->dk = alloc_act(m, N * dl);
+    a->dv = alloc_act(m, N * dl);
+    a->d_scores = alloc_act(m, scores);
+    a->d_fc = alloc_act(m, N * fl);
     if (c->rotary_dim)
         rope_table(m);
 }
@@ -132,6 +134,7 @@ model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_
     m->flat_n = mt_round_up(m->table.total, 16 * (size_t)dp);
     m->params = alloc_f(m, m->flat_n);
     m->grads = alloc_f(m, m->flat_n);
+    m->work = o->act_dtype == OPS_F32 ? m->params : alloc_act(m, m->flat_n);
     alloc_acts(m);
     return m;
 }
@@ -167,6 +170,8 @@ void model_free(model *m) {
                        a->lnf_rstd, a->logits,  a->rowmax,  a->ce_stats, a->loss, a->rope,
                        a->d_resid,  a->d_ln,    a->d_att,   a->dq,       a->dk,   a->dv,
                        a->d_scores, a->d_fc,    m->params,  m->grads};
+    if (m->work != m->params)
+        o->free(o, m->work);
     free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     free(a->resid);
     free(a->layer);
@@ -377,6 +382,10 @@ double model_forward(model *m, const int32_t *tokens, const float *weights, doub
     ops *o = m->o;
     int N = m->B * m->T;
     load_batch(m, tokens, weights);
+    /* The working copy follows the master weights, whatever changed them since the last forward (an
+     * optimizer step, a checkpoint load); with fp32 working precision it is the master buffer itself. */
+    if (m->work != m->params)
+        o->cast(o, P0(m->work), P0(m->params), m->flat_n);
     double wsum = 0;
     for (int i = 0; i < N; i++)
         wsum += weights[i];

@@ -16,7 +16,8 @@ typedef struct {
     int B, T;        /* micro-batch and sequence length the activations are sized for */
     comm_ctx *comm;  /* NULL: a single process */
     size_t flat_n;   /* flat buffer length: table.total rounded up to a multiple of 16 * dp */
-    ops_buf *params; /* flat parameters */
+    ops_buf *params; /* flat parameters (fp32 master weights) */
+    ops_buf *work;   /* the weights in the backend's working precision; params itself when that is fp32 */
     ops_buf *grads;  /* flat gradients, accumulated over micro-batches */
     float z_loss;    /* z * logsumexp^2 per counted token (SPEC 9); 0 by default */
     model_acts *acts;

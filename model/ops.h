@@ -9,7 +9,11 @@
 
 #include <stddef.h>
 
-typedef enum { OPS_F32, OPS_I32 } ops_dtype;
+/* Element types. OPS_ACT is a request, "the backend's working precision", used for activations and the
+ * working copy of the weights: fp32 on the CPU backend, bf16 on the CUDA backend (ops.act_dtype says
+ * which). OPS_F32 holds master weights, gradients, optimizer state and every reduction's statistics.
+ * Host copies (to_host, from_host) are always float (int32 for OPS_I32): the backend converts. */
+typedef enum { OPS_F32, OPS_I32, OPS_BF16, OPS_ACT } ops_dtype;
 
 typedef struct ops_buf ops_buf;
 
@@ -41,10 +45,19 @@ typedef struct {
     int N, ld, ncols, col_start;
 } ops_ce_shape;
 
+/* Argument precisions. The CPU backend stores everything as fp32; the CUDA backend expects, and checks,
+ * the following, where ACT is the working precision and F32 is fp32:
+ *   matmul: a, b ACT; c ACT or F32 (weight gradients accumulate into the F32 gradient buffer)
+ *   add_bias, add, gelu, rotary x, attention (all buffers), layernorm out/x/gamma/beta/dx, embed out/wte,
+ *   pos out/wpe, cross-entropy logits: ACT
+ *   bias_grad dbias, layernorm mean/rstd/dgamma/dbeta, embed/pos gradients, rotary cos_sin, every
+ *   cross-entropy statistic, loss and weight, sumsq, dot, scale, adamw: F32
+ *   zero, copy: any (same dtype on both sides of a copy); cast: F32 <-> ACT. */
 typedef struct ops ops;
 struct ops {
     const char *name;
     void *ctx;
+    ops_dtype act_dtype; /* storage of OPS_ACT buffers: OPS_F32 or OPS_BF16 */
 
     /* memory */
     ops_buf *(*alloc)(ops *o, size_t n, ops_dtype dtype); /* zero-filled, 64-byte aligned */
@@ -53,9 +66,17 @@ struct ops {
     void (*from_host)(ops *o, ops_ptr dst, const void *src, size_t n);
     void (*zero)(ops *o, ops_ptr x, size_t n);
     void (*copy)(ops *o, ops_ptr dst, ops_ptr src, size_t n);
+    /* dst = src converted to dst's dtype (rounding to nearest even into bf16). */
+    void (*cast)(ops *o, ops_ptr dst, ops_ptr src, size_t n);
+    /* Storage dtype of a buffer (never OPS_ACT). */
+    ops_dtype (*dtype)(ops *o, ops_ptr p);
     /* The host address of a buffer in host memory, NULL for device memory: MPI and HDF5 take only host
      * addresses (DESIGN 4), so device data goes through explicit copies. */
     void *(*host_ptr)(ops *o, ops_ptr p);
+    /* The device address of a buffer in device memory (NULL for host memory) and the stream its kernels
+     * run on, for the device collectives (NCCL); both NULL on the CPU backend. */
+    void *(*device_ptr)(ops *o, ops_ptr p);
+    void *(*stream)(ops *o);
 
     /* C = alpha * op(A) op(B) + beta * C, op(A) is m x k, op(B) is k x n. */
     void (*matmul)(ops *o, int trans_a, int trans_b, int m, int n, int k, float alpha, ops_ptr a, int lda,

@@ -8,7 +8,7 @@
 
 double ops_matmul_gflops(ops *o, int n, double seconds) {
     size_t nn = (size_t)n * n;
-    ops_buf *a = o->alloc(o, nn, OPS_F32), *b = o->alloc(o, nn, OPS_F32), *c = o->alloc(o, nn, OPS_F32);
+    ops_buf *a = o->alloc(o, nn, OPS_ACT), *b = o->alloc(o, nn, OPS_ACT), *c = o->alloc(o, nn, OPS_ACT);
     float *host = mt_malloc(nn * sizeof *host);
     for (size_t i = 0; i < nn; i++)
         host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
@@ -22,6 +22,8 @@ double ops_matmul_gflops(ops *o, int n, double seconds) {
     do {
         o->matmul(o, 0, 1, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         reps++;
+        float last;
+        o->to_host(o, &last, C, 1); /* waits for a device backend's queued work */
         t = mt_now() - t0;
     } while (t < seconds);
     o->free(o, a);

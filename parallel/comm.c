@@ -26,8 +26,11 @@ int comm_init(comm_ctx *c, MPI_Comm world_comm, int tp, mt_err *err) {
 }
 
 void comm_free(comm_ctx *c) {
+    if (c->dev)
+        c->dev->free(c->dev->ctx);
     for (int g = 0; g < COMM_N_GROUPS; g++)
-        if (c->comm[g] != MPI_COMM_NULL && c->comm[g]) MPI_Comm_free(&c->comm[g]);
+        if (c->comm[g] != MPI_COMM_NULL && c->comm[g])
+            MPI_Comm_free(&c->comm[g]);
 }
 
 void comm_reset_stats(comm_ctx *c) {
@@ -36,12 +39,26 @@ void comm_reset_stats(comm_ctx *c) {
     c->seconds = 0;
 }
 
-/* MPI never receives a device buffer (DESIGN 4): the backend must hand out a host address. */
+/* MPI never receives a device buffer (DESIGN 4): host memory goes to MPI, device memory to the device
+ * collectives (NCCL), which a device backend attaches with comm_attach_device. */
 static void *host(ops *o, ops_ptr p) {
     void *h = o->host_ptr(o, p);
-    CHECK(h, "backend %s buffer passed to MPI without a host copy", o->name);
+    CHECK(!h || !mt_is_device_memory(h), "backend %s handed device memory to MPI as a host address", o->name);
     return h;
 }
+
+static const comm_device *device(comm_ctx *c, ops *o) {
+    CHECK(c->dev, "backend %s buffer in a collective but no device communicator is attached", o->name);
+    return c->dev;
+}
+
+static MPI_Datatype mpi_type(ops *o, ops_ptr p) {
+    ops_dtype t = o->dtype(o, p);
+    CHECK(t == OPS_F32 || t == OPS_I32, "MPI collective on a buffer of dtype %d", (int)t);
+    return t == OPS_F32 ? MPI_FLOAT : MPI_INT;
+}
+
+static double elem_bytes(ops *o, ops_ptr p) { return o->dtype(o, p) == OPS_BF16 ? 2.0 : 4.0; }
 
 static void count(comm_ctx *c, comm_group g, comm_kind k, double bytes, double t0) {
     c->bytes[g][k] += bytes;
@@ -49,12 +66,19 @@ static void count(comm_ctx *c, comm_group g, comm_kind k, double bytes, double t
     c->seconds += mt_now() - t0;
 }
 
+void comm_attach_device(comm_ctx *c, const comm_device *dev) { c->dev = dev; }
+
 void comm_allreduce(comm_ctx *c, comm_group g, comm_op op, ops *o, ops_ptr buf, size_t n) {
-    if (c->size[g] == 1 || n == 0) return;
+    if (c->size[g] == 1 || n == 0)
+        return;
     double t0 = mt_now();
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, host(o, buf), (int)n, MPI_FLOAT, op == COMM_SUM ? MPI_SUM : MPI_MAX,
-                            c->comm[g]));
-    count(c, g, COMM_ALLREDUCE, 4.0 * n, t0);
+    void *h = host(o, buf);
+    if (h)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, h, (int)n, mpi_type(o, buf), op == COMM_SUM ? MPI_SUM : MPI_MAX,
+                                c->comm[g]));
+    else
+        device(c, o)->allreduce(c->dev->ctx, g, op, o->device_ptr(o, buf), n, o->dtype(o, buf), o->stream(o));
+    count(c, g, COMM_ALLREDUCE, elem_bytes(o, buf) * n, t0);
 }
 
 void comm_reduce_scatter(comm_ctx *c, comm_group g, ops *o, ops_ptr full, ops_ptr out, size_t n) {
@@ -63,26 +87,44 @@ void comm_reduce_scatter(comm_ctx *c, comm_group g, ops *o, ops_ptr full, ops_pt
         return;
     }
     double t0 = mt_now();
-    MPI_CHECK(MPI_Reduce_scatter_block(host(o, full), host(o, out), (int)n, MPI_FLOAT, MPI_SUM, c->comm[g]));
-    count(c, g, COMM_REDUCE_SCATTER, 4.0 * n * c->size[g], t0);
+    void *h = host(o, full);
+    if (h)
+        MPI_CHECK(MPI_Reduce_scatter_block(h, host(o, out), (int)n, mpi_type(o, full), MPI_SUM, c->comm[g]));
+    else
+        device(c, o)->reduce_scatter(c->dev->ctx, g, o->device_ptr(o, full), o->device_ptr(o, out), n,
+                                     o->dtype(o, full), o->stream(o));
+    count(c, g, COMM_REDUCE_SCATTER, elem_bytes(o, full) * n * c->size[g], t0);
 }
 
 void comm_allgather(comm_ctx *c, comm_group g, ops *o, ops_ptr full, size_t n) {
-    if (c->size[g] == 1) return;
+    if (c->size[g] == 1)
+        return;
     double t0 = mt_now();
-    MPI_CHECK(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, host(o, full), (int)n, MPI_FLOAT, c->comm[g]));
-    count(c, g, COMM_ALLGATHER, 4.0 * n * c->size[g], t0);
+    void *h = host(o, full);
+    if (h)
+        MPI_CHECK(
+            MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, (int)n, mpi_type(o, full), c->comm[g]));
+    else
+        device(c, o)->allgather(c->dev->ctx, g, o->device_ptr(o, full), n, o->dtype(o, full), o->stream(o));
+    count(c, g, COMM_ALLGATHER, elem_bytes(o, full) * n * c->size[g], t0);
 }
 
 void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, int root) {
-    if (c->size[g] == 1) return;
+    if (c->size[g] == 1)
+        return;
     double t0 = mt_now();
-    MPI_CHECK(MPI_Bcast(host(o, buf), (int)n, MPI_FLOAT, root, c->comm[g]));
-    count(c, g, COMM_BROADCAST, 4.0 * n, t0);
+    void *h = host(o, buf);
+    if (h)
+        MPI_CHECK(MPI_Bcast(h, (int)n, mpi_type(o, buf), root, c->comm[g]));
+    else
+        device(c, o)->broadcast(c->dev->ctx, g, o->device_ptr(o, buf), n, o->dtype(o, buf), root,
+                                o->stream(o));
+    count(c, g, COMM_BROADCAST, elem_bytes(o, buf) * n, t0);
 }
 
 void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n) {
-    if (c->size[g] == 1) return;
+    if (c->size[g] == 1)
+        return;
     double t0 = mt_now();
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, op == COMM_SUM ? MPI_SUM : MPI_MAX, c->comm[g]));
     count(c, g, COMM_ALLREDUCE, 8.0 * n, t0);

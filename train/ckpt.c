@@ -427,6 +427,7 @@ static int load_tensor(hid_t f, const char *path, model *m, optim_state *opt, in
     float *direct = NULL;
     if (holds_full(p) && p->offset >= lo && p->offset + p->numel <= hi && m->o->host_ptr)
         direct = m->o->host_ptr(m->o, (ops_ptr){buf, p->offset - lo});
+    CHECK(!direct || !mt_is_device_memory(direct), "device memory passed to HDF5 as a host address");
     if (ckpt_read_dataset(f, path, dname, n, direct ? direct : scratch, err))
         return -1;
     if (direct) {

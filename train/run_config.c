@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/backend.h"
+
 static const char *const RUN_KEYS[] = {"model",    "run_dir", "backend", "threads",
                                        "parallel", "data",    "train",   NULL};
 static const char *const PARALLEL_KEYS[] = {"tp", "zero", NULL};
@@ -199,7 +201,7 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddItemToObject(r, "model", cJSON_Duplicate(cJSON_GetObjectItem(root, "model"), 1));
     cJSON_AddStringToObject(r, "run_dir", rc->run_dir);
-    cJSON_AddStringToObject(r, "backend", "cpu");
+    cJSON_AddStringToObject(r, "backend", rc->backend);
     cJSON_AddNumberToObject(r, "threads", rc->threads);
     cJSON *par = cJSON_AddObjectToObject(r, "parallel");
     cJSON_AddNumberToObject(par, "tp", rc->tp);
@@ -282,8 +284,12 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
                 jcfg_obj(&src, "", root, "data", !model_only_ok, &data, err) ||
                 jcfg_obj(&src, "", root, "train", 0, &train, err) ||
                 parse_data(rc, &src, data, !model_only_ok, err) || parse_train(rc, &src, train, err);
-    if (!rcode && strcmp(backend, "cpu"))
-        rcode = fail_at(&src, "backend", err, "this build has only the \"cpu\" backend");
+    if (!rcode && strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+        rcode = fail_at(&src, "backend", err, "must be \"cpu\", \"cuda\" or \"auto\"");
+    if (!rcode && !strcmp(backend, "cuda") && !backend_has_cuda())
+        rcode = fail_at(&src, "backend", err, "this build has no CUDA backend (build it with make CUDA=1)");
+    if (!rcode)
+        snprintf(rc->backend, sizeof rc->backend, "%s", backend);
     if (!rcode) {
         if (run_dir) {
             snprintf(rc->run_dir, sizeof rc->run_dir, "%s", run_dir);

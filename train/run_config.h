@@ -10,6 +10,7 @@
 typedef struct {
     model_config model;
     char run_dir[4096];
+    char backend[8]; /* cpu, cuda or auto */
     int threads;
     int tp, dp, zero; /* world layout: dp = world size / tp; zero: ZeRO-1 optimizer sharding */
     /* data */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "data/loader.h"
+#include "model/backend.h"
 #include "model/model.h"
 #include "model/ops_rate.h"
 #include "model/ops_sizer.h"
@@ -256,7 +257,17 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
     int failed = open_data(t, err);
     if (agree(t, failed) || (failed = open_outputs(t, err), agree(t, failed)))
         return -1;
-    ops *o = ops_cpu_create(rc->threads);
+    ops *o = backend_create(rc->backend, rc->threads, err);
+    if (agree(t, !o)) {
+        if (o)
+            o->destroy(o);
+        return -1;
+    }
+    failed = backend_attach_comm(o, &t->comm, err); /* collective: only once every rank has its backend */
+    if (agree(t, failed)) {
+        o->destroy(o);
+        return -1;
+    }
     t->m = model_create_sharded(&rc->model, o, rc->micro_batch, rc->seq_len, &t->comm);
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);
@@ -267,10 +278,11 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
     t->sgemm_gflops = ops_matmul_gflops(o, 1024, 0.5);
     metrics_note(
         &t->log,
-        "model %s: params %ld, world %d = dp %d x tp %d%s, %d threads per rank, sgemm %.1f GFLOP/s per "
-        "rank; global batch %d = %d ranks x %d micro-batches x %d sequences of %d tokens; %ld training "
+        "model %s: params %ld, backend %s, world %d = dp %d x tp %d%s, %d threads per rank, sgemm %.1f "
+        "GFLOP/s per rank; global batch %d = %d ranks x %d micro-batches x %d sequences of %d tokens; %ld "
+        "training "
         "sequences",
-        rc->model.name, param_count(&t->m->table), t->comm.size[COMM_WORLD], t->dp, rc->tp,
+        rc->model.name, param_count(&t->m->table), o->name, t->comm.size[COMM_WORLD], t->dp, rc->tp,
         t->opt.zero ? " (ZeRO-1)" : "", rc->threads, t->sgemm_gflops, rc->global_batch, t->dp, rc->accum,
         rc->micro_batch, rc->seq_len, t->train.n_seq);
     return restore(t, err);

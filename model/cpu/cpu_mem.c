@@ -9,6 +9,9 @@ static size_t elem_size(ops_dtype t) { return t == OPS_I32 ? sizeof(int32_t) : s
 
 static ops_buf *cpu_alloc(ops *o, size_t n, ops_dtype dtype) {
     (void)o;
+    CHECK(dtype != OPS_BF16, "the CPU backend has no bf16 storage");
+    if (dtype == OPS_ACT)
+        dtype = OPS_F32; /* the working precision is fp32 */
     ops_buf *b = mt_calloc(1, sizeof *b);
     size_t bytes = mt_round_up(n * elem_size(dtype) + 1, 64);
     b->data = aligned_alloc(64, bytes);
@@ -21,7 +24,8 @@ static ops_buf *cpu_alloc(ops *o, size_t n, ops_dtype dtype) {
 
 static void cpu_free(ops *o, ops_buf *b) {
     (void)o;
-    if (!b) return;
+    if (!b)
+        return;
     free(b->data);
     free(b);
 }
@@ -61,6 +65,25 @@ static void cpu_copy(ops *o, ops_ptr dst, ops_ptr src, size_t n) {
     memmove((char *)dst.buf->data + dst.off * es, (char *)src.buf->data + src.off * es, n * es);
 }
 
+/* Every float buffer is fp32 here, so a cast is a copy. */
+static void cpu_cast(ops *o, ops_ptr dst, ops_ptr src, size_t n) { cpu_copy(o, dst, src, n); }
+
+static ops_dtype cpu_dtype(ops *o, ops_ptr p) {
+    (void)o;
+    return p.buf->dtype;
+}
+
+static void *cpu_no_device(ops *o, ops_ptr p) {
+    (void)o;
+    (void)p;
+    return NULL;
+}
+
+static void *cpu_no_stream(ops *o) {
+    (void)o;
+    return NULL;
+}
+
 static void *cpu_host_ptr(ops *o, ops_ptr p) {
     (void)o;
     size_t es = elem_size(p.buf->dtype);
@@ -68,7 +91,12 @@ static void *cpu_host_ptr(ops *o, ops_ptr p) {
 }
 
 void cpu_install_mem(ops *o) {
+    o->act_dtype = OPS_F32;
     o->host_ptr = cpu_host_ptr;
+    o->device_ptr = cpu_no_device;
+    o->stream = cpu_no_stream;
+    o->cast = cpu_cast;
+    o->dtype = cpu_dtype;
     o->alloc = cpu_alloc;
     o->free = cpu_free;
     o->to_host = cpu_to_host;
