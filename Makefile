@@ -4,7 +4,7 @@
 CC       := gcc
 PKGS     := hdf5-openmpi libcjson libzstd
 BLAS     := /usr/lib/x86_64-linux-gnu/openblas-openmp
-DEB_PKGS := gcc make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
+DEB_PKGS := gcc g++ make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
             libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd slurm-wlm munge
 
 # Recursive (=) so that pkg-config runs after `make deps` has installed the packages.
@@ -169,7 +169,7 @@ build/cuda/tests/test_cuda_ops: tests/test_cuda_ops.c $(CUDA_OBJ) build/libmesht
 # On a machine with a GPU: the op-parity table and the training-step comparison against the real device.
 .PHONY: test-gpu
 test-gpu: $(CUDA_TRAIN) build/cuda/tests/test_cuda_ops all
-	@build/cuda/tests/test_cuda_ops && CUDA_TRAIN=$(CUDA_TRAIN) bash tests/test_cuda_step.sh
+	@CUDA_TRAIN=$(CUDA_TRAIN) tests/run.sh build/cuda/tests/test_cuda_ops tests/test_cuda_step.sh
 endif
 
 test: all

@@ -32,6 +32,9 @@ struct model_acts {
 
 static ops_ptr P0(ops_buf *b) { return (ops_ptr){b, 0}; }
 
+/* Layer l's activations: its own, or the one shared set under recompute. */
+static layer_acts *acts_of(model *m, int l) { return &m->acts->layer[m->recompute ? 0 : l]; }
+
 /* Weights as the kernels read them: the working-precision copy. */
 static ops_ptr W(model *m, int index) { return (ops_ptr){m->work, m->table.p[index].offset}; }
 static ops_ptr G(model *m, int index) { return (ops_ptr){m->grads, m->table.p[index].offset}; }
@@ -64,6 +67,7 @@ static void alloc_acts(model *m) {
     size_t scores = (size_t)m->B * Hl * m->T * m->T;
     model_acts *a = mt_calloc(1, sizeof *a);
     m->acts = a;
+    int n_sets = m->recompute ? 1 : c->n_layer;
     a->ids = m->o->alloc(m->o, N, OPS_I32);
     a->targets = m->o->alloc(m->o, N, OPS_I32);
     a->weights = alloc_f(m, N);
@@ -72,8 +76,8 @@ static void alloc_acts(model *m) {
     a->resid = mt_calloc((size_t)c->n_layer + 1, sizeof *a->resid);
     for (int l = 0; l <= c->n_layer; l++)
         a->resid[l] = alloc_act(m, N * d);
-    a->layer = mt_calloc((size_t)c->n_layer, sizeof *a->layer);
-    for (int l = 0; l < c->n_layer; l++) {
+    a->layer = mt_calloc((size_t)n_sets, sizeof *a->layer);
+    for (int l = 0; l < n_sets; l++) {
         layer_acts *L = &a->layer[l];
         L->ln1 = alloc_act(m, N * d);
         L->ln1_mean = alloc_f(m, N);
@@ -119,7 +123,7 @@ const char *model_tp_problem(const model_config *cfg, int tp, char *buf, size_t 
     return buf;
 }
 
-model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm) {
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute) {
     CHECK(T <= cfg->n_ctx, "sequence length %d exceeds n_ctx %d", T, cfg->n_ctx);
     int tp = comm ? comm->size[COMM_TP] : 1, dp = comm ? comm->size[COMM_DP] : 1;
     char why[160];
@@ -130,6 +134,7 @@ model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_
     m->B = B;
     m->T = T;
     m->comm = comm;
+    m->recompute = recompute;
     param_table_build(&m->table, cfg, tp, comm ? comm->rank[COMM_TP] : 0);
     m->flat_n = mt_round_up(m->table.total, 16 * (size_t)dp);
     m->params = alloc_f(m, m->flat_n);
@@ -140,7 +145,7 @@ model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_
 }
 
 model *model_create(const model_config *cfg, ops *o, int B, int T) {
-    return model_create_sharded(cfg, o, B, T, NULL);
+    return model_create_sharded(cfg, o, B, T, NULL, 0);
 }
 
 /* Sums a [N, d] partial result over the tensor-parallel group (SPEC 4.3). */
@@ -159,7 +164,7 @@ void model_free(model *m) {
         return;
     ops *o = m->o;
     model_acts *a = m->acts;
-    for (int l = 0; l < m->cfg.n_layer; l++) {
+    for (int l = 0; l < (m->recompute ? 1 : m->cfg.n_layer); l++) {
         layer_acts *L = &a->layer[l];
         ops_buf *bufs[] = {L->ln1, L->ln1_mean, L->ln1_rstd, L->q,        L->k,        L->v,      L->probs,
                            L->att, L->mid,      L->ln2,      L->ln2_mean, L->ln2_rstd, L->fc_pre, L->fc_act};
@@ -223,7 +228,7 @@ static ops_attn_shape attn_shape(model *m, int layer) {
 
 static void attention_fwd(model *m, int l, ops_ptr x_ln) {
     const layer_params *L = &m->table.layer[l];
-    layer_acts *A = &m->acts->layer[l];
+    layer_acts *A = acts_of(m, l);
     ops *o = m->o;
     linear_fwd(m, P0(A->q), x_ln, L->q_w, L->q_b, 0.0f);
     linear_fwd(m, P0(A->k), x_ln, L->k_w, L->k_b, 0.0f);
@@ -239,7 +244,7 @@ static void attention_fwd(model *m, int l, ops_ptr x_ln) {
 /* Input: d_out = dL/d(attention block output) in d_proj_out; adds dL/d(x_ln) into d_ln (beta). */
 static void attention_bwd(model *m, int l, ops_ptr d_out, ops_ptr x_ln, ops_ptr d_ln, float beta) {
     const layer_params *L = &m->table.layer[l];
-    layer_acts *A = &m->acts->layer[l];
+    layer_acts *A = acts_of(m, l);
     model_acts *a = m->acts;
     ops *o = m->o;
     linear_bwd(m, P0(a->d_att), d_out, P0(A->att), L->o_w, -1, 0.0f);
@@ -258,7 +263,7 @@ static void attention_bwd(model *m, int l, ops_ptr d_out, ops_ptr x_ln, ops_ptr 
 /* fc_act = gelu(x_ln W_in^T + b_in); proj (beta) += fc_act W_out^T. */
 static void mlp_fwd(model *m, int l, ops_ptr x_ln, ops_ptr proj, float beta) {
     const layer_params *L = &m->table.layer[l];
-    layer_acts *A = &m->acts->layer[l];
+    layer_acts *A = acts_of(m, l);
     size_t n = (size_t)m->B * m->T * (size_t)m->table.p[L->fc_w].local_shape[0];
     linear_fwd(m, P0(A->fc_pre), x_ln, L->fc_w, L->fc_b, 0.0f);
     m->o->gelu_fwd(m->o, P0(A->fc_act), P0(A->fc_pre), n);
@@ -267,7 +272,7 @@ static void mlp_fwd(model *m, int l, ops_ptr x_ln, ops_ptr proj, float beta) {
 
 static void mlp_bwd(model *m, int l, ops_ptr d_out, ops_ptr x_ln, ops_ptr d_ln, float beta) {
     const layer_params *L = &m->table.layer[l];
-    layer_acts *A = &m->acts->layer[l];
+    layer_acts *A = acts_of(m, l);
     model_acts *a = m->acts;
     size_t n = (size_t)m->B * m->T * (size_t)m->table.p[L->fc_w].local_shape[0];
     linear_bwd(m, P0(a->d_fc), d_out, P0(A->fc_act), L->out_w, -1, 0.0f);
@@ -300,7 +305,7 @@ static void resid_bias_grad(model *m, ops_ptr d, int b) {
 
 static void layer_fwd(model *m, int l) {
     const layer_params *L = &m->table.layer[l];
-    layer_acts *A = &m->acts->layer[l];
+    layer_acts *A = acts_of(m, l);
     ops_ptr x = P0(m->acts->resid[l]), out = P0(m->acts->resid[l + 1]), proj = P0(m->acts->proj);
     size_t nd = (size_t)m->B * m->T * m->cfg.d_model;
     layernorm_fwd(m, P0(A->ln1), A->ln1_mean, A->ln1_rstd, x, L->ln1_w, L->ln1_b);
@@ -328,7 +333,7 @@ static void layer_fwd(model *m, int l) {
 /* On entry d_resid = dL/d resid[l+1]; on exit dL/d resid[l]. */
 static void layer_bwd(model *m, int l) {
     const layer_params *L = &m->table.layer[l];
-    layer_acts *A = &m->acts->layer[l];
+    layer_acts *A = acts_of(m, l);
     model_acts *a = m->acts;
     ops_ptr dr = P0(a->d_resid), d_ln = P0(a->d_ln), x = P0(a->resid[l]);
     if (m->cfg.parallel_residual) {
@@ -429,8 +434,13 @@ void model_backward(model *m) {
     o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
     layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), P0(a->resid[c->n_layer]), a->lnf_mean, a->lnf_rstd,
                   m->table.lnf_w, m->table.lnf_b);
-    for (int l = c->n_layer - 1; l >= 0; l--)
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        /* The shared buffers still hold the last layer's forward; every other layer reruns its forward
+         * from its kept input resid[l] (rewriting resid[l + 1] with the same bits). */
+        if (m->recompute && l < c->n_layer - 1)
+            layer_fwd(m, l);
         layer_bwd(m, l);
+    }
     const param_info *wte = &m->table.p[m->table.wte];
     o->embed_bwd(o, G(m, m->table.wte), P0(a->ids), P0(a->d_resid), N, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);

@@ -20,13 +20,17 @@ typedef struct {
     ops_buf *work;   /* the weights in the backend's working precision; params itself when that is fp32 */
     ops_buf *grads;  /* flat gradients, accumulated over micro-batches */
     float z_loss;    /* z * logsumexp^2 per counted token (SPEC 9); 0 by default */
+    int recompute;   /* one set of layer activations, each layer's forward rerun in the backward */
     model_acts *acts;
 } model;
 
 /* Allocates parameters, gradients and every activation for micro-batches of B x T, once, for this rank's
- * tensor-parallel shard of comm's layout (SPEC 4.2, 8). */
-model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm);
-/* The same for a single process. */
+ * tensor-parallel shard of comm's layout (SPEC 4.2, 8). With recompute, the layers share one set of
+ * activation buffers and the backward reruns each layer's forward (with its all-reduces) from the layer's
+ * input, which is kept: memory for one layer's activations instead of n_layer, for about a third more
+ * compute. The results are bit-identical either way. */
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute);
+/* A single process, no recompute. */
 model *model_create(const model_config *cfg, ops *o, int B, int T);
 
 /* Why the layout cannot shard this model (tp must divide the heads and d_ff), or NULL. */

@@ -116,7 +116,7 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
     mt_err err;
     CHECK(!comm_init(&c, sub, L->tp, &err), "%s", err.msg);
     ops *o = ops_cpu_create(1);
-    model *m = model_create_sharded(cfg, o, 1, T, &c);
+    model *m = model_create_sharded(cfg, o, 1, T, &c, 0);
     model_init_params(m, 1234);
     optim_state st;
     optim_state_init(&st, m, L->zero);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite: every build/tests/test_* program and tests/test_*.sh script. Each prints "ok NAME" or
-# "FAIL NAME: why" per check; a program that dies without reporting counts as one failure. Ends with the
-# line "N passed, N failed".
+# The whole suite: every build/tests/test_* program and tests/test_*.sh script (or the ones named). Each
+# prints "ok NAME" or "FAIL NAME: why" per check; a program that dies without reporting counts as one
+# failure. Ends with the line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=passive
@@ -24,13 +24,13 @@ run() {
     printf '%-28s %3d ok %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))
     if [ "$f" -ne 0 ] || [ -n "${VERBOSE:-}" ]; then sed 's/^/    /' "$log/out"; fi
 }
-for t in build/tests/test_*; do
-    [ -x "$t" ] || continue
-    run "$(basename "$t")" "$t"
-done
-for t in tests/test_*.sh; do
-    [ -f "$t" ] || continue
-    run "$(basename "$t")" bash "$t"
+# With arguments, just those tests (programs or .sh scripts), e.g. `make CUDA=1 test-gpu`.
+if [ $# -gt 0 ]; then tests=("$@"); else tests=(build/tests/test_* tests/test_*.sh); fi
+for t in "${tests[@]}"; do
+    case $t in
+    *.sh) [ -f "$t" ] && run "$(basename "$t")" bash "$t" ;;
+    *) [ -x "$t" ] && run "$(basename "$t")" "$t" ;;
+    esac
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

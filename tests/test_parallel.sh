@@ -39,6 +39,18 @@ print(f"ok bin/train {name}: 12 losses equal one process's" if ok else
 if ok: print(f"#   worst relative difference {worst:.2e}")
 PY
 done
+# train.recompute under tensor parallelism (the rerun forward repeats its all-reduces): the same losses,
+# bit for bit, as the tp=2 run that kept its activations.
+mpirun -n 2 bin/train "$tmp/run.json" --set run_dir="$tmp/recompute" --set parallel.tp=2 \
+    --set train.recompute=true >"$tmp/recompute.out" 2>&1 ||
+    echo "FAIL bin/train recompute: $(tail -2 "$tmp/recompute.out")"
+losses() { grep -o '"loss": [^,]*' "$1/metrics.jsonl"; }
+if cmp -s <(losses "$tmp/mpi2-2") <(losses "$tmp/recompute") &&
+    [ "$(grep -c '"loss"' "$tmp/recompute/metrics.jsonl")" -eq 12 ]; then
+    echo "ok bin/train tp=2 recompute: 12 losses bit-identical to tp=2 without"
+else
+    echo "FAIL bin/train tp=2 recompute: losses differ from tp=2 without recompute"
+fi
 # Checkpoints move between layouts: save after 6 steps in one layout, resume to 12 in another; the
 # continuing losses match the uninterrupted single-process run.
 run_layout() { # N TP RUN_DIR STEPS

@@ -184,6 +184,33 @@ static void compare_final(model *m, hid_t ref, const char *fam, double lr_sum) {
     tu_check_rel(worst, 1e-4, check);
 }
 
+/* train.recompute: one shared set of layer activations and each layer's forward rerun in the backward give
+ * the loss and the gradients of m's last accumulation (sum of MICRO micro-batches), bit for bit. */
+static void recompute_identical(const char *fam, model *m, const int32_t *tokens, const float *weights,
+                                double loss_sum) {
+    model *r = model_create_sharded(&m->cfg, m->o, B, T, NULL, 1);
+    r->z_loss = m->z_loss;
+    size_t n = m->flat_n, ntok = (size_t)B * (T + 1), nw = (size_t)B * T;
+    float *a = mt_malloc(n * sizeof *a), *b = mt_malloc(n * sizeof *b);
+    m->o->to_host(m->o, a, (ops_ptr){m->params, 0}, n);
+    r->o->from_host(r->o, (ops_ptr){r->params, 0}, a, n);
+    model_zero_grads(r);
+    double sum = 0, w;
+    for (int mb = 0; mb < MICRO; mb++) {
+        sum += model_forward(r, tokens + mb * ntok, weights + mb * nw, &w);
+        model_backward(r);
+    }
+    m->o->to_host(m->o, a, (ops_ptr){m->grads, 0}, n);
+    r->o->to_host(r->o, b, (ops_ptr){r->grads, 0}, n);
+    char check[128];
+    snprintf(check, sizeof check, "%s.recompute: bit-identical loss and gradients", fam);
+    tu_check(sum == loss_sum && !memcmp(a, b, n * sizeof *a), check, "loss %.17g vs %.17g, gradients %s", sum,
+             loss_sum, memcmp(a, b, n * sizeof *a) ? "differ" : "equal");
+    free(a);
+    free(b);
+    model_free(r);
+}
+
 /* z_loss > 0 adds z * logsumexp^2 per counted token (SPEC 9) to the objective of both sides. */
 static void parity(const char *fam, const char *config_path, double z_loss, const char *dir) {
     mt_err err;
@@ -246,6 +273,7 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     snprintf(check, sizeof check, "%s.loss (%.6f vs %.6f)", fam, sum / wsum, rloss);
     tu_check_rel(fabs(sum / wsum - rloss) / fabs(rloss), 1e-5, check);
     compare_grads(m, ref, fam, wsum);
+    recompute_identical(fam, m, tokens, weights, sum);
 
     /* 10 optimizer steps through the trainer's own step function. */
     optim_state st;

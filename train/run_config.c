@@ -18,7 +18,7 @@ static const char *const TRAIN_KEYS[] = {
     "global_batch",  "micro_batch", "steps",        "lr",           "end_lr",    "warmup_steps",
     "anneal_steps",  "schedule",    "weight_decay", "beta1",        "beta2",     "eps",
     "clip",          "z_loss",      "eval_every",   "eval_batches", "log_every", "seed",
-    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", NULL};
+    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", "recompute", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];
@@ -151,7 +151,8 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
         jcfg_long(src, "train", tr, "ckpt_every", 0, 0, 1L << 40, &rc->ckpt_every, err) ||
         jcfg_int(src, "train", tr, "keep_last", 0, 1, 1 << 20, &rc->keep_last, err) ||
         jcfg_long(src, "train", tr, "keep_every", 0, 0, 1L << 40, &rc->keep_every, err) ||
-        jcfg_str(src, "train", tr, "init_from", 0, &init_from, err))
+        jcfg_str(src, "train", tr, "init_from", 0, &init_from, err) ||
+        jcfg_bool(src, "train", tr, "recompute", 0, &rc->recompute, err))
         return -1;
     if (strcmp(schedule, "cosine") && strcmp(schedule, "constant"))
         return fail_at(src, "train.schedule", err, "must be \"cosine\" or \"constant\"");
@@ -240,6 +241,7 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     cJSON_AddNumberToObject(t, "keep_last", rc->keep_last);
     cJSON_AddNumberToObject(t, "keep_every", (double)rc->keep_every);
     cJSON_AddStringToObject(t, "init_from", rc->init_from);
+    cJSON_AddBoolToObject(t, "recompute", rc->recompute);
     rc->resolved = r;
 }
 

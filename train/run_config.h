@@ -33,6 +33,7 @@ typedef struct {
     int keep_last;
     long keep_every;
     char init_from[4096]; /* parameters only, fresh optimizer, step 0 (fine-tuning) */
+    int recompute;        /* rerun each layer's forward in the backward instead of keeping its activations */
     cJSON *resolved;   /* the whole config with defaults filled in (config.json) */
 } run_config;
 

@@ -26,7 +26,7 @@ void trainer_dry_run(const run_config *rc) {
     printf("%s\n", json);
     free(json);
     ops *sizer = ops_sizer_create();
-    model *m = model_create(&rc->model, sizer, rc->micro_batch, rc->seq_len);
+    model *m = model_create_sharded(&rc->model, sizer, rc->micro_batch, rc->seq_len, NULL, rc->recompute);
     size_t weights = m->table.total * sizeof(float);
     size_t total = ops_sizer_bytes(sizer);
     printf("params: %ld\n", param_count(&m->table));
@@ -268,7 +268,7 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
         o->destroy(o);
         return -1;
     }
-    t->m = model_create_sharded(&rc->model, o, rc->micro_batch, rc->seq_len, &t->comm);
+    t->m = model_create_sharded(&rc->model, o, rc->micro_batch, rc->seq_len, &t->comm, rc->recompute);
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);
     optim_state_init(&t->opt, t->m, rc->zero);
