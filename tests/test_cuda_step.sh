@@ -91,3 +91,19 @@ if [ $rc -eq 0 ] && grep -q "warning:.*runs on the CPU" "$tmp/auto.out" && grep 
 else
     echo "FAIL no gpu: backend auto: exit $rc"; sed 's/^/    /' "$tmp/auto.out" | tail
 fi
+
+# A collective that never completes (the emulator's streams made to look busy forever) and an asynchronous
+# NCCL error (as a dead peer raises): the job aborts with a line naming NCCL instead of hanging.
+config gptj "$tmp/hang" >"$tmp/hang.json"
+for fault in "SIMT_STREAM_HANG=1 MT_NCCL_TIMEOUT=2:no completion after 2 s" "SIMT_STREAM_HANG=1 SIMT_NCCL_ASYNC_ERROR=1:remote"; do
+    vars=${fault%%:*} want=${fault#*:}
+    env SIMT_DEVICES=2 $vars timeout 300 mpirun -np 2 $cuda_train "$tmp/hang.json" --set backend=cuda \
+        --set parallel.tp=2 >"$tmp/hang.out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "NCCL all-reduce: $want.*aborting the job" "$tmp/hang.out"; then
+        echo "ok nccl fault ($vars): the job aborts with exit $rc"
+    else
+        echo "FAIL nccl fault ($vars): exit $rc (124: hung)"; sed 's/^/    /' "$tmp/hang.out" | tail
+    fi
+    echo "#   $(grep -m1 NCCL "$tmp/hang.out")"
+done

@@ -46,8 +46,12 @@ static void finish(nccl_ctx *x, comm_group g, const char *what) {
         NCCL_CHECK(ncclCommGetAsyncError(x->comm[g], &async));
         double waited = mt_now() - t0;
         if (async != ncclSuccess || waited > x->timeout) {
-            fprintf(stderr, "train: NCCL %s %s; aborting the job\n", what,
-                    async != ncclSuccess ? ncclGetErrorString(async) : "timed out");
+            if (async != ncclSuccess)
+                fprintf(stderr, "train: NCCL %s: %s; aborting the job\n", what, ncclGetErrorString(async));
+            else
+                fprintf(stderr,
+                        "train: NCCL %s: no completion after %.0f s (MT_NCCL_TIMEOUT); aborting the job\n",
+                        what, waited);
             for (int i = 0; i < COMM_N_GROUPS; i++)
                 ncclCommAbort(x->comm[i]);
             MPI_Abort(MPI_COMM_WORLD, MT_EXIT_INTERNAL);

@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <nccl.h>
 #include <sys/random.h>
@@ -201,13 +202,23 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm) {
     return ncclSuccess;
 }
 
-ncclResult_t ncclCommAbort(ncclComm_t comm) { return ncclCommDestroy(comm); }
+/* Unlike destroy, abort must not wait for the peers (one of them may be the reason for the abort), so the
+ * MPI communicator is left to MPI_Abort or MPI_Finalize. */
+ncclResult_t ncclCommAbort(ncclComm_t comm) {
+    ncclComm *c = comm_of(comm, "ncclCommAbort");
+    c->magic = 0;
+    delete c;
+    return ncclSuccess;
+}
 
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError) {
     comm_of(comm, "ncclCommGetAsyncError");
     if (!asyncError)
         simt_die("ncclCommGetAsyncError: NULL result pointer");
-    *asyncError = ncclSuccess;
+    /* Failure injection for the tests of the caller's abort path: SIMT_NCCL_ASYNC_ERROR=1 reports the error
+     * a dead peer or a broken link would raise. */
+    const char *inject = getenv("SIMT_NCCL_ASYNC_ERROR");
+    *asyncError = inject && !strcmp(inject, "1") ? ncclRemoteError : ncclSuccess;
     return ncclSuccess;
 }
 

@@ -232,10 +232,13 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     return cudaSuccess;
 }
 
-/* Work completes at launch here, so a stream is always idle. */
+/* Work completes at launch here, so a stream is idle, unless SIMT_STREAM_HANG=1 makes every stream look
+ * busy forever: the failure injection that tests a caller's timeout path (a collective whose peer never
+ * arrives). */
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
     simt_check_stream(stream, "cudaStreamQuery");
-    return cudaSuccess;
+    const char *hang = getenv("SIMT_STREAM_HANG");
+    return hang && !strcmp(hang, "1") ? cudaErrorNotReady : cudaSuccess;
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
