@@ -38,16 +38,18 @@ static void simt_set_schedule(int schedule) { (void)schedule; }
  *  DBL    1e-12  double-accumulated dot products (sumsq, dot): exact products, different summation order.
  *  BF     4e-3   one rounding of an fp32 result to bf16 (relative error <= 2^-9, RMS ~2^-9/sqrt(3) = 1.1e-3,
  *                so 4e-3 leaves room for the fp32 differences underneath and is still far below a bug).
- *  BF2    8e-3   two bf16 roundings in series: attention out = round(round(P) V), and dV = round(round(P)^T
- * dO). BF3    2e-2   attention dQ, dK: round(P), then dS = round(P (dP - rowsum(P dP)) scale), whose
- * difference cancels (amplifying the rounding of P), then the output rounding. */
+ *  BF2    8e-3   two bf16 roundings in series: attention out = round(round(P) V), and
+ *                dV = round(round(P)^T dO).
+ *  BF3    1e-2   attention dQ, dK: round(P), then dS = round(P (dP - rowsum(P dP)) scale), whose
+ *                difference cancels (amplifying the rounding of P), then the output rounding; measured
+ *                2.0e-3 to 2.6e-3 over 8 seeds. */
 #define EXACT 0.0
 #define SAME 1e-6
 #define F32T 1e-5
 #define DBL 1e-12
 #define BF 4e-3
 #define BF2 8e-3
-#define BF3 2e-2
+#define BF3 1e-2
 
 static ops *CPU, *GPU;
 
