@@ -10,7 +10,8 @@
 #   4. starts the ranks, `srun --mpi=pmix --kill-on-bad-exit=1 bin/train CONFIG --set run_dir=RUN_DIR ARGS`,
 #      in the background and waits for them; the warning signal (USR1, from --signal=B:USR1@S, which Slurm
 #      sends to this batch shell only) is forwarded to srun with `kill -USR1`, and srun passes it to every
-#      task; bin/train finishes the step, writes RUN_DIR/ckpt/latest and exits 3;
+#      task; bin/train finishes the step, writes RUN_DIR/ckpt/latest and exits 3. A signal that comes
+#      while the ranks are starting is kept and forwarded once they are up (see mt_ranks_ready);
 #   5. on exit code 3 requeues itself (`scontrol requeue $SLURM_JOB_ID`; same job id, same log file with
 #      --open-mode=append); the requeued job starts bin/train again, which resumes from RUN_DIR/ckpt/latest.
 # SIGTERM (scancel, the time limit, preemption) reaches the ranks from Slurm directly; the script then
@@ -24,6 +25,8 @@
 
 MT_SRUN_PID=''
 MT_PENDING_SIGNAL=''
+MT_RUN_LOG=''
+MT_RUN_LOG_SIZE0=0
 MT_TERMINATED=0
 MT_LOCK=''
 MT_KEEP_LOCK=0
@@ -142,17 +145,35 @@ mt_lock_release() {
     fi
 }
 
-# USR1 handler: forward to srun, which forwards it to every task of the step.
+# Whether every rank of the current srun is up with its stop handlers in place: RUN_DIR/train.log has grown
+# since srun started. Rank 0 writes its "model ..." line there only after collectives over all ranks
+# (communicator split, agreement on the data), so every rank is past MPI_Init by then, and bin/train
+# installs its handlers before MPI_Init. Before that moment a signal must not be forwarded: srun dies of a
+# USR1 it gets before its own handlers are set up (the first few hundredths of a second), and it forwards
+# one to tasks that may still be loading, whose default action for USR1 is to terminate.
+mt_ranks_ready() {
+    local size
+    size=$(stat -c %s "$MT_RUN_LOG" 2>/dev/null) || return 1
+    [ "$size" -gt "$MT_RUN_LOG_SIZE0" ]
+}
+
+# USR1 handler: forward to srun, which forwards it to every task of the step; while the ranks are still
+# starting, keep it and let mt_main forward it as soon as they are up.
 mt_forward() {
     local sig=$1
-    if [ -n "$MT_SRUN_PID" ]; then
+    if [ -n "$MT_SRUN_PID" ] && mt_ranks_ready; then
         mt_log "got SIG$sig: forwarding to the ranks (srun pid $MT_SRUN_PID)"
         kill -s "$sig" "$MT_SRUN_PID" 2>/dev/null || mt_log "forwarding SIG$sig failed: srun already gone"
     else
-        mt_log "got SIG$sig before the ranks started: forwarding once they are up"
+        mt_log "got SIG$sig while the ranks are starting: forwarding once they are up"
         MT_PENDING_SIGNAL=$sig
     fi
 }
+
+# Installed as soon as this file is sourced, at the start of the job: a warning signal that comes before
+# srun has started (a time limit shorter than the warning offset, a requeued job) is kept instead of
+# killing this shell.
+trap 'mt_forward USR1' USR1
 
 mt_on_term() {
     mt_log "got SIGTERM (cancel, time limit or preemption): ranks checkpoint; no self-requeue"
@@ -196,22 +217,37 @@ mt_main() {
         [ -z "$(mt_config_value "$config" threads)" ]; then
         threads_args=(--set "threads=$SLURM_CPUS_PER_TASK")
     fi
-    trap 'mt_forward USR1' USR1
     trap mt_on_term TERM
     local srun_args=()
     # shellcheck disable=SC2206 # word splitting of the user's extra srun options is intended
     [ -n "${MESHTRAIN_SRUN_ARGS:-}" ] && srun_args=($MESHTRAIN_SRUN_ARGS)
+    MT_RUN_LOG=$run_dir/train.log
+    MT_RUN_LOG_SIZE0=$(stat -c %s "$MT_RUN_LOG" 2>/dev/null || echo 0)
     srun --mpi=pmix --kill-on-bad-exit=1 "${srun_args[@]}" \
         "$train" "$config" --set "run_dir=$run_dir" "${threads_args[@]}" "$@" &
     MT_SRUN_PID=$!
-    if [ -n "$MT_PENDING_SIGNAL" ]; then
-        sleep 5
-        mt_forward "$MT_PENDING_SIGNAL"
-    fi
-    # A trapped signal interrupts `wait`; wait again until srun is gone, then collect its status.
-    while kill -0 "$MT_SRUN_PID" 2>/dev/null; do wait "$MT_SRUN_PID"; done
+    # A trapped signal interrupts `wait`; wait again until srun is gone, then collect its status. A signal
+    # kept while the ranks were starting goes out once they are up (checked every second).
+    local pending
+    while kill -0 "$MT_SRUN_PID" 2>/dev/null; do
+        if [ -z "$MT_PENDING_SIGNAL" ]; then
+            wait "$MT_SRUN_PID"
+        elif mt_ranks_ready; then
+            pending=$MT_PENDING_SIGNAL
+            MT_PENDING_SIGNAL=''
+            mt_log "the ranks are up: forwarding the SIG$pending that came during start-up"
+            kill -s "$pending" "$MT_SRUN_PID" 2>/dev/null || mt_log "forwarding SIG$pending failed: srun already gone"
+        else
+            sleep 1
+        fi
+    done
     wait "$MT_SRUN_PID"
     rc=$?
+    # srun can exit 0 when the step never launched ("task N launch failed"); a training run always logs.
+    if [ "$rc" = 0 ] && ! mt_ranks_ready && ! printf '%s\n' "$@" | grep -qx -e --dry-run -e --help -e -h; then
+        mt_log "srun exited 0 but bin/train never logged to $MT_RUN_LOG: the step did not launch"
+        rc=1
+    fi
     case $rc in
     0)
         mt_log "bin/train finished (exit 0)"

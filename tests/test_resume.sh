@@ -140,3 +140,94 @@ wait $pid
 rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 3 ] && [ ! -e "$tmp/int/ckpt/latest" ]
 say $? "second SIGINT stops at once, no checkpoint" "exit $rc, $(ls "$tmp/int/ckpt")"
+
+# 7. A stop signal during start-up, before MPI_Init (bin/train installs its handlers first thing): it is
+#    remembered, not fatal; the run trains its first step, writes step_1.h5 and exits 3, and a rerun resumes
+#    from it and ends bit-identical to the straight run. The signal goes out as soon as /proc/PID/status
+#    shows the USR1 handler of bin/train (SigCgt bit 9) while it still has a single thread (MPI_Init
+#    starts threads); an attempt that misses that moment is retried, and a build that installs its
+#    handlers only after MPI_Init never gets one.
+caught_usr1() { # PID: bin/train (exec done: before it, the forked bash catches USR1 itself) catches USR1
+    local pid comm k v
+    read -r pid comm _ 2>/dev/null <"/proc/$1/stat" && [ "$comm" = "(train)" ] || return 1
+    while read -r k v; do
+        [ "$k" = SigCgt: ] && { (((0x$v >> 9) & 1)); return; }
+    done 2>/dev/null <"/proc/$1/status"
+    return 1
+}
+early_signal() { # SIG PID: sends SIG once PID catches USR1, if it still runs one thread; else 1
+    local t0=$SECONDS threads
+    until caught_usr1 "$2"; do
+        kill -0 "$2" 2>/dev/null && [ $((SECONDS - t0)) -lt 20 ] || return 1
+    done
+    threads=("/proc/$2/task/"*)
+    [ ${#threads[@]} = 1 ] || return 1
+    kill -"$1" "$2"
+}
+for sig in USR1 TERM; do
+    result="no attempt caught the process before MPI_Init (handlers installed too late?)"
+    for attempt in 1 2 3 4 5; do
+        rm -rf "$tmp/early"
+        bin/train "$R" --set run_dir="$tmp/early" >"$tmp/early.out" 2>&1 &
+        pid=$!
+        early_signal "$sig" $pid
+        sent=$?
+        wait $pid
+        rc=$?
+        [ $sent = 0 ] || continue
+        first=$(readlink "$tmp/early/ckpt/latest")
+        bin/train "$R" --set run_dir="$tmp/early" >"$tmp/early2.out" 2>&1
+        rc2=$?
+        num=$(kill -l "$sig")
+        [ $rc = 3 ] && grep -q "stopped on signal $num after step 1;" "$tmp/early.out" && [ "$first" = step_1.h5 ] &&
+            grep -q "resumed from .*step_1.h5 at step 1 " "$tmp/early2.out" && [ $rc2 = 0 ] &&
+            [ "$(losses "$tmp/straight/metrics.jsonl")" = "$(losses "$tmp/early/metrics.jsonl")" ] &&
+            params_equal "$tmp/straight/ckpt/latest" "$tmp/early/ckpt/latest"
+        say $? "SIG$sig during start-up: remembered, step 1, step_1.h5, exit 3; the rerun ends bit-identical" \
+            "exit $rc then $rc2: $(grep -hE 'stopped|resumed|error' "$tmp/early.out" "$tmp/early2.out" | tr '\n' ' ')"
+        result=''
+        break
+    done
+    [ -z "$result" ] || say 1 "SIG$sig during start-up" "$result"
+done
+# The same under mpirun with 2 ranks, the signal to rank 1 only, while it waits in MPI_Init for rank 0,
+# which starts 2 s late: rank 1 remembers it and the stop is agreed over the ranks.
+if command -v mpirun >/dev/null; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    comm_of() { local c; read -r _ c _ 2>/dev/null <"/proc/$1/stat" && echo "$c"; }
+    rank_of() { # PID: its OMPI_COMM_WORLD_RANK, or nothing
+        local env
+        mapfile -d '' env 2>/dev/null <"/proc/$1/environ" || return
+        printf '%s\n' "${env[@]}" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p'
+    }
+    result="rank 0 had started bin/train before rank 1 could be signalled in every attempt"
+    for attempt in 1 2 3; do
+        rm -rf "$tmp/early2"
+        args=("$R" --set threads=1 --set run_dir="$tmp/early2")
+        # shellcheck disable=SC2016 # $0 and $@ are for the inner sh
+        OMP_NUM_THREADS=1 mpirun -n 1 sh -c 'sleep 2; exec "$0" "$@"' bin/train "${args[@]}" : \
+            -n 1 bin/train "${args[@]}" >"$tmp/early.out" 2>&1 &
+        job=$!
+        rank0='' rank1='' t0=$SECONDS
+        while { [ -z "$rank0" ] || [ -z "$rank1" ] || [ "$(comm_of "$rank1")" != "(train)" ]; } &&
+            [ $((SECONDS - t0)) -lt 20 ] && kill -0 $job 2>/dev/null; do
+            for p in $(pgrep -P $job); do
+                case $(rank_of "$p") in 0) rank0=$p ;; 1) rank1=$p ;; esac
+            done
+            sleep 0.05
+        done
+        sleep 1 # rank 1 is in MPI_Init now, waiting for rank 0
+        sent=1
+        if [ -n "$rank1" ] && [ "$(comm_of "$rank0")" != "(train)" ]; then kill -USR1 "$rank1" && sent=0; fi
+        wait $job
+        rc=$?
+        [ $sent = 0 ] || continue
+        [ $rc = 3 ] && grep -q "stopped on signal 10 after step 1;" "$tmp/early.out" &&
+            [ "$(readlink "$tmp/early2/ckpt/latest")" = step_1.h5 ]
+        say $? "SIGUSR1 to rank 1 of 2 in MPI_Init: both stop after step 1, step_1.h5, exit 3" \
+            "exit $rc: $(grep -E 'stopped|error|signal' "$tmp/early.out" | head -n 3 | tr '\n' ' ')"
+        result=''
+        break
+    done
+    [ -z "$result" ] || say 1 "SIGUSR1 to rank 1 of 2 in MPI_Init" "$result"
+fi

@@ -7,6 +7,9 @@
 #      finishes with parameters bit-identical to (a)'s uninterrupted run;
 #   c. `scontrol requeue` of a running job: the same;
 #   d. a second job on (b)'s run directory is refused while (b) runs;
+#   e. the warning signal while a job is starting is kept by the script, forwarded once the ranks are up,
+#      and ends in a checkpoint and exit 3;
+#   every job step launched (requeued jobs restart only after Slurm's own pause, see cluster.sh);
 #   and, where network namespaces work, (a) again with the two nodes in their own namespaces over TCP.
 # All jobs run at once (4 CPUs per node defined, 2 real cores, --overcommit). DESIGN 12 has the timings.
 set -u
@@ -60,21 +63,16 @@ echo "ok slurm: local cluster up (munged, slurmctld, slurmd n1 n2) in $((SECONDS
 if srun --mpi=list 2>&1 | grep -q pmix; then echo "ok slurm: srun --mpi=list has pmix"; else
     echo "FAIL slurm: srun --mpi=list has no pmix: $(srun --mpi=list 2>&1 | tr '\n' ' ')"; fi
 
-# Job state helpers. Every wait has a deadline; requeued jobs are started at once (DESIGN 12).
+# Job state helpers. Every wait has a deadline. A requeued job is never started early (no scontrol update
+# StartTime=now): its new instance would race the old instance's step daemons, which share its job and
+# step ids (tests/slurm/cluster.sh); the cluster's short cred_expire lets it start again after about 20 s.
 job_field() { scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
-nudge() {
-    local id reason
-    squeue -h -t PD -o '%i %r' 2>/dev/null | while read -r id reason; do
-        case $reason in BeginTime) scontrol update jobid="$id" StartTime=now 2>/dev/null ;; esac
-    done
-}
-# wait_state ID "STATE|STATE" SECONDS: nudges pending jobs while waiting.
+# wait_state ID "STATE|STATE" SECONDS
 wait_state() {
     local id=$1 want=$2 limit=$3 start=$SECONDS s
     while [ $((SECONDS - start)) -lt "$limit" ]; do
         s=$(job_field "$id" JobState)
         case "|$want|" in *"|$s|"*) return 0 ;; esac
-        nudge
         sleep 1
     done
     return 1
@@ -126,10 +124,17 @@ else
     echo "FAIL slurm c: job c never reached step $((STEPS / 10)): $(job_field "$jc" JobState)"
 fi
 
-for j in "$ja" "$jb" "$jc"; do wait_state "$j" "$FINAL" 360; done
+# e: the warning signal while the job is starting (sent as soon as the script logs its start, before srun
+# and the ranks are up): the script keeps it and forwards it once rank 0 has logged its start (every rank
+# is past MPI_Init then); bin/train stops with a checkpoint and exit 3 (MESHTRAIN_REQUEUE=0: no requeue).
+je=$(MESHTRAIN_REQUEUE=0 "${SB[@]}" -t 5 -J mt-e "$root/slurm/pretrain.sbatch" "$tmp/run.json")
+esent=0
+if cluster_wait_for 60 grep -q "start: job $je" "slurm-mt-e-$je.out"; then scancel -b -s USR1 "$je" && esent=1; fi
+
+for j in "$ja" "$jb" "$jc" "$je"; do wait_state "$j" "$FINAL" 360; done
 wait "$single" || echo "FAIL slurm: single-process reference run failed: $(tail -n 2 "$tmp/single.out")"
 elapsed "jobs a b c done"
-for j in "a $ja" "b $jb" "c $jc"; do
+for j in "a $ja" "b $jb" "c $jc" "e $je"; do
     # shellcheck disable=SC2086 # "name id"
     set -- $j
     echo "#   job $1 ($2): $(job_field "$2" JobState) exit $(job_field "$2" ExitCode) restarts $(job_field "$2" Restarts)"
@@ -175,6 +180,27 @@ else
 fi
 py params "slurm c: final parameters bit-identical to the uninterrupted run" runs/mt-a runs/mt-c
 py losses "slurm c: losses bit-identical to the uninterrupted run" runs/mt-a runs/mt-c "$STEPS" 0
+# e
+log=slurm-mt-e-$je.out
+estep=$(sed -n 's/^stopped on signal 10 after step \([0-9]*\);.*/\1/p' "$log" | head -n 1)
+if [ "$esent" = 1 ] && [ "$(job_field "$je" ExitCode)" = 3:0 ] &&
+    grep -q "got SIGUSR1 while the ranks are starting" "$log" &&
+    grep -q "the ranks are up: forwarding the SIGUSR1" "$log" && [ -n "$estep" ] &&
+    [ "$(readlink runs/mt-e/ckpt/latest)" = "step_$estep.h5" ]; then
+    echo "ok slurm e: USR1 during start-up kept, forwarded once the ranks were up: checkpoint step_$estep.h5, exit 3"
+else
+    echo "FAIL slurm e: USR1 during start-up (sent $esent): exit $(job_field "$je" ExitCode)," \
+        "latest $(readlink runs/mt-e/ckpt/latest 2>/dev/null): $(grep -v '^step' "$log" | tail -n 8 | tr '\n' ' ')"
+fi
+# Every step launched: a step started while an old one of the same job and step id was still tearing down
+# fails here (see tests/slurm/cluster.sh), and srun may even exit 0 after it.
+bad=$(grep -l "launch failed\|aborted before step completely launched" slurm-mt-*.out 2>/dev/null | tr '\n' ' ')
+clash=$(grep -h "Address already in use\|already killed, do not launch" "$tmp"/cluster/log/*.log 2>/dev/null | head -n 2)
+if [ -z "$bad$clash" ]; then
+    echo "ok slurm: every job step launched (no step id clash between a requeued job's instances)"
+else
+    echo "FAIL slurm: a step did not launch: ${bad}$(printf '%s' "$clash" | tr '\n' ' ')"
+fi
 if [ -e runs/mt-a/slurm.lock ] || [ -e runs/mt-b/slurm.lock ] || [ -e runs/mt-c/slurm.lock ]; then
     echo "FAIL slurm: a finished job left its lock behind"
 else

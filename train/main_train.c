@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/signals.h"
 #include "train/trainer.h"
 
 static void usage(void) {
@@ -25,7 +26,11 @@ static int finish(int rank, int code, const char *msg) {
 }
 
 int main(int argc, char **argv) {
+    /* Before anything slow (MPI_Init, config loading, resume): a stop signal that comes during start-up
+     * is remembered and honoured at the first step boundary instead of killing the rank. */
+    signals_install();
     MPI_Init(&argc, &argv);
+    signals_install(); /* again, in case the MPI library replaced a handler */
     int rank, world;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);

@@ -8,6 +8,16 @@
 #   cluster_stop                stops every job, then every daemon by its own PID; removes the namespaces
 #                               and the bridge it made. Safe to call twice and after a failed start.
 # Exports SLURM_CONF and MT_CLUSTER_* so that sbatch, squeue and scontrol talk to this cluster only.
+#
+# Requeued jobs: Slurm holds a requeued job for cred_expire + 1 seconds before it may start again (the
+# default cred_expire is 120 s). That pause is what keeps the new instance clear of the old one: both have
+# the same job id and number their steps from 0, and an old step's slurmstepd can outlive the requeue by
+# seconds; the PMIx plugin names its per-step server socket (SlurmdSpoolDir/stepd.slurm.pmix.JOB.STEP) and
+# client directory (TmpFS/spmix_appdir_UID_JOB.STEP) by job and step id only, so a new step 0 started
+# while the old one is still tearing down fails to launch ("Cannot bind() UNIX socket ...: Address already
+# in use", srun "task N launch failed") and slurmd may refuse the new batch script ("Job N already killed,
+# do not launch batch job"). Tests must therefore never start a requeued job early (scontrol update
+# StartTime=now); this cluster shortens the pause instead: MT_CLUSTER_CRED_EXPIRE (default 20 s).
 # shellcheck shell=bash
 
 MT_CLUSTER_DIR=''
@@ -15,6 +25,7 @@ MT_CLUSTER_PIDS=()
 MT_CLUSTER_NETNS=()
 MT_CLUSTER_BRIDGE=''
 MT_CLUSTER_PORT_BASE=${MT_CLUSTER_PORT_BASE:-16810}
+MT_CLUSTER_CRED_EXPIRE=${MT_CLUSTER_CRED_EXPIRE:-20}
 
 # Waits up to $1 seconds for the command after it to succeed.
 cluster_wait_for() {
@@ -84,7 +95,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$d/munge/munge.sock
+AuthInfo=socket=$d/munge/munge.sock,cred_expire=$MT_CLUSTER_CRED_EXPIRE
 StateSaveLocation=$d/state
 SlurmdSpoolDir=$d/spool/%n
 SlurmctldPidFile=$d/run/slurmctld.pid
