@@ -142,6 +142,21 @@ static int head_chunk(const ops_attn_shape *s) {
     return hc < (size_t)s->H ? (int)hc : s->H;
 }
 
+/* Batch b, heads [h0, h0 + nh) of a chunk: byte offsets into q/k/v (and dq/dk/dv), probs, and out. */
+typedef struct {
+    int nh;
+    size_t qkv, probs, out;
+} chunk_at;
+
+static chunk_at chunk_offsets(const ops_attn_shape *s, int b, int h0, int hc) {
+    const size_t e = 2; /* bf16 bytes */
+    size_t tt = (size_t)s->T * (size_t)s->T;
+    return (chunk_at){.nh = s->H - h0 < hc ? s->H - h0 : hc,
+                      .qkv = ((size_t)b * s->T * s->ld_qkv + (size_t)h0 * s->dh) * e,
+                      .probs = ((size_t)b * s->H + h0) * tt * e,
+                      .out = ((size_t)b * s->T * s->ld_out + (size_t)h0 * s->dh) * e};
+}
+
 static void check_shape(const ops_attn_shape *s) {
     CHECK(s->B >= 1 && s->T >= 1 && s->H >= 1 && s->dh >= 1 && s->window >= 1 && s->H * s->dh <= s->ld_qkv &&
               s->H * s->dh <= s->ld_out,
@@ -163,13 +178,11 @@ static void cu_attention_fwd(ops *o, ops_ptr out, ops_ptr probs, ops_ptr q, ops_
     cuda_ctx *c = cuda_of(o);
     int hc = head_chunk(s);
     float *scores = cuda_scratch(c, (size_t)hc * tt * sizeof(float));
-    const size_t e = 2; /* bf16 bytes */
     for (int b = 0; b < B; b++)
         for (int h0 = 0; h0 < H; h0 += hc) {
-            int nh = H - h0 < hc ? H - h0 : hc;
-            size_t qoff = ((size_t)b * T * lq + (size_t)h0 * dh) * e;
-            size_t poff = ((size_t)b * H + h0) * tt * e;
-            size_t ooff = ((size_t)b * T * lo + (size_t)h0 * dh) * e;
+            chunk_at at = chunk_offsets(s, b, h0, hc);
+            int nh = at.nh;
+            size_t qoff = at.qkv, poff = at.probs, ooff = at.out;
             cuda_gemm(c, 0, 1, T, T, dh, s->scale, Q + qoff, lq, dh, K + qoff, lq, dh, 0.0f, scores, 1, T,
                       (long long)tt, nh);
             mt_cu_softmax_fwd(c->stream, P + poff, scores, nh * T, T, s->window);
@@ -197,13 +210,11 @@ static void cu_attention_bwd(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_ptr
     cuda_ctx *c = cuda_of(o);
     int hc = head_chunk(s);
     float *dp = cuda_scratch(c, (size_t)hc * tt * sizeof(float));
-    const size_t e = 2;
     for (int b = 0; b < B; b++)
         for (int h0 = 0; h0 < H; h0 += hc) {
-            int nh = H - h0 < hc ? H - h0 : hc;
-            size_t qoff = ((size_t)b * T * lq + (size_t)h0 * dh) * e;
-            size_t poff = ((size_t)b * H + h0) * tt * e;
-            size_t ooff = ((size_t)b * T * lo + (size_t)h0 * dh) * e;
+            chunk_at at = chunk_offsets(s, b, h0, hc);
+            int nh = at.nh;
+            size_t qoff = at.qkv, poff = at.probs, ooff = at.out;
             cuda_gemm(c, 1, 0, T, dh, T, 1.0f, P + poff, T, (long long)tt, DO + ooff, lo, dh, 0.0f, DV + qoff,
                       0, lq, dh, nh);
             cuda_gemm(c, 0, 1, T, T, dh, 1.0f, DO + ooff, lo, dh, V + qoff, lq, dh, 0.0f, dp, 1, T,
