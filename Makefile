@@ -172,10 +172,10 @@ test-gpu: $(CUDA_TRAIN) build/cuda/tests/test_cuda_ops all
 	@CUDA_TRAIN=$(CUDA_TRAIN) tests/run.sh build/cuda/tests/test_cuda_ops tests/test_cuda_step.sh
 endif
 
-test: all
+test: all vocab
 	@tests/run.sh
 
-bench: all
+bench: all vocab
 	@tests/bench.sh
 
 demo: all

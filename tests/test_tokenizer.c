@@ -209,7 +209,7 @@ static void check_vocab(const char *dir) {
     snprintf(vocab, sizeof vocab, "%s/vocab.bpe", dir);
     FILE *f = fopen(enc, "rb");
     if (!f) {
-        printf("# %s missing (make vocab); known-id checks skipped here, run by test_tokenizer.sh\n", enc);
+        tu_check(0, "tok_vocab_present", "%s missing: run make vocab (make test does)", enc);
         return;
     }
     fclose(f);
