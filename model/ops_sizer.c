@@ -15,9 +15,9 @@ typedef struct {
 } sizer_ctx;
 
 static ops_buf *sz_alloc(ops *o, size_t n, ops_dtype dtype) {
-    (void)dtype;
     ops_buf *b = mt_calloc(1, sizeof *b);
-    b->bytes = mt_round_up(n * 4, 64);
+    int bf16 = dtype == OPS_BF16 || (dtype == OPS_ACT && o->act_dtype == OPS_BF16);
+    b->bytes = mt_round_up(n * (bf16 ? 2 : 4), 64);
     ((sizer_ctx *)o->ctx)->bytes += b->bytes;
     return b;
 }
@@ -38,9 +38,10 @@ static void sz_destroy(ops *o) {
     free(o);
 }
 
-ops *ops_sizer_create(void) {
+ops *ops_sizer_create(ops_dtype act_dtype) {
     ops *o = mt_calloc(1, sizeof *o);
     o->name = "sizer";
+    o->act_dtype = act_dtype;
     o->ctx = mt_calloc(1, sizeof(sizer_ctx));
     o->alloc = sz_alloc;
     o->free = sz_free;

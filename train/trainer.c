@@ -25,13 +25,17 @@ void trainer_dry_run(const run_config *rc) {
     char *json = cJSON_Print(rc->resolved);
     printf("%s\n", json);
     free(json);
-    ops *sizer = ops_sizer_create();
+    /* The CUDA backend keeps activations and a working copy of the weights in bf16. */
+    ops *sizer = ops_sizer_create(strcmp(rc->backend, "cuda") ? OPS_F32 : OPS_BF16);
     model *m = model_create_sharded(&rc->model, sizer, rc->micro_batch, rc->seq_len, NULL, rc->recompute);
     size_t weights = m->table.total * sizeof(float);
+    size_t work = m->work != m->params ? m->table.total * 2 : 0;
     size_t total = ops_sizer_bytes(sizer);
     printf("params: %ld\n", param_count(&m->table));
-    printf("memory per rank (GiB): weights %.3f, grads %.3f, optimizer %.3f, activations %.3f, total %.3f\n",
-           gib(weights), gib(weights), gib(2 * weights), gib(total - 2 * weights), gib(total + 2 * weights));
+    printf("memory per rank (GiB, backend %s): weights %.3f, grads %.3f, optimizer %.3f, bf16 weights %.3f, "
+           "activations %.3f, total %.3f\n",
+           rc->backend, gib(weights), gib(weights), gib(2 * weights), gib(work),
+           gib(total - 2 * weights - work), gib(total + 2 * weights));
     printf("model FLOPs per token: %.4g\n", model_flops_per_token(&m->cfg, &m->table, rc->seq_len));
     model_free(m);
     sizer->destroy(sizer);
