@@ -58,47 +58,27 @@ static ops_buf *kind_buf(model *m, optim_state *opt, int kind, size_t *lo, size_
 
 /* ---------------------------------------------------------------------------------------------- save */
 
-/* Block checksums of one dataset, identical on every rank: rank 0 computes them from the gathered tensor. */
-static uint32_t *tensor_crcs(const float *full_on_root, size_t n, MPI_Comm comm) {
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    size_t nb = ckpt_crc_blocks(n);
-    uint32_t *crc = mt_calloc(nb ? nb : 1, sizeof *crc);
-    if (rank == 0)
-        ckpt_crc_floats(full_on_root, n, crc);
-    MPI_Bcast(crc, (int)nb, MPI_UINT32_T, 0, comm);
-    return crc;
-}
-
 /* The world layout of m: world rank r is tp rank r % tp of dp rank r / tp (parallel/comm.c). */
 typedef struct {
-    int tp, dp, zero;
-    param_table *tables; /* the table of every tp rank (shard placement) */
-    size_t slice;        /* ZeRO-1: flat elements per dp rank */
+    int tp, zero;
+    size_t slice; /* ZeRO-1: flat elements per dp rank */
 } layout;
 
 static layout layout_of(model *m, optim_state *opt) {
-    layout L = {m->comm ? m->comm->size[COMM_TP] : 1, m->comm ? m->comm->size[COMM_DP] : 1, opt && opt->zero,
-                NULL, 0};
-    L.tables = mt_calloc((size_t)L.tp, sizeof *L.tables);
-    for (int r = 0; r < L.tp; r++)
-        param_table_build(&L.tables[r], &m->cfg, L.tp, r);
-    L.slice = m->flat_n / (size_t)L.dp;
-    return L;
-}
-
-static void layout_free(layout *L) {
-    for (int r = 0; r < L->tp; r++)
-        param_table_free(&L->tables[r]);
-    free(L->tables);
+    int dp = m->comm ? m->comm->size[COMM_DP] : 1;
+    return (layout){m->comm ? m->comm->size[COMM_TP] : 1, opt && opt->zero, m->flat_n / (size_t)dp};
 }
 
 /* The elements of tensor p (local flat indices [*a, *b) of its shard) that world rank r contributes: its
- * whole shard from dp rank 0, except the Adam moments under ZeRO-1, where every dp rank holds a slice. */
+ * whole shard from dp rank 0, except the Adam moments under ZeRO-1, where every dp rank holds a slice. A
+ * tensor replicated over the tp ranks comes from tp rank 0 only, so that the parts of all ranks tile each
+ * dataset exactly (each rank writes its part, and the checksums are joined from the parts). */
 static int owned(const layout *L, const param_info *p, int kind, int r, size_t *a, size_t *b) {
     int dp_rank = r / L->tp;
     size_t valid = (size_t)p->valid_rows * (size_t)p->local_shape[1];
-    if (kind == KIND_PARAMS || !L->zero) {
+    if (holds_full(p) && r % L->tp != 0) {
+        *a = *b = 0;
+    } else if (kind == KIND_PARAMS || !L->zero) {
         *a = 0;
         *b = dp_rank == 0 ? valid : 0;
     } else {
@@ -109,50 +89,24 @@ static int owned(const layout *L, const param_info *p, int kind, int r, size_t *
     return *a < *b;
 }
 
-/* Assembles the global tensor i of one kind on rank 0 (into `global`) from every rank's owned part;
- * padded rows are left out. */
-static void gather_tensor(model *m, optim_state *opt, const layout *L, int kind, int i, float *global,
-                          float *scratch, MPI_Comm comm) {
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    size_t a, b, lo, hi;
-    ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
-    const param_info *mine = &m->table.p[i];
-    if (rank != 0) {
-        if (owned(L, mine, kind, rank, &a, &b)) {
-            m->o->to_host(m->o, scratch, (ops_ptr){buf, mine->offset + a - lo}, b - a);
-            MPI_Send(scratch, (int)(b - a), MPI_FLOAT, 0, i * N_KINDS + kind, comm);
-        }
-        return;
-    }
-    if (!buf) { /* moments not kept: zeros */
-        memset(global, 0, global_numel(mine) * sizeof *global);
-        return;
-    }
-    for (int r = 0; r < size; r++) {
-        const param_info *p = &L->tables[r % L->tp].p[i];
-        if (!owned(L, p, kind, r, &a, &b))
-            continue;
-        if (r == 0)
-            m->o->to_host(m->o, scratch, (ops_ptr){buf, p->offset + a - lo}, b - a);
+/* The part of tensor p's global array held by local flat indices [a, b) of a shard: a partial first row,
+ * full middle rows and a partial last row, each a rectangle of the shard's rows and columns. */
+static ckpt_part shard_part(const param_info *p, size_t a, size_t b, const float *data) {
+    ckpt_part part = {.n = 0, .data = data};
+    size_t cols = (size_t)p->local_shape[1];
+    for (size_t e = a; e < b;) {
+        size_t r = e / cols, c = e % cols, rows = 1, width = cols;
+        if (c || b - e < cols)
+            width = cols - c < b - e ? cols - c : b - e;
         else
-            MPI_Recv(scratch, (int)(b - a), MPI_FLOAT, r, i * N_KINDS + kind, comm, MPI_STATUS_IGNORE);
-        size_t cols = (size_t)p->local_shape[1];
-        for (size_t e = a; e < b; e++)
-            global[((size_t)p->row_start + e / cols) * (size_t)p->shape[1] + (size_t)p->col_start + e % cols] =
-                scratch[e - a];
+            rows = (b - e) / cols;
+        part.start[part.n][0] = (hsize_t)p->row_start + r;
+        part.start[part.n][1] = (hsize_t)p->col_start + c;
+        part.count[part.n][0] = rows;
+        part.count[part.n][1] = width;
+        part.n++;
+        e += rows * width;
     }
-}
-
-/* Rank 0 writes every global tensor whole; the other ranks take part in the collective calls only. */
-static ckpt_part tensor_part(const param_info *p, const float *data, int rank) {
-    ckpt_part part = {{0, 0}, {0, 0}, NULL};
-    if (rank != 0)
-        return part;
-    part.count[0] = (hsize_t)p->shape[0];
-    part.count[1] = (hsize_t)p->shape[1];
-    part.data = data;
     return part;
 }
 
@@ -182,13 +136,141 @@ static int write_meta(hid_t f, const ckpt_meta *meta) {
     return bad ? -1 : 0;
 }
 
-static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, MPI_Comm comm, mt_err *err) {
+/* A piece of a dataset's global row-major float32 bytes that one rank holds contiguously, inside one
+ * checksum block, with its CRC32C. */
+typedef struct {
+    uint64_t off, len;
+    uint32_t crc;
+} crc_run;
+
+typedef struct {
+    crc_run *v;
+    size_t n, cap;
+} run_list;
+
+/* Appends the run of n floats at global element g (data: their values), cut at checksum block bounds. */
+static void add_run(run_list *l, size_t g, size_t n, const float *data) {
+    while (n) {
+        size_t len = CKPT_CRC_BLOCK_FLOATS - g % CKPT_CRC_BLOCK_FLOATS;
+        len = len < n ? len : n;
+        if (l->n == l->cap) {
+            l->cap = l->cap ? 2 * l->cap : 16;
+            l->v = realloc(l->v, l->cap * sizeof *l->v);
+            CHECK(l->v, "out of memory");
+        }
+        l->v[l->n++] = (crc_run){g * sizeof *data, len * sizeof *data, crc32c(data, len * sizeof *data)};
+        g += len;
+        n -= len;
+        data += len;
+    }
+}
+
+/* The checksummed runs of local flat indices [a, b) of p's shard (values in data): row pieces that
+ * continue each other in the global array (a shard spanning all columns) are joined first, so a run is
+ * as long as the block bounds allow. */
+static run_list shard_runs(const param_info *p, size_t a, size_t b, const float *data) {
+    run_list l = {NULL, 0, 0};
+    size_t cols = (size_t)p->local_shape[1], run_g = 0, run_a = a, run_n = 0;
+    for (size_t e = a; e < b;) {
+        size_t c = e % cols, len = cols - c < b - e ? cols - c : b - e;
+        size_t g = ((size_t)p->row_start + e / cols) * (size_t)p->shape[1] + (size_t)p->col_start + c;
+        if (run_n && run_g + run_n == g)
+            run_n += len;
+        else {
+            add_run(&l, run_g, run_n, data + (run_a - a));
+            run_g = g;
+            run_a = e;
+            run_n = len;
+        }
+        e += len;
+    }
+    add_run(&l, run_g, run_n, data + (run_a - a));
+    return l;
+}
+
+static int run_order(const void *x, const void *y) {
+    const crc_run *a = x, *b = y;
+    return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/* Block checksums of a dataset of n floats, identical on every rank, from every rank's runs: rank 0 joins
+ * the runs of each block in offset order; they must tile it exactly. */
+static uint32_t *block_crcs(const run_list *mine, size_t n, MPI_Comm comm) {
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int bytes = (int)(mine->n * sizeof *mine->v), *counts = NULL, *displs = NULL, total = 0;
+    if (rank == 0) {
+        counts = mt_malloc((size_t)size * sizeof *counts);
+        displs = mt_malloc((size_t)size * sizeof *displs);
+    }
+    MPI_Gather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, 0, comm);
+    for (int r = 0; rank == 0 && r < size; r++) {
+        displs[r] = total;
+        total += counts[r];
+    }
+    crc_run *all = rank == 0 ? mt_malloc(total ? (size_t)total : 1) : NULL;
+    MPI_Gatherv(mine->v, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, comm);
+    size_t nb = ckpt_crc_blocks(n);
+    uint32_t *crc = mt_calloc(nb ? nb : 1, sizeof *crc);
+    if (rank == 0) {
+        size_t n_runs = (size_t)total / sizeof *all, k = 0;
+        qsort(all, n_runs, sizeof *all, run_order);
+        for (size_t blk = 0; blk < nb; blk++) {
+            uint64_t at = blk * CKPT_CRC_BLOCK_FLOATS * sizeof(float),
+                     end = (blk + 1) * CKPT_CRC_BLOCK_FLOATS < n ? (blk + 1) * CKPT_CRC_BLOCK_FLOATS : n;
+            end *= sizeof(float);
+            uint32_t c = 0; /* crc32c of no bytes */
+            for (; k < n_runs && all[k].off < end; k++) {
+                CHECK(all[k].off == at && all[k].len <= end - at,
+                      "checkpoint: checksum runs overlap or leave a gap at byte %llu",
+                      (unsigned long long)at);
+                c = crc32c_combine(c, all[k].crc, all[k].len);
+                at += all[k].len;
+            }
+            CHECK(at == end, "checkpoint: checksum runs leave bytes %llu..%llu uncovered",
+                  (unsigned long long)at, (unsigned long long)end);
+            crc[blk] = c;
+        }
+        CHECK(k == n_runs, "checkpoint: checksum runs beyond the end of the dataset");
+    }
+    MPI_Bcast(crc, (int)nb, MPI_UINT32_T, 0, comm);
+    free(all);
+    free(counts);
+    free(displs);
+    return crc;
+}
+
+/* Writes tensor i of one kind: every rank its owned elements as hyperslabs of the global array, in one
+ * collective write, with the block checksums joined from every rank's runs. */
+static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, int kind, int i, float *host,
+                        MPI_Comm comm) {
     int rank;
     MPI_Comm_rank(comm, &rank);
+    const param_info *p = &m->table.p[i];
+    size_t a, b, lo, hi;
+    ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
+    if (owned(L, p, kind, rank, &a, &b)) {
+        if (buf)
+            m->o->to_host(m->o, host, (ops_ptr){buf, p->offset + a - lo}, b - a);
+        else /* moments not kept: zeros */
+            memset(host, 0, (b - a) * sizeof *host);
+    }
+    ckpt_part part = shard_part(p, a, b, host);
+    run_list runs = shard_runs(p, a, b, host);
+    uint32_t *crc = block_crcs(&runs, global_numel(p), comm);
+    hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
+    int rc = ckpt_write_dataset(g, p->name, p->ndim, dims, &part, crc, ckpt_crc_blocks(global_numel(p)));
+    free(crc);
+    free(runs.v);
+    return rc;
+}
+
+static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, MPI_Comm comm, mt_err *err) {
     size_t biggest = 0;
     for (int i = 0; i < m->table.n; i++)
-        biggest = global_numel(&m->table.p[i]) > biggest ? global_numel(&m->table.p[i]) : biggest;
-    float *global = mt_malloc(biggest * sizeof *global), *scratch = mt_malloc(biggest * sizeof *scratch);
+        biggest = m->table.p[i].numel > biggest ? m->table.p[i].numel : biggest;
+    float *host = mt_malloc(biggest * sizeof *host);
     layout L = layout_of(m, opt);
     int rc = 0;
     for (int kind = 0; kind < N_KINDS && !rc; kind++) {
@@ -197,22 +279,13 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
             rc = mt_fail(err, "%s: cannot create group /%s", tmp, KIND_GROUP[kind]);
             break;
         }
-        for (int i = 0; i < m->table.n && !rc; i++) {
-            const param_info *p = &m->table.p[i];
-            gather_tensor(m, opt, &L, kind, i, global, scratch, comm);
-            hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
-            ckpt_part part = tensor_part(p, global, rank);
-            uint32_t *crc = tensor_crcs(global, global_numel(p), comm);
-            if (ckpt_write_dataset(g, p->name, p->ndim, dims, &part, crc, ckpt_crc_blocks(global_numel(p))))
+        for (int i = 0; i < m->table.n && !rc; i++)
+            if (write_tensor(g, m, opt, &L, kind, i, host, comm))
                 rc = mt_fail(err, "%s: cannot write dataset /%s/%s (disk full?)", tmp, KIND_GROUP[kind],
-                             p->name);
-            free(crc);
-        }
+                             m->table.p[i].name);
         H5Gclose(g);
     }
-    layout_free(&L);
-    free(global);
-    free(scratch);
+    free(host);
     return rc;
 }
 

@@ -6,6 +6,12 @@
 #include <nmmintrin.h>
 #endif
 
+/* The file stores float32 little-endian and checksums are taken over the memory bytes of floats. */
+_Static_assert(sizeof(float) == 4, "float32");
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoint checksums assume a little-endian host"
+#endif
+
 /* Reflected Castagnoli polynomial. */
 #define CRC32C_POLY 0x82f63b78u
 
@@ -79,15 +85,45 @@ uint32_t crc32c_portable(const void *data, size_t n) { return ~crc_update_table(
 
 size_t ckpt_crc_blocks(size_t n) { return (n + CKPT_CRC_BLOCK_FLOATS - 1) / CKPT_CRC_BLOCK_FLOATS; }
 
-void ckpt_crc_floats(const float *x, size_t n, uint32_t *out) {
-    /* The file stores float32 little-endian; on a little-endian host the memory bytes are those bytes. */
-    _Static_assert(sizeof(float) == 4, "float32");
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "checkpoint checksums assume a little-endian host"
-#endif
-    for (size_t b = 0, nb = ckpt_crc_blocks(n); b < nb; b++) {
-        size_t start = b * CKPT_CRC_BLOCK_FLOATS;
-        size_t len = n - start < CKPT_CRC_BLOCK_FLOATS ? n - start : CKPT_CRC_BLOCK_FLOATS;
-        out[b] = crc32c(x + start, len * sizeof *x);
-    }
+/* Appending a zero byte to a message maps its (unconditioned) CRC register linearly over GF(2), so the
+ * CRC after len_b zero bytes is a 32x32 bit matrix times the register; with the ~0 pre- and
+ * post-conditioning, crc(A || B) = Z^len_b crc(A) ^ crc(B) where Z shifts one zero byte through. The
+ * matrices for 2^k zero bytes are built once by squaring (the zlib crc32_combine method), so a combine
+ * costs one matrix-vector product per set bit of len_b. */
+static uint32_t zeros_op[64][32]; /* zeros_op[k][i]: the image of bit i after 2^k zero bytes */
+static int zeros_op_ready;
+
+static uint32_t gf2_times(const uint32_t *mat, uint32_t vec) {
+    uint32_t sum = 0;
+    for (; vec; vec >>= 1, mat++)
+        if (vec & 1)
+            sum ^= *mat;
+    return sum;
+}
+
+static void zeros_op_build(void) {
+    uint32_t bit_op[2][32]; /* one zero bit, then two */
+    bit_op[0][0] = CRC32C_POLY;
+    for (int i = 1; i < 32; i++)
+        bit_op[0][i] = 1u << (i - 1);
+    for (int i = 0; i < 32; i++)
+        bit_op[1][i] = gf2_times(bit_op[0], bit_op[0][i]);
+    uint32_t four[32];
+    for (int i = 0; i < 32; i++)
+        four[i] = gf2_times(bit_op[1], bit_op[1][i]);
+    for (int i = 0; i < 32; i++) /* 8 zero bits = one zero byte */
+        zeros_op[0][i] = gf2_times(four, four[i]);
+    for (int k = 1; k < 64; k++)
+        for (int i = 0; i < 32; i++)
+            zeros_op[k][i] = gf2_times(zeros_op[k - 1], zeros_op[k - 1][i]);
+    zeros_op_ready = 1;
+}
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b) {
+    if (!zeros_op_ready)
+        zeros_op_build();
+    for (int k = 0; len_b; k++, len_b >>= 1)
+        if (len_b & 1)
+            crc_a = gf2_times(zeros_op[k], crc_a);
+    return crc_a ^ crc_b;
 }

@@ -17,7 +17,8 @@ uint32_t crc32c_portable(const void *data, size_t n);
 /* Number of blocks of a dataset of n floats (the last block may be shorter; 0 floats gives 0 blocks). */
 size_t ckpt_crc_blocks(size_t n);
 
-/* out[b] = crc32c of block b of x (n floats, host byte order = little-endian). */
-void ckpt_crc_floats(const float *x, size_t n, uint32_t *out);
+/* crc32c(A || B) from crc_a = crc32c(A), crc_b = crc32c(B) and len_b = the byte length of B, without the
+ * data: lets each rank checksum the pieces of a block it owns and rank 0 join them. */
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b);
 
 #endif

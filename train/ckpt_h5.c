@@ -111,17 +111,21 @@ static int put_crcs(hid_t d, const uint32_t *crc, size_t n) {
     return rc < 0 ? -1 : 0;
 }
 
-/* Selects this rank's part in the file space and returns the matching memory space. */
-static hid_t select_part(hid_t fs, int ndim, const ckpt_part *part) {
-    if (part->count[0] == 0 || (ndim == 2 && part->count[1] == 0)) {
-        hsize_t one = 1;
-        hid_t ms = H5Screate_simple(1, &one, NULL);
-        H5Sselect_none(fs);
-        H5Sselect_none(ms);
-        return ms;
+/* Selects this rank's part in the file space and returns the matching memory space: a 1-D run of the
+ * selected elements, or an empty selection that still lets the rank join the collective write. */
+static hid_t select_part(hid_t fs, const ckpt_part *part) {
+    hsize_t total = 0;
+    H5Sselect_none(fs);
+    for (int k = 0; k < part->n; k++) {
+        H5Sselect_hyperslab(fs, k ? H5S_SELECT_OR : H5S_SELECT_SET, part->start[k], NULL, part->count[k],
+                            NULL);
+        total += part->count[k][0] * part->count[k][1];
     }
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, part->start, NULL, part->count, NULL);
-    return H5Screate_simple(ndim, part->count, NULL);
+    hsize_t n = total ? total : 1;
+    hid_t ms = H5Screate_simple(1, &n, NULL);
+    if (!total)
+        H5Sselect_none(ms);
+    return ms;
 }
 
 int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims, const ckpt_part *part,
@@ -135,7 +139,7 @@ int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dim
     H5Pclose(dcpl);
     int rc = -1;
     if (d >= 0) {
-        hid_t ms = select_part(fs, ndim, part), dxpl = H5Pcreate(H5P_DATASET_XFER);
+        hid_t ms = select_part(fs, part), dxpl = H5Pcreate(H5P_DATASET_XFER);
         H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
         static const float nothing = 0; /* a rank with an empty part still joins the collective write */
         rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, part->data ? part->data : &nothing) < 0 ? -1 : 0;

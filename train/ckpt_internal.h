@@ -17,10 +17,13 @@ int ckpt_get_u64(hid_t obj, const char *name, uint64_t *out);
 /* A fixed- or variable-length string attribute, newly allocated; NULL when missing. */
 char *ckpt_get_str(hid_t obj, const char *name);
 
-/* The part of a dataset one rank writes: a [count] block at [start] of the global shape, from `data`
- * (row-major, count[0] x count[1]); count[0] == 0 when the rank writes nothing. */
+/* The part of a dataset one rank writes: the union of n (0 to 3) [count] blocks at [start] of the global
+ * shape (a flat range of a shard: partial first row, full rows, partial last row), whose elements `data`
+ * holds in global row-major order, the order in which HDF5 transfers a union selection; a 1-D dataset is
+ * one column (count[k][1] = 1). */
 typedef struct {
-    hsize_t start[2], count[2];
+    int n;
+    hsize_t start[3][2], count[3][2];
     const float *data;
 } ckpt_part;
 
