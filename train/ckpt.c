@@ -141,6 +141,7 @@ static int write_meta(hid_t f, const ckpt_meta *meta) {
 typedef struct {
     uint64_t off, len;
     uint32_t crc;
+    uint32_t zero; /* no padding: the runs go to rank 0 as raw bytes, every one of them set */
 } crc_run;
 
 typedef struct {
@@ -158,7 +159,7 @@ static void add_run(run_list *l, size_t g, size_t n, const float *data) {
             l->v = realloc(l->v, l->cap * sizeof *l->v);
             CHECK(l->v, "out of memory");
         }
-        l->v[l->n++] = (crc_run){g * sizeof *data, len * sizeof *data, crc32c(data, len * sizeof *data)};
+        l->v[l->n++] = (crc_run){g * sizeof *data, len * sizeof *data, crc32c(data, len * sizeof *data), 0};
         g += len;
         n -= len;
         data += len;
