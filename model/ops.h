@@ -38,6 +38,18 @@ typedef struct {
     float scale;
 } ops_attn_shape;
 
+/* Shape of one decoding step's attention (the key/value cache of incremental decoding): one query per
+ * sequence, q [B, ld_q] with head h in columns [h*dh, (h+1)*dh), against cached keys and values k, v
+ * [B, slots, ld_kv] in which position j of sequence b sits in row b * slots + j % slots (a ring when
+ * slots is shorter than the sequence). The query is at position pos and sees positions j with
+ * j <= pos and pos - j < window, all of which must still be cached (window <= slots). out is [B, ld_out]. */
+typedef struct {
+    int B, H, dh;
+    int ld_q, ld_kv, ld_out;
+    int slots, pos, window;
+    float scale;
+} ops_step_shape;
+
 /* Shape of the vocabulary-sharded cross-entropy (SPEC 4.4). logits are [N, ld] of which this rank holds
  * global columns [col_start, col_start + ld); only the first `ncols` local columns belong to the softmax
  * (global columns < loss_vocab). */
@@ -48,7 +60,8 @@ typedef struct {
 /* Argument precisions. The CPU backend stores everything as fp32; the CUDA backend expects, and checks,
  * the following, where ACT is the working precision and F32 is fp32:
  *   matmul: a, b ACT; c ACT or F32 (weight gradients accumulate into the F32 gradient buffer)
- *   add_bias, add, gelu, rotary x, attention (all buffers), layernorm out/x/gamma/beta/dx, embed out/wte,
+ *   add_bias, add, gelu, rotary x, attention and attention_step
+ *   (all buffers but the step's scratch, which is F32), layernorm out/x/gamma/beta/dx, embed out/wte,
  *   pos out/wpe, cross-entropy logits: ACT
  *   bias_grad dbias, layernorm mean/rstd/dgamma/dbeta, embed/pos gradients, rotary cos_sin, every
  *   cross-entropy statistic, loss and weight, sumsq, dot, scale, adamw: F32
@@ -119,6 +132,11 @@ struct ops {
     /* Overwrites dq, dk, dv; scratch has the size of probs. */
     void (*attention_bwd)(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_ptr scratch, ops_ptr dout,
                           ops_ptr q, ops_ptr k, ops_ptr v, ops_ptr probs, const ops_attn_shape *s);
+
+    /* One decoding step: out[b] = softmax(scale * q[b] . k[visible positions]) v per head, with the
+     * probabilities in fp32. scratch holds B * H * slots floats. */
+    void (*attention_step)(ops *o, ops_ptr out, ops_ptr scratch, ops_ptr q, ops_ptr k, ops_ptr v,
+                           const ops_step_shape *s);
 
     /* Vocabulary-split embedding: out[i] = wte[ids[i] - row_start] when that row is local, else 0. */
     void (*embed_fwd)(ops *o, ops_ptr out, ops_ptr ids, ops_ptr wte, int n, int d, int row_start, int rows);

@@ -695,6 +695,38 @@ static void test_attention(void) {
     }
 }
 
+/* One decoding step over a key/value cache: fp32 scores and probabilities on both sides, one bf16 rounding of
+ * the output. Cases: a whole cache, a wrapped ring, a window shorter than its ring, position 0, and a head
+ * wider than a warp (dh 40: lanes take two features) with more positions than the block has threads. */
+static void call_att_step(ops *o, ops_ptr *p, void *v) {
+    o->attention_step(o, p[0], p[1], p[2], p[3], p[4], (const ops_step_shape *)v);
+}
+
+static void test_attention_step(void) {
+    static const struct {
+        const char *tag;
+        ops_step_shape s;
+    } cases[] = {
+        {"global", {2, 3, 8, 25, 26, 27, 13, 9, 13, 0.35f}},
+        {"ring_wrapped", {2, 3, 8, 24, 24, 24, 5, 11, 5, 0.35f}},
+        {"ring_window3", {3, 2, 5, 11, 13, 10, 5, 12, 3, 1.0f}},
+        {"pos0", {2, 3, 8, 24, 24, 24, 13, 0, 13, 0.35f}},
+        {"dh40_pos150", {1, 2, 40, 80, 83, 81, 160, 150, 160, 0.16f}},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        ops_step_shape s = cases[ci].s;
+        size_t nq = (size_t)s.B * s.ld_q, nkv = (size_t)s.B * s.slots * s.ld_kv, no = (size_t)s.B * s.ld_out;
+        arg a[] = {AF("out", OPS_ACT, no, OUT, NULL, BF),
+                   AF("scratch", OPS_F32, (size_t)s.B * s.H * s.slots, OUT, NULL, -1),
+                   AF("q", OPS_ACT, nq, IN, hact(nq, 1), 0), AF("k", OPS_ACT, nkv, IN, hact(nkv, 1), 0),
+                   AF("v", OPS_ACT, nkv, IN, hact(nkv, 1), 0)};
+        a[0].cols = s.H * s.dh;
+        a[0].ld = s.ld_out;
+        run_case(nm("attention_step.%s", cases[ci].tag), a, NA(a), call_att_step, &s);
+        release();
+    }
+}
+
 /* ---------------------------------------------------------------- embeddings */
 
 typedef struct {
@@ -895,6 +927,7 @@ int main(void) {
     test_norm();
     test_rotary();
     test_attention();
+    test_attention_step();
     test_embed();
     test_ce();
     GPU->destroy(GPU);

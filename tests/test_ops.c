@@ -755,6 +755,71 @@ static void test_attention(void) {
     dev_release("attention");
 }
 
+/* One decoding step (ops_step_shape): sequence b's query at position pos against the cached positions j with
+ * j <= pos and pos - j < window, position j in row b * slots + j % slots of k and v. */
+static void ref_attention_step(const ops_step_shape *s, const double *q, const double *k, const double *v,
+                               double *out) {
+    int dh = s->dh;
+    for (int b = 0; b < s->B; b++)
+        for (int h = 0; h < s->H; h++) {
+            double sc[64], mx = -INFINITY, sum = 0;
+            int j0 = s->pos - s->window + 1 > 0 ? s->pos - s->window + 1 : 0;
+            for (int j = j0; j <= s->pos; j++) {
+                const double *kj =
+                    k + ((size_t)b * s->slots + (size_t)(j % s->slots)) * s->ld_kv + (size_t)h * dh;
+                double d = 0;
+                for (int e = 0; e < dh; e++)
+                    d += q[(size_t)b * s->ld_q + (size_t)h * dh + e] * kj[e];
+                sc[j - j0] = (double)s->scale * d;
+                mx = fmax(mx, sc[j - j0]);
+            }
+            for (int j = j0; j <= s->pos; j++)
+                sum += exp(sc[j - j0] - mx);
+            double *o = out + (size_t)b * s->ld_out + (size_t)h * dh;
+            for (int e = 0; e < dh; e++)
+                o[e] = 0;
+            for (int j = j0; j <= s->pos; j++) {
+                const double *vj =
+                    v + ((size_t)b * s->slots + (size_t)(j % s->slots)) * s->ld_kv + (size_t)h * dh;
+                for (int e = 0; e < dh; e++)
+                    o[e] += exp(sc[j - j0] - mx) / sum * vj[e];
+            }
+        }
+}
+
+static void test_attention_step(void) {
+    /* a whole cache (slots = window), a ring that has wrapped, a window shorter than the ring, position 0 */
+    static const struct {
+        const char *tag;
+        int B, H, dh, ld_q, ld_kv, ld_out, slots, pos, window, scaled;
+    } cases[] = {
+        {"global", 2, 3, 8, 25, 26, 27, 13, 9, 13, 1},
+        {"ring.wrapped", 2, 3, 8, 24, 24, 24, 5, 11, 5, 1},
+        {"ring.window3.unscaled", 3, 2, 5, 11, 13, 10, 5, 12, 3, 0},
+        {"pos0", 2, 3, 8, 24, 24, 24, 13, 0, 13, 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        ops_step_shape s = {
+            cases[ci].B,      cases[ci].H,
+            cases[ci].dh,     cases[ci].ld_q,
+            cases[ci].ld_kv,  cases[ci].ld_out,
+            cases[ci].slots,  cases[ci].pos,
+            cases[ci].window, cases[ci].scaled ? (float)(1.0 / sqrt((double)cases[ci].dh)) : 1.0f};
+        int w = s.H * s.dh;
+        size_t nq = (size_t)s.B * s.ld_q, nkv = (size_t)s.B * s.slots * s.ld_kv, no = (size_t)s.B * s.ld_out,
+               nsc = (size_t)s.B * s.H * s.slots;
+        float *q = hrand(nq, 1), *k = hrand(nkv, 1), *v = hrand(nkv, 1), *out0 = hrand(no, 1);
+        ops_ptr pout = upf(out0, no), pscr = upf(hrand(nsc, 1), nsc);
+        O->attention_step(O, pout, pscr, upf(q, nq), upf(k, nkv), upf(v, nkv), &s);
+        double *ref = hd(no);
+        ref_attention_step(&s, hdbl(q, nq), hdbl(k, nkv), hdbl(v, nkv), ref);
+        check_mat(nm("attention_step[%s]", cases[ci].tag), downf(pout, no), out0, ref, 0, s.B, w, s.ld_out,
+                  TOL_FWD);
+        host_release();
+    }
+    dev_release("attention_step");
+}
+
 /* ---------------------------------------------------------------- embeddings */
 
 typedef struct {
@@ -1128,6 +1193,7 @@ int main(void) {
     test_norm();
     test_rotary();
     test_attention();
+    test_attention_step();
     test_embed();
     test_ce();
     O->destroy(O);

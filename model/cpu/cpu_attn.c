@@ -7,8 +7,7 @@
 
 /* Rotates the pairs (2i, 2i+1) of the first rot_dim features of every head by +angle (sign 1) or
  * -angle (sign -1, the backward). */
-static void rotate(float *X, const float *cs, int B, int T, int H, int dh, int rot_dim, int ld,
-                   float sign) {
+static void rotate(float *X, const float *cs, int B, int T, int H, int dh, int rot_dim, int ld, float sign) {
     int half = rot_dim / 2;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < B * T; r++) {
@@ -45,14 +44,16 @@ static void masked_softmax(float *P, int T, int window) {
         float *row = P + (size_t)i * T;
         int j0 = first_key(i, window);
         float mx = -INFINITY;
-        for (int j = j0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+        for (int j = j0; j <= i; j++)
+            mx = row[j] > mx ? row[j] : mx;
         double sum = 0;
         for (int j = j0; j <= i; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];
         }
         float inv = (float)(1.0 / sum);
-        for (int j = 0; j < T; j++) row[j] = (j >= j0 && j <= i) ? row[j] * inv : 0.0f;
+        for (int j = 0; j < T; j++)
+            row[j] = (j >= j0 && j <= i) ? row[j] * inv : 0.0f;
     }
 }
 
@@ -70,8 +71,8 @@ static void cpu_attention_fwd(ops *o, ops_ptr out, ops_ptr probs, ops_ptr q, ops
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, s->scale, Q + base, s->ld_qkv,
                     K + base, s->ld_qkv, 0.0f, Pbh, T);
         masked_softmax(Pbh, T, s->window);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, Pbh, T, V + base,
-                    s->ld_qkv, 0.0f, O + (size_t)b * T * s->ld_out + (size_t)h * dh, s->ld_out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, Pbh, T, V + base, s->ld_qkv,
+                    0.0f, O + (size_t)b * T * s->ld_out + (size_t)h * dh, s->ld_out);
     }
 }
 
@@ -98,9 +99,11 @@ static void cpu_attention_bwd(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_pt
             float *d = dS + (size_t)i * T;
             int j0 = first_key(i, s->window);
             double acc = 0;
-            for (int j = j0; j <= i; j++) acc += (double)p[j] * d[j];
+            for (int j = j0; j <= i; j++)
+                acc += (double)p[j] * d[j];
             float dot = (float)acc;
-            for (int j = 0; j < T; j++) d[j] = (j >= j0 && j <= i) ? p[j] * (d[j] - dot) * s->scale : 0.0f;
+            for (int j = 0; j < T; j++)
+                d[j] = (j >= j0 && j <= i) ? p[j] * (d[j] - dot) * s->scale : 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, dS, T, K + base, ld, 0.0f,
                     DQ + base, ld);
@@ -109,9 +112,56 @@ static void cpu_attention_bwd(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_pt
     }
 }
 
+/* One (sequence, head) of a decoding step: scores of the visible cached positions in order, softmax,
+ * then the weighted sum of their values. */
+static void step_head(const ops_step_shape *s, int b, int h, float *out, float *sc, const float *q,
+                      const float *K, const float *V) {
+    int dh = s->dh, j0 = first_key(s->pos, s->window), n = s->pos - j0 + 1;
+    const float *qh = q + (size_t)b * s->ld_q + (size_t)h * dh;
+    size_t base = (size_t)b * s->slots;
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        const float *k = K + (base + (size_t)((j0 + i) % s->slots)) * s->ld_kv + (size_t)h * dh;
+        float acc = 0.0f;
+        for (int e = 0; e < dh; e++)
+            acc += qh[e] * k[e];
+        sc[i] = s->scale * acc;
+        mx = sc[i] > mx ? sc[i] : mx;
+    }
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        sc[i] = expf(sc[i] - mx);
+        sum += sc[i];
+    }
+    float inv = (float)(1.0 / sum);
+    float *o = out + (size_t)b * s->ld_out + (size_t)h * dh;
+    for (int e = 0; e < dh; e++)
+        o[e] = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float *v = V + (base + (size_t)((j0 + i) % s->slots)) * s->ld_kv + (size_t)h * dh;
+        float p = sc[i] * inv;
+#pragma omp simd
+        for (int e = 0; e < dh; e++)
+            o[e] += p * v[e];
+    }
+}
+
+static void cpu_attention_step(ops *o, ops_ptr out, ops_ptr scratch, ops_ptr q, ops_ptr k, ops_ptr v,
+                               const ops_step_shape *s) {
+    (void)o;
+    CHECK(s->window >= 1 && s->window <= s->slots && s->pos >= 0,
+          "attention_step: window %d, slots %d, pos %d", s->window, s->slots, s->pos);
+    float *O = cpu_f(out), *SC = cpu_f(scratch);
+    const float *Q = cpu_f(q), *K = cpu_f(k), *V = cpu_f(v);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < s->B * s->H; bh++)
+        step_head(s, bh / s->H, bh % s->H, O, SC + (size_t)bh * s->slots, Q, K, V);
+}
+
 void cpu_install_attn(ops *o) {
     o->rotary_fwd = cpu_rotary_fwd;
     o->rotary_bwd = cpu_rotary_bwd;
     o->attention_fwd = cpu_attention_fwd;
     o->attention_bwd = cpu_attention_bwd;
+    o->attention_step = cpu_attention_step;
 }

@@ -2,7 +2,7 @@
  * cuBLASLt, cuda_gemm.c). Softmax rows are one block each with fixed-tree block reductions. */
 #include "model/cuda/kern.h"
 
-enum { ROT_BLOCK = 256, SM_BLOCK = 128 };
+enum { ROT_BLOCK = 256, SM_BLOCK = 128, STEP_BLOCK = 128 };
 
 /* one thread per (row, head, pair) */
 __global__ void k_rotary(bf16 *x, const float *cs, int T, int H, int dh, int rot_dim, int ld, float sign,
@@ -87,4 +87,55 @@ extern "C" void mt_cu_softmax_bwd(void *stream, void *ds, const float *dp, const
         return;
     LAUNCH(k_softmax_bwd, dim3((unsigned)rows), dim3(SM_BLOCK), 0, stream, (bf16 *)ds, dp,
            (const bf16 *)probs, T, window, scale);
+}
+
+/* One decoding step, one block per (sequence, head): warp w scores the visible positions w, w + nwarp, ...
+ * (its lanes split the head's features, joined by warp_sum), the scores go to the fp32 scratch, then the
+ * block's max and sum of exponentials, then thread e forms output feature e over the positions in order.
+ * Every value is made by a fixed thread in a fixed order, so the result does not depend on scheduling. */
+__global__ void k_attention_step(bf16 *out, float *scratch, const bf16 *q, const bf16 *k, const bf16 *v,
+                                 int H, int dh, int ld_q, int ld_kv, int ld_out, int slots, int pos,
+                                 int window, float scale) {
+    __shared__ float red[33];
+    int tid = (int)threadIdx.x, nt = (int)blockDim.x, lane = tid & 31, warp = tid >> 5, nwarp = nt >> 5;
+    int b = (int)blockIdx.x / H, h = (int)blockIdx.x % H;
+    int j0 = first_key(pos, window), n = pos - j0 + 1;
+    const bf16 *qh = q + (size_t)b * ld_q + (size_t)h * dh;
+    size_t base = (size_t)b * slots;
+    float *sc = scratch + (size_t)blockIdx.x * slots;
+    float mx = -INFINITY;
+    for (int i = warp; i < n; i += nwarp) {
+        const bf16 *kr = k + (base + (size_t)((j0 + i) % slots)) * ld_kv + (size_t)h * dh;
+        float part = 0.0f;
+        for (int e = lane; e < dh; e += 32)
+            part += ld_bf(&qh[e]) * ld_bf(&kr[e]);
+        float score = scale * warp_sum(part);
+        if (lane == 0)
+            sc[i] = score;
+        mx = fmaxf(mx, score);
+    }
+    mx = block_max(mx, red);
+    float sum = 0.0f;
+    for (int i = tid; i < n; i += nt) {
+        float e = expf(sc[i] - mx);
+        sc[i] = e;
+        sum += e;
+    }
+    float inv = 1.0f / block_sum(sum, red);
+    for (int e = tid; e < dh; e += nt) {
+        float acc = 0.0f;
+        for (int i = 0; i < n; i++)
+            acc += sc[i] * ld_bf(&v[(base + (size_t)((j0 + i) % slots)) * ld_kv + (size_t)h * dh + e]);
+        st_bf(&out[(size_t)b * ld_out + (size_t)h * dh + e], acc * inv);
+    }
+}
+
+extern "C" void mt_cu_attention_step(void *stream, void *out, float *scratch, const void *q, const void *k,
+                                     const void *v, int B, int H, int dh, int ld_q, int ld_kv, int ld_out,
+                                     int slots, int pos, int window, float scale) {
+    if (B <= 0 || H <= 0)
+        return;
+    LAUNCH(k_attention_step, dim3((unsigned)(B * H)), dim3(STEP_BLOCK), 0, stream, (bf16 *)out, scratch,
+           (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, H, dh, ld_q, ld_kv, ld_out, slots, pos, window,
+           scale);
 }

@@ -227,6 +227,22 @@ static void cu_attention_bwd(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_ptr
         }
 }
 
+static void cu_attention_step(ops *o, ops_ptr out, ops_ptr scratch, ops_ptr q, ops_ptr k, ops_ptr v,
+                              const ops_step_shape *s) {
+    CHECK(s->B >= 1 && s->H >= 1 && s->dh >= 1 && s->window >= 1 && s->window <= s->slots && s->pos >= 0 &&
+              s->H * s->dh <= s->ld_q && s->H * s->dh <= s->ld_kv && s->H * s->dh <= s->ld_out,
+          "attention_step shape B %d H %d dh %d ld %d/%d/%d slots %d pos %d window %d", s->B, s->H, s->dh,
+          s->ld_q, s->ld_kv, s->ld_out, s->slots, s->pos, s->window);
+    int w = s->H * s->dh;
+    size_t nkv = cuda_extent(s->B * s->slots, w, s->ld_kv);
+    mt_cu_attention_step(S(o), cuda_arg(out, cuda_extent(s->B, w, s->ld_out), ACT, "attention_step out"),
+                         cuda_arg(scratch, (size_t)s->B * s->H * s->slots, F32, "attention_step scratch"),
+                         cuda_arg(q, cuda_extent(s->B, w, s->ld_q), ACT, "attention_step q"),
+                         cuda_arg(k, nkv, ACT, "attention_step k"), cuda_arg(v, nkv, ACT, "attention_step v"),
+                         s->B, s->H, s->dh, s->ld_q, s->ld_kv, s->ld_out, s->slots, s->pos, s->window,
+                         s->scale);
+}
+
 static void cu_embed_fwd(ops *o, ops_ptr out, ops_ptr ids, ops_ptr wte, int n, int d, int row_start,
                          int rows) {
     mt_cu_embed_fwd(S(o), cuda_arg(out, (size_t)n * d, ACT, "embed out"),
@@ -303,6 +319,7 @@ void cuda_install_compute(ops *o) {
     o->rotary_bwd = cu_rotary_bwd;
     o->attention_fwd = cu_attention_fwd;
     o->attention_bwd = cu_attention_bwd;
+    o->attention_step = cu_attention_step;
     o->embed_fwd = cu_embed_fwd;
     o->embed_bwd = cu_embed_bwd;
     o->pos_fwd = cu_pos_fwd;

@@ -52,6 +52,10 @@ void mt_cu_rotary(void *stream, void *x, const float *cos_sin, int B, int T, int
 void mt_cu_softmax_fwd(void *stream, void *probs, const float *scores, int rows, int T, int window);
 void mt_cu_softmax_bwd(void *stream, void *ds, const float *dp, const void *probs, int rows, int T,
                        int window, float scale);
+/* One decoding step over a key/value cache (ops_step_shape in model/ops.h); scratch: B * H * slots floats. */
+void mt_cu_attention_step(void *stream, void *out, float *scratch, const void *q, const void *k,
+                          const void *v, int B, int H, int dh, int ld_q, int ld_kv, int ld_out, int slots,
+                          int pos, int window, float scale);
 
 /* cuda_embed.cu */
 void mt_cu_embed_fwd(void *stream, void *out, const int32_t *ids, const void *wte, int n, int d,
