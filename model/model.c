@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "kv_cache.h"
 
 typedef struct {
     ops_buf *ln1, *ln1_mean, *ln1_rstd;
@@ -19,11 +20,12 @@ typedef struct {
 struct model_acts {
     ops_buf *ids, *targets, *weights;
     int32_t *host_ids, *host_targets; /* staging for load_batch */
-    ops_buf **resid;                  /* n_layer + 1 residual streams [N, d] */
+    int n_resid, n_sets;              /* residual streams and layer activation sets allocated */
+    ops_buf **resid; /* residual streams [N, d]: layer l reads l % n_resid, writes the next */
     layer_acts *layer;
     ops_buf *proj; /* [N, d] output of a projection into the residual stream */
     ops_buf *lnf, *lnf_mean, *lnf_rstd;
-    ops_buf *logits;                   /* [N, Vl]; overwritten by its gradient in the backward */
+    ops_buf *logits; /* [N, Vl], overwritten by its gradient in the backward; inference: [B, Vl] */
     ops_buf *rowmax, *ce_stats, *loss; /* ce_stats: sumexp [N] then tgt [N], reduced together */
     ops_buf *rope;                     /* [T, rotary_dim] cos | sin table */
     /* backward scratch */
@@ -32,8 +34,11 @@ struct model_acts {
 
 static ops_ptr P0(ops_buf *b) { return (ops_ptr){b, 0}; }
 
-/* Layer l's activations: its own, or the one shared set under recompute. */
-static layer_acts *acts_of(model *m, int l) { return &m->acts->layer[m->recompute ? 0 : l]; }
+/* Layer l's activations: its own, or the one shared set under recompute and in inference. */
+static layer_acts *acts_of(model *m, int l) { return &m->acts->layer[m->acts->n_sets == 1 ? 0 : l]; }
+
+/* The residual stream layer l reads (the input of layer l, or of the final LayerNorm for l = n_layer). */
+static ops_ptr resid_of(model *m, int l) { return (ops_ptr){m->acts->resid[l % m->acts->n_resid], 0}; }
 
 /* Weights as the kernels read them: the working-precision copy. */
 static ops_ptr W(model *m, int index) { return (ops_ptr){m->work, m->table.p[index].offset}; }
@@ -43,7 +48,7 @@ static ops_buf *alloc_f(model *m, size_t n) { return m->o->alloc(m->o, n, OPS_F3
 static ops_buf *alloc_act(model *m, size_t n) { return m->o->alloc(m->o, n, OPS_ACT); }
 
 static void rope_table(model *m) {
-    int T = m->T, r = m->cfg.rotary_dim;
+    int T = m->T_max, r = m->cfg.rotary_dim;
     float *cs = mt_malloc((size_t)T * r * sizeof *cs);
     for (int t = 0; t < T; t++)
         for (int i = 0; i < r / 2; i++) {
@@ -57,25 +62,24 @@ static void rope_table(model *m) {
     free(cs);
 }
 
-static void alloc_acts(model *m) {
+/* Local output rows of a parameter (this rank's shard). */
+static size_t local_rows(const model *m, int index) { return (size_t)m->table.p[index].local_shape[0]; }
+
+/* What the forward needs: ids, the residual streams, n_sets sets of layer activations, the final
+ * LayerNorm, logit_rows rows of logits, and the rotary table. */
+static void alloc_forward(model *m, int n_resid, int n_sets, size_t logit_rows) {
     const model_config *c = &m->cfg;
-    size_t N = (size_t)m->B * m->T, d = (size_t)c->d_model;
-    size_t dl = (size_t)m->table.p[m->table.layer[0].q_w].local_shape[0];
-    size_t fl = (size_t)m->table.p[m->table.layer[0].fc_w].local_shape[0];
-    size_t Hl = dl / (size_t)model_head_dim(c);
-    size_t vl = (size_t)m->table.p[m->table.head_w].local_shape[0];
-    size_t scores = (size_t)m->B * Hl * m->T * m->T;
+    size_t N = (size_t)m->B * m->T_max, d = (size_t)c->d_model;
+    size_t dl = local_rows(m, m->table.layer[0].q_w), fl = local_rows(m, m->table.layer[0].fc_w);
+    size_t scores = (size_t)m->B * (dl / (size_t)model_head_dim(c)) * m->T_max * m->T_max;
     model_acts *a = mt_calloc(1, sizeof *a);
     m->acts = a;
-    int n_sets = m->recompute ? 1 : c->n_layer;
     a->ids = m->o->alloc(m->o, N, OPS_I32);
-    a->targets = m->o->alloc(m->o, N, OPS_I32);
-    a->weights = alloc_f(m, N);
-    a->host_ids = mt_malloc(N * sizeof *a->host_ids);
-    a->host_targets = mt_malloc(N * sizeof *a->host_targets);
-    a->resid = mt_calloc((size_t)c->n_layer + 1, sizeof *a->resid);
-    for (int l = 0; l <= c->n_layer; l++)
+    a->n_resid = n_resid;
+    a->resid = mt_calloc((size_t)n_resid, sizeof *a->resid);
+    for (int l = 0; l < n_resid; l++)
         a->resid[l] = alloc_act(m, N * d);
+    a->n_sets = n_sets;
     a->layer = mt_calloc((size_t)n_sets, sizeof *a->layer);
     for (int l = 0; l < n_sets; l++) {
         layer_acts *L = &a->layer[l];
@@ -100,7 +104,21 @@ static void alloc_acts(model *m) {
     a->lnf = alloc_act(m, N * d);
     a->lnf_mean = alloc_f(m, N);
     a->lnf_rstd = alloc_f(m, N);
-    a->logits = alloc_act(m, N * vl);
+    a->logits = alloc_act(m, logit_rows * local_rows(m, m->table.head_w));
+    if (c->rotary_dim)
+        rope_table(m);
+}
+
+/* Training adds the targets and loss weights, the cross-entropy statistics and the backward scratch. */
+static void alloc_training(model *m) {
+    model_acts *a = m->acts;
+    size_t N = (size_t)m->B * m->T, d = (size_t)m->cfg.d_model;
+    size_t dl = local_rows(m, m->table.layer[0].q_w), fl = local_rows(m, m->table.layer[0].fc_w);
+    size_t scores = (size_t)m->B * (dl / (size_t)model_head_dim(&m->cfg)) * m->T * m->T;
+    a->targets = m->o->alloc(m->o, N, OPS_I32);
+    a->weights = alloc_f(m, N);
+    a->host_ids = mt_malloc(N * sizeof *a->host_ids);
+    a->host_targets = mt_malloc(N * sizeof *a->host_targets);
     a->rowmax = alloc_f(m, N);
     a->ce_stats = alloc_f(m, 2 * N);
     a->loss = alloc_f(m, N);
@@ -112,8 +130,6 @@ static void alloc_acts(model *m) {
     a->dv = alloc_act(m, N * dl);
     a->d_scores = alloc_act(m, scores);
     a->d_fc = alloc_act(m, N * fl);
-    if (c->rotary_dim)
-        rope_table(m);
 }
 
 const char *model_tp_problem(const model_config *cfg, int tp, char *buf, size_t cap) {
@@ -123,7 +139,8 @@ const char *model_tp_problem(const model_config *cfg, int tp, char *buf, size_t 
     return buf;
 }
 
-model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute) {
+/* The parameters (and their working copy) of this rank's shard, for passes of up to B x T positions. */
+static model *model_new(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm) {
     CHECK(T <= cfg->n_ctx, "sequence length %d exceeds n_ctx %d", T, cfg->n_ctx);
     int tp = comm ? comm->size[COMM_TP] : 1, dp = comm ? comm->size[COMM_DP] : 1;
     char why[160];
@@ -133,14 +150,30 @@ model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_
     m->o = o;
     m->B = B;
     m->T = T;
+    m->T_max = T;
     m->comm = comm;
-    m->recompute = recompute;
     param_table_build(&m->table, cfg, tp, comm ? comm->rank[COMM_TP] : 0);
     m->flat_n = mt_round_up(m->table.total, 16 * (size_t)dp);
     m->params = alloc_f(m, m->flat_n);
-    m->grads = alloc_f(m, m->flat_n);
     m->work = o->act_dtype == OPS_F32 ? m->params : alloc_act(m, m->flat_n);
-    alloc_acts(m);
+    return m;
+}
+
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute) {
+    model *m = model_new(cfg, o, B, T, comm);
+    m->recompute = recompute;
+    m->grads = alloc_f(m, m->flat_n);
+    alloc_forward(m, cfg->n_layer + 1, recompute ? 1 : cfg->n_layer, (size_t)B * T);
+    alloc_training(m);
+    return m;
+}
+
+model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, comm_ctx *comm) {
+    model *m = model_new(cfg, o, B, T_max, comm);
+    /* A layer's activations are dead once the next layer has read its output: two residual streams used
+     * in turn and one set of layer buffers serve every layer. */
+    alloc_forward(m, 2, 1, (size_t)B);
+    m->kv = kv_create(o, cfg, B, T_max, (int)local_rows(m, m->table.layer[0].q_w));
     return m;
 }
 
@@ -164,19 +197,20 @@ void model_free(model *m) {
         return;
     ops *o = m->o;
     model_acts *a = m->acts;
-    for (int l = 0; l < (m->recompute ? 1 : m->cfg.n_layer); l++) {
+    for (int l = 0; l < a->n_sets; l++) {
         layer_acts *L = &a->layer[l];
         ops_buf *bufs[] = {L->ln1, L->ln1_mean, L->ln1_rstd, L->q,        L->k,        L->v,      L->probs,
                            L->att, L->mid,      L->ln2,      L->ln2_mean, L->ln2_rstd, L->fc_pre, L->fc_act};
         free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     }
-    free_bufs(o, a->resid, (size_t)m->cfg.n_layer + 1);
+    free_bufs(o, a->resid, (size_t)a->n_resid);
     ops_buf *bufs[] = {a->ids,      a->targets, a->weights, a->proj,     a->lnf,  a->lnf_mean,
                        a->lnf_rstd, a->logits,  a->rowmax,  a->ce_stats, a->loss, a->rope,
                        a->d_resid,  a->d_ln,    a->d_att,   a->dq,       a->dk,   a->dv,
                        a->d_scores, a->d_fc,    m->params,  m->grads};
     if (m->work != m->params)
         o->free(o, m->work);
+    kv_free(o, m->kv);
     free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     free(a->resid);
     free(a->layer);
@@ -221,7 +255,7 @@ static ops_attn_shape attn_shape(model *m, int layer) {
     const model_config *c = &m->cfg;
     int dh = model_head_dim(c), dl = (int)m->table.p[m->table.layer[layer].q_w].local_shape[0];
     ops_attn_shape s = {.B = m->B, .T = m->T, .H = dl / dh, .dh = dh, .ld_qkv = dl, .ld_out = dl};
-    s.window = model_layer_is_local(c, layer) ? c->local_window : m->T;
+    s.window = model_layer_is_local(c, layer) ? c->local_window : m->T_max;
     s.scale = c->attn_scaled ? 1.0f / sqrtf((float)dh) : 1.0f;
     return s;
 }
@@ -234,11 +268,20 @@ static void attention_fwd(model *m, int l, ops_ptr x_ln) {
     linear_fwd(m, P0(A->k), x_ln, L->k_w, L->k_b, 0.0f);
     linear_fwd(m, P0(A->v), x_ln, L->v_w, L->v_b, 0.0f);
     ops_attn_shape s = attn_shape(m, l);
-    if (m->cfg.rotary_dim) {
-        o->rotary_fwd(o, P0(A->q), P0(m->acts->rope), s.B, s.T, s.H, s.dh, m->cfg.rotary_dim, s.ld_qkv);
-        o->rotary_fwd(o, P0(A->k), P0(m->acts->rope), s.B, s.T, s.H, s.dh, m->cfg.rotary_dim, s.ld_qkv);
+    int r = m->cfg.rotary_dim;
+    if (r) { /* rows at positions pos .. pos + T - 1 (SPEC 1.3) */
+        ops_ptr cs = ops_at(P0(m->acts->rope), (size_t)m->pos * (size_t)r);
+        o->rotary_fwd(o, P0(A->q), cs, s.B, s.T, s.H, s.dh, r, s.ld_qkv);
+        o->rotary_fwd(o, P0(A->k), cs, s.B, s.T, s.H, s.dh, r, s.ld_qkv);
+    }
+    if (m->kv && m->pos > 0) { /* a decoding step: its own key and value join the cache, then attend */
+        kv_store(m->kv, o, l, P0(A->k), P0(A->v), m->B, m->T, m->pos);
+        kv_attend(m->kv, o, l, P0(A->att), P0(A->q), s.H, s.dh, m->pos, s.window, s.scale);
+        return;
     }
     o->attention_fwd(o, P0(A->att), P0(A->probs), P0(A->q), P0(A->k), P0(A->v), &s);
+    if (m->kv) /* prefill */
+        kv_store(m->kv, o, l, P0(A->k), P0(A->v), m->B, m->T, m->pos);
 }
 
 /* Input: d_out = dL/d(attention block output) in d_proj_out; adds dL/d(x_ln) into d_ln (beta). */
@@ -306,7 +349,7 @@ static void resid_bias_grad(model *m, ops_ptr d, int b) {
 static void layer_fwd(model *m, int l) {
     const layer_params *L = &m->table.layer[l];
     layer_acts *A = acts_of(m, l);
-    ops_ptr x = P0(m->acts->resid[l]), out = P0(m->acts->resid[l + 1]), proj = P0(m->acts->proj);
+    ops_ptr x = resid_of(m, l), out = resid_of(m, l + 1), proj = P0(m->acts->proj);
     size_t nd = (size_t)m->B * m->T * m->cfg.d_model;
     layernorm_fwd(m, P0(A->ln1), A->ln1_mean, A->ln1_rstd, x, L->ln1_w, L->ln1_b);
     attention_fwd(m, l, P0(A->ln1));
@@ -335,7 +378,7 @@ static void layer_bwd(model *m, int l) {
     const layer_params *L = &m->table.layer[l];
     layer_acts *A = acts_of(m, l);
     model_acts *a = m->acts;
-    ops_ptr dr = P0(a->d_resid), d_ln = P0(a->d_ln), x = P0(a->resid[l]);
+    ops_ptr dr = P0(a->d_resid), d_ln = P0(a->d_ln), x = resid_of(m, l);
     if (m->cfg.parallel_residual) {
         resid_bias_grad(m, dr, L->out_b);
         resid_bias_grad(m, dr, L->o_b);
@@ -381,32 +424,44 @@ static void load_batch(model *m, const int32_t *tokens, const float *weights) {
     m->o->from_host(m->o, P0(m->acts->weights), weights, (size_t)B * T);
 }
 
-double model_forward(model *m, const int32_t *tokens, const float *weights, double *weight_sum) {
+/* The working copy follows the master weights, whatever changed them (an optimizer step, a checkpoint
+ * load); with fp32 working precision it is the master buffer itself. */
+static void sync_work(model *m) {
+    if (m->work != m->params)
+        m->o->cast(m->o, P0(m->work), P0(m->params), m->flat_n);
+}
+
+/* The B x T ids already on the device, at positions pos .. pos + T - 1, through the embedding, every layer
+ * and the final LayerNorm: lnf holds the normed last hidden states. */
+static void trunk_fwd(model *m) {
     const model_config *c = &m->cfg;
+    model_acts *a = m->acts;
+    ops *o = m->o;
+    const param_info *wte = &m->table.p[m->table.wte];
+    ops_ptr x = resid_of(m, 0);
+    o->embed_fwd(o, x, P0(a->ids), W(m, m->table.wte), m->B * m->T, c->d_model, (int)wte->row_start,
+                 (int)wte->local_shape[0]);
+    tp_sum(m, x); /* vocabulary-split lookup: the owning rank contributes the row */
+    if (m->table.wpe >= 0)
+        o->pos_fwd(o, x, ops_at(W(m, m->table.wpe), (size_t)m->pos * c->d_model), m->B, m->T, c->d_model);
+    for (int l = 0; l < c->n_layer; l++)
+        layer_fwd(m, l);
+    layernorm_fwd(m, P0(a->lnf), a->lnf_mean, a->lnf_rstd, resid_of(m, c->n_layer), m->table.lnf_w,
+                  m->table.lnf_b);
+}
+
+double model_forward(model *m, const int32_t *tokens, const float *weights, double *weight_sum) {
     model_acts *a = m->acts;
     ops *o = m->o;
     int N = m->B * m->T;
     load_batch(m, tokens, weights);
-    /* The working copy follows the master weights, whatever changed them since the last forward (an
-     * optimizer step, a checkpoint load); with fp32 working precision it is the master buffer itself. */
-    if (m->work != m->params)
-        o->cast(o, P0(m->work), P0(m->params), m->flat_n);
+    sync_work(m);
     double wsum = 0;
     for (int i = 0; i < N; i++)
         wsum += weights[i];
     *weight_sum = wsum;
 
-    const param_info *wte = &m->table.p[m->table.wte];
-    o->embed_fwd(o, P0(a->resid[0]), P0(a->ids), W(m, m->table.wte), N, c->d_model, (int)wte->row_start,
-                 (int)wte->local_shape[0]);
-    tp_sum(m, P0(a->resid[0])); /* vocabulary-split lookup: the owning rank contributes the row */
-    if (m->table.wpe >= 0)
-        o->pos_fwd(o, P0(a->resid[0]), W(m, m->table.wpe), m->B, m->T, c->d_model);
-    for (int l = 0; l < c->n_layer; l++)
-        layer_fwd(m, l);
-
-    layernorm_fwd(m, P0(a->lnf), a->lnf_mean, a->lnf_rstd, P0(a->resid[c->n_layer]), m->table.lnf_w,
-                  m->table.lnf_b);
+    trunk_fwd(m);
     linear_fwd(m, P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
     ops_ce_shape s = ce_shape(m);
     /* SPEC 4.4: global row max, then the sums of exp and the target logit over the vocabulary shards. */
@@ -432,7 +487,7 @@ void model_backward(model *m) {
     linear_bwd(m, P0(a->d_ln), P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
     tp_sum(m, P0(a->d_ln));
     o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
-    layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), P0(a->resid[c->n_layer]), a->lnf_mean, a->lnf_rstd,
+    layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), resid_of(m, c->n_layer), a->lnf_mean, a->lnf_rstd,
                   m->table.lnf_w, m->table.lnf_b);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         /* The shared buffers still hold the last layer's forward; every other layer reruns its forward
@@ -468,6 +523,51 @@ void model_get_logits(model *m, float *out) {
     for (size_t i = 0; i < N; i++)
         memcpy(out + i * V, all + i * ld, V * sizeof *out);
     free(all);
+}
+
+/* ---------------------------------------------------------------------------------------------- inference */
+
+void model_infer_ready(model *m) {
+    CHECK(m->kv, "model_infer_ready on a training model");
+    sync_work(m);
+    if (m->work != m->params) { /* the kernels read only the working copy from here on */
+        m->o->free(m->o, m->params);
+        m->params = NULL;
+    }
+}
+
+/* logits [B, Vl] = the normed hidden state of each sequence's last position (row stride T x d) times the
+ * head (SPEC 4.4: each rank its vocabulary rows). */
+static void head_last(model *m) {
+    int h = m->table.head_w, rows = (int)local_rows(m, h), d = m->cfg.d_model;
+    ops_ptr last = ops_at(P0(m->acts->lnf), (size_t)(m->T - 1) * d), logits = P0(m->acts->logits);
+    m->o->matmul(m->o, 0, 1, m->B, rows, d, 1.0f, last, m->T * d, W(m, h), d, 0.0f, logits, rows);
+    if (m->table.head_b >= 0)
+        m->o->add_bias(m->o, logits, W(m, m->table.head_b), m->B, rows, rows);
+}
+
+/* One inference pass of T positions per sequence starting at position pos. */
+static void infer_pass(model *m, const int32_t *ids, int T, int pos) {
+    CHECK(m->kv && T >= 1 && pos + T <= m->T_max, "inference pass of %d positions at %d (capacity %d)", T,
+          pos, m->T_max);
+    m->T = T;
+    m->pos = pos;
+    m->o->from_host(m->o, P0(m->acts->ids), ids, (size_t)m->B * T);
+    trunk_fwd(m);
+    head_last(m);
+}
+
+void model_prefill(model *m, const int32_t *ids, int t) { infer_pass(m, ids, t, 0); }
+
+void model_decode(model *m, const int32_t *ids) { infer_pass(m, ids, 1, m->pos + m->T); }
+
+int model_next_position(const model *m) { return m->pos + m->T; }
+
+void model_get_last_logits(model *m, float *out, int n) {
+    size_t ld = local_rows(m, m->table.head_w);
+    CHECK(n >= 0 && (size_t)n <= ld, "%d logit columns of %zu", n, ld);
+    for (int b = 0; b < m->B; b++)
+        m->o->to_host(m->o, out + (size_t)b * n, (ops_ptr){m->acts->logits, (size_t)b * ld}, (size_t)n);
 }
 
 double model_flops_per_token(const model_config *c, const param_table *t, int T) {

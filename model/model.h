@@ -1,5 +1,5 @@
 /* The decoder, written once against the ops interface (DESIGN 3): forward, backward and the
- * token-weighted cross-entropy of SPEC 9. */
+ * token-weighted cross-entropy of SPEC 9; and inference with a key/value cache on the same layers. */
 #ifndef MT_MODEL_H
 #define MT_MODEL_H
 
@@ -8,20 +8,24 @@
 #include "params.h"
 
 typedef struct model_acts model_acts;
+typedef struct model_kv model_kv;
 
 typedef struct {
     model_config cfg;
     param_table table;
     ops *o;
-    int B, T;        /* micro-batch and sequence length the activations are sized for */
+    int B, T;        /* a pass: B sequences of T positions (training: the micro-batch, fixed) */
+    int T_max;       /* positions per sequence the activations are sized for (training: T) */
+    int pos;         /* position of a pass's first row: 0 except in inference's decoding steps */
     comm_ctx *comm;  /* NULL: a single process */
     size_t flat_n;   /* flat buffer length: table.total rounded up to a multiple of 16 * dp */
     ops_buf *params; /* flat parameters (fp32 master weights) */
     ops_buf *work;   /* the weights in the backend's working precision; params itself when that is fp32 */
-    ops_buf *grads;  /* flat gradients, accumulated over micro-batches */
+    ops_buf *grads;  /* flat gradients, accumulated over micro-batches; NULL in inference */
     float z_loss;    /* z * logsumexp^2 per counted token (SPEC 9); 0 by default */
     int recompute;   /* one set of layer activations, each layer's forward rerun in the backward */
     model_acts *acts;
+    model_kv *kv; /* inference: the key/value cache (model/kv_cache.h); NULL in training */
 } model;
 
 /* Allocates parameters, gradients and every activation for micro-batches of B x T, once, for this rank's
@@ -57,6 +61,31 @@ void model_set_tensor(model *m, ops_buf *flat, int index, const float *in);
 
 /* Host copy of the last forward's logits: [B*T, valid columns of this rank] (padding dropped). */
 void model_get_logits(model *m, float *out);
+
+/* Inference (bin/generate): this rank's parameters and the forward's buffers for B sequences of up to
+ * T_max positions, with a key/value cache sized once (n_layer x [B, heads of this rank, slots, head_dim]
+ * for keys and for values; slots = T_max for a global layer and min(local_window, T_max) for a local
+ * one); no gradients and no backward buffers. The passes run the training forward's layers (layer_fwd),
+ * so prefill is the training forward over the prompt; a decoding step differs only in its attention
+ * (ops.attention_step over the cache) and in positions (rotary at the absolute position, wpe row pos).
+ * Nothing is allocated per pass. */
+model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, comm_ctx *comm);
+
+/* Once the parameters are set (ckpt_load, model_init_params, model_set_tensor): the working-precision copy
+ * the kernels read. Where that copy is not the fp32 buffer (CUDA), the fp32 parameters are released
+ * (m->params = NULL): inference never reads them again. */
+void model_infer_ready(model *m);
+
+/* Starts B new sequences: ids [B, t] (t <= T_max) at positions 0 .. t-1 in one pass, which fills the cache
+ * and leaves the logits of each sequence's position t-1. */
+void model_prefill(model *m, const int32_t *ids, int t);
+/* One more token per sequence (ids [B]) at the next position (model_next_position, < T_max); leaves the
+ * logits there. */
+void model_decode(model *m, const int32_t *ids);
+int model_next_position(const model *m);
+/* Host copy of the first n of this rank's logit columns (global columns row_start of the head onward) of
+ * each sequence after model_prefill / model_decode: out [B, n]. */
+void model_get_last_logits(model *m, float *out, int n);
 
 /* Model FLOPs per token (DESIGN 10): 6 N_matmul + 12 sum_layers d T_eff. */
 double model_flops_per_token(const model_config *c, const param_table *t, int T);

@@ -297,37 +297,45 @@ static void test_matmul(void) {
     static const char *TN[2] = {"N", "T"};
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
-            /* forward: C = alpha op(A) op(B) + beta C with padded leading dimensions */
-            int m = 37, n = 29, k = 70;
-            int ar = ta ? k : m, ac = ta ? m : k, lda = ac + 5;
-            int br = tb ? n : k, bc = tb ? k : n, ldb = bc + 3, ldc = n + 7;
-            float *A = hrand((size_t)ar * lda, 1), *B = hrand((size_t)br * ldb, 1);
-            float *C0 = hrand((size_t)m * ldc, 1);
-            float alpha = 0.75f, beta = -0.5f;
-            ops_ptr pA = upf(A, (size_t)ar * lda), pB = upf(B, (size_t)br * ldb),
-                    pC = upf(C0, (size_t)m * ldc);
-            O->matmul(O, ta, tb, m, n, k, alpha, pA, lda, pB, ldb, beta, pC, ldc);
-            double *ref = hdbl(C0, (size_t)m * ldc);
-            ref_matmul(ta, tb, m, n, k, alpha, hdbl(A, (size_t)ar * lda), lda, hdbl(B, (size_t)br * ldb), ldb,
-                       beta, ref, ldc);
-            check_mat(nm("matmul.%s%s", TN[ta], TN[tb]), downf(pC, (size_t)m * ldc), C0, ref, 0, m, n, ldc,
-                      TOL_FWD);
+            /* forward: C = alpha op(A) op(B) + beta C with padded leading dimensions; 37 rows, and one row
+             * (a decoding step: the CPU backend's matrix-vector path) accumulating and overwriting NaN */
+            for (int shape = 0; shape < 3; shape++) {
+                int m = shape ? 1 : 37, n = 29, k = 70;
+                int ar = ta ? k : m, ac = ta ? m : k, lda = ac + 5;
+                int br = tb ? n : k, bc = tb ? k : n, ldb = bc + 3, ldc = n + 7;
+                float *A = hrand((size_t)ar * lda, 1), *B = hrand((size_t)br * ldb, 1);
+                float *C0 = hrand((size_t)m * ldc, 1);
+                float alpha = 0.75f, beta = shape == 2 ? 0.0f : -0.5f;
+                for (int c = 0; c < n && shape == 2; c++)
+                    C0[c] = NAN;
+                ops_ptr pA = upf(A, (size_t)ar * lda), pB = upf(B, (size_t)br * ldb),
+                        pC = upf(C0, (size_t)m * ldc);
+                O->matmul(O, ta, tb, m, n, k, alpha, pA, lda, pB, ldb, beta, pC, ldc);
+                double *ref = hdbl(C0, (size_t)m * ldc);
+                for (int c = 0; c < n && shape == 2; c++)
+                    ref[c] = 0;
+                ref_matmul(ta, tb, m, n, k, alpha, hdbl(A, (size_t)ar * lda), lda, hdbl(B, (size_t)br * ldb),
+                           ldb, beta, ref, ldc);
+                static const char *SHAPE[3] = {"", ".row", ".row.beta0"};
+                check_mat(nm("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc), C0,
+                          ref, 0, m, n, ldc, TOL_FWD);
+            }
 
             /* backward: the transposed products that give dA (overwrite) and dB (accumulate, beta 1)
              * of loss = sum(R * op(A) op(B)), against finite differences */
-            m = 13, n = 11, k = 21;
-            ar = ta ? k : m, ac = ta ? m : k, lda = ac + 5;
-            br = tb ? n : k, bc = tb ? k : n, ldb = bc + 3;
+            int m = 13, n = 11, k = 21;
+            int ar = ta ? k : m, ac = ta ? m : k, lda = ac + 5;
+            int br = tb ? n : k, bc = tb ? k : n, ldb = bc + 3;
             int ldr = n + 4;
             size_t nA = (size_t)ar * lda, nB = (size_t)br * ldb, nR = (size_t)m * ldr;
-            A = hrand(nA, 1), B = hrand(nB, 1);
+            float *A = hrand(nA, 1), *B = hrand(nB, 1);
             float *R = hrand(nR, 1), *dA0 = hrand(nA, 1), *dB0 = hrand(nB, 1);
             mm_ctx c = {ta,  tb,  m,           n,           k,           lda,
                         ldb, ldr, hdbl(A, nA), hdbl(B, nB), hdbl(R, nR), hd((size_t)m * n)};
             double *gA = hd(nA), *gB = hd(nB);
             fd_grad(mm_loss, &c, c.A, nA, gA);
             fd_grad(mm_loss, &c, c.B, nB, gB);
-            pA = upf(A, nA), pB = upf(B, nB);
+            ops_ptr pA = upf(A, nA), pB = upf(B, nB);
             ops_ptr pR = upf(R, nR), pdA = upf(dA0, nA), pdB = upf(dB0, nB);
             if (!ta)
                 O->matmul(O, 0, !tb, m, k, n, 1.0f, pR, ldr, pB, ldb, 0.0f, pdA, lda);

@@ -11,6 +11,7 @@
 
 #include "data/shard.h"
 #include "model/model.h"
+#include "tests/testmodel.h"
 #include "tests/testutil.h"
 #include "train/step.h"
 
@@ -60,21 +61,6 @@ static char *train_json(double z_loss) {
              OPT.lr, OPT.end_lr, OPT.warmup_steps, OPT.anneal_steps, OPT.weight_decay, OPT.beta1, OPT.beta2,
              OPT.eps, OPT.clip, STEPS, z_loss);
     return mt_strdup(buf);
-}
-
-/* Biases and LayerNorm parameters start at 0 and 1; perturb every tensor so that a misplaced bias or
- * gain shows in the comparison. */
-static void perturb_params(model *m) {
-    for (int i = 0; i < m->table.n; i++) {
-        const param_info *p = &m->table.p[i];
-        size_t n = (size_t)(p->shape[0] * p->shape[1]);
-        float *x = mt_malloc(n * sizeof *x);
-        model_get_tensor(m, m->params, i, x);
-        for (size_t j = 0; j < n; j++)
-            x[j] += (float)((p->ndim == 1 ? 0.1 : 0.01) * tu_normal());
-        model_set_tensor(m, m->params, i, x);
-        free(x);
-    }
 }
 
 static void write_case(const char *path, model *m, const int32_t *tokens, const float *weights) {
@@ -213,17 +199,12 @@ static void recompute_identical(const char *fam, model *m, const int32_t *tokens
 
 /* z_loss > 0 adds z * logsumexp^2 per counted token (SPEC 9) to the objective of both sides. */
 static void parity(const char *fam, const char *config_path, double z_loss, const char *dir) {
-    mt_err err;
-    cJSON *j = jcfg_load(config_path, &err);
-    jcfg_src src = {.file = config_path};
-    model_config cfg;
-    CHECK(j && !model_config_parse(&src, "", j, &cfg, &err), "%s", err.msg);
-    cJSON_Delete(j);
+    model_config cfg = tm_load_config(config_path);
     ops *o = ops_cpu_create(2);
     model *m = model_create(&cfg, o, B, T);
     m->z_loss = (float)z_loss;
     model_init_params(m, tu_next());
-    perturb_params(m);
+    tm_perturb_params(m);
 
     size_t ntok = (size_t)B * (T + 1), nw = (size_t)B * T;
     int32_t *tokens = mt_malloc(STEPS * MICRO * ntok * sizeof *tokens);
