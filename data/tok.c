@@ -22,10 +22,14 @@ static long token_string_bytes(const char *s, const int16_t inverse[0x144], uint
     long n = 0;
     while (*p) {
         uint32_t cp;
-        if (p[0] < 0x80) cp = *p++;
-        else if ((p[0] & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80) cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F), p += 2;
-        else return -1;
-        if (cp >= 0x144 || inverse[cp] < 0) return -1;
+        if (p[0] < 0x80)
+            cp = *p++;
+        else if ((p[0] & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80)
+            cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F), p += 2;
+        else
+            return -1;
+        if (cp >= 0x144 || inverse[cp] < 0)
+            return -1;
         out[n++] = (uint8_t)inverse[cp];
     }
     return n;
@@ -46,7 +50,8 @@ typedef struct {
 static string_slot *string_map_slot(string_map *m, const uint8_t *bytes, size_t len) {
     for (size_t i = tok_hash_bytes(bytes, len) & m->mask;; i = (i + 1) & m->mask) {
         string_slot *s = &m->slots[i];
-        if (!s->bytes || (s->len == len && !memcmp(s->bytes, bytes, len))) return s;
+        if (!s->bytes || (s->len == len && !memcmp(s->bytes, bytes, len)))
+            return s;
     }
 }
 
@@ -58,7 +63,8 @@ static int32_t string_map_get(string_map *m, const uint8_t *bytes, size_t len) {
 static int load_encoder(tok *t, const char *path, string_map *map, mt_err *err) {
     size_t len;
     char *text = mt_read_file(path, &len, err);
-    if (!text) return -1;
+    if (!text)
+        return -1;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!cJSON_IsObject(root)) {
@@ -69,7 +75,8 @@ static int load_encoder(tok *t, const char *path, string_map *map, mt_err *err) 
     int16_t inverse[0x144];
     byte_to_unicode(map256);
     memset(inverse, 0xFF, sizeof inverse);
-    for (int b = 0; b < 256; b++) inverse[map256[b]] = (int16_t)b;
+    for (int b = 0; b < 256; b++)
+        inverse[map256[b]] = (int16_t)b;
     int count = cJSON_GetArraySize(root), max_id = -1, rc = 0;
     for (cJSON *e = root->child; e; e = e->next)
         if (cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 1e8 && e->valueint > max_id)
@@ -78,7 +85,8 @@ static int load_encoder(tok *t, const char *path, string_map *map, mt_err *err) 
     t->token_bytes = mt_calloc((size_t)t->vocab_size + 1, sizeof *t->token_bytes);
     t->token_len = mt_calloc((size_t)t->vocab_size + 1, sizeof *t->token_len);
     size_t cap = 1;
-    while (cap < 2 * (size_t)count + 2) cap *= 2;
+    while (cap < 2 * (size_t)count + 2)
+        cap *= 2;
     map->slots = mt_calloc(cap, sizeof *map->slots);
     map->mask = cap - 1;
     for (cJSON *e = root->child; e && !rc; e = e->next) {
@@ -91,24 +99,28 @@ static int load_encoder(tok *t, const char *path, string_map *map, mt_err *err) 
         long n = token_string_bytes(e->string, inverse, bytes);
         if (n <= 0) {
             free(bytes);
-            rc = mt_fail(err, "%s: token \"%s\" is empty or has a character outside the byte alphabet",
-                         path, e->string);
+            rc = mt_fail(err, "%s: token \"%s\" is empty or has a character outside the byte alphabet", path,
+                         e->string);
         } else if (t->token_bytes[id]) {
             free(bytes);
             rc = mt_fail(err, "%s: id %d is used twice", path, id);
         } else {
             string_slot *s = string_map_slot(map, bytes, (size_t)n);
-            if (s->bytes) rc = mt_fail(err, "%s: token \"%s\" appears twice", path, e->string);
+            if (s->bytes)
+                rc = mt_fail(err, "%s: token \"%s\" appears twice", path, e->string);
             t->token_bytes[id] = (char *)bytes, t->token_len[id] = (uint32_t)n;
-            if (!s->bytes) *s = (string_slot){bytes, (uint32_t)n, id};
+            if (!s->bytes)
+                *s = (string_slot){bytes, (uint32_t)n, id};
         }
     }
     cJSON_Delete(root);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     for (int b = 0; b < 256; b++) {
         uint8_t byte = (uint8_t)b;
         t->byte_id[b] = string_map_get(map, &byte, 1);
-        if (t->byte_id[b] < 0) return mt_fail(err, "%s: no token for byte 0x%02X", path, b);
+        if (t->byte_id[b] < 0)
+            return mt_fail(err, "%s: no token for byte 0x%02X", path, b);
     }
     t->eot = string_map_get(map, (const uint8_t *)"<|endoftext|>", 13);
     return 0;
@@ -118,11 +130,14 @@ static int load_encoder(tok *t, const char *path, string_map *map, mt_err *err) 
 static int load_merges(tok *t, const char *path, string_map *map, mt_err *err) {
     size_t len;
     char *text = mt_read_file(path, &len, err);
-    if (!text) return -1;
+    if (!text)
+        return -1;
     size_t lines = 0;
-    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        lines += text[i] == '\n';
     size_t cap = 1;
-    while (cap < 2 * lines + 2) cap *= 2;
+    while (cap < 2 * lines + 2)
+        cap *= 2;
     t->merges = mt_malloc(cap * sizeof *t->merges);
     memset(t->merges, 0xFF, cap * sizeof *t->merges);
     t->merge_mask = cap - 1;
@@ -130,7 +145,8 @@ static int load_merges(tok *t, const char *path, string_map *map, mt_err *err) {
     uint32_t map256[256];
     byte_to_unicode(map256);
     memset(inverse, 0xFF, sizeof inverse);
-    for (int b = 0; b < 256; b++) inverse[map256[b]] = (int16_t)b;
+    for (int b = 0; b < 256; b++)
+        inverse[map256[b]] = (int16_t)b;
     uint8_t *buf = mt_malloc(2 * len + 2);
     char *line = strchr(text, '\n');
     uint32_t rank = 0;
@@ -138,9 +154,11 @@ static int load_merges(tok *t, const char *path, string_map *map, mt_err *err) {
     for (size_t lineno = 2; line && !rc; lineno++) {
         line++;
         char *end = strchr(line, '\n');
-        if (end) *end = 0;
+        if (end)
+            *end = 0;
         size_t n = strlen(line);
-        if (n && line[n - 1] == '\r') line[--n] = 0;
+        if (n && line[n - 1] == '\r')
+            line[--n] = 0;
         if (n) {
             char *space = strchr(line, ' ');
             if (!space || strchr(space + 1, ' ')) {
@@ -162,7 +180,8 @@ static int load_merges(tok *t, const char *path, string_map *map, mt_err *err) {
             uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
             uint64_t h = key * 0x9E3779B97F4A7C15ULL;
             size_t i = (h >> 32) & t->merge_mask;
-            while (t->merges[i].key != UINT64_MAX && t->merges[i].key != key) i = (i + 1) & t->merge_mask;
+            while (t->merges[i].key != UINT64_MAX && t->merges[i].key != key)
+                i = (i + 1) & t->merge_mask;
             t->merges[i] = (tok_merge_slot){key, rank++, ab};
         }
         line = end;
@@ -176,7 +195,8 @@ tok *tok_load(const char *encoder_json_path, const char *vocab_bpe_path, mt_err 
     tok *t = mt_calloc(1, sizeof *t);
     string_map map = {0};
     int rc = load_encoder(t, encoder_json_path, &map, err);
-    if (!rc) rc = load_merges(t, vocab_bpe_path, &map, err);
+    if (!rc)
+        rc = load_merges(t, vocab_bpe_path, &map, err);
     free(map.slots);
     if (rc) {
         tok_free(t);
@@ -186,9 +206,11 @@ tok *tok_load(const char *encoder_json_path, const char *vocab_bpe_path, mt_err 
 }
 
 void tok_free(tok *t) {
-    if (!t) return;
+    if (!t)
+        return;
     if (t->token_bytes)
-        for (int32_t i = 0; i < t->vocab_size; i++) free(t->token_bytes[i]);
+        for (int32_t i = 0; i < t->vocab_size; i++)
+            free(t->token_bytes[i]);
     free(t->token_bytes), free(t->token_len), free(t->merges);
     tok_cache_free(t);
     free(t);
@@ -220,18 +242,23 @@ int tok_decode(const tok *t, const int32_t *ids, size_t n, tok_bytes *out, mt_er
         int32_t id = ids[i];
         if (id < 0 || id >= t->vocab_size || !t->token_bytes[id])
             return mt_fail(err, "token %zu: id %d is not in the vocabulary", i, (int)id);
-        size_t len = t->token_len[id];
-        if (out->n + len > out->cap) {
-            size_t cap = out->cap ? out->cap : 1024;
-            while (cap < out->n + len) cap *= 2;
-            out->data = realloc(out->data, cap);
-            CHECK(out->data, "out of memory (%zu bytes)", cap);
-            out->cap = cap;
-        }
-        memcpy(out->data + out->n, t->token_bytes[id], len);
-        out->n += len;
+        tok_bytes_append(out, t->token_bytes[id], t->token_len[id]);
     }
     return 0;
+}
+
+void tok_bytes_append(tok_bytes *b, const char *data, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n)
+            cap *= 2;
+        b->data = realloc(b->data, cap);
+        CHECK(b->data, "out of memory (%zu bytes)", cap);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->data + b->n, data, n);
+    b->n += n;
 }
 
 void tok_ids_free(tok_ids *ids) {

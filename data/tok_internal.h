@@ -17,6 +17,11 @@ extern const size_t tok_class_range_count;
 
 int tok_class_of(uint32_t cp);
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is invalid; then *bad is the length of the
+ * maximal invalid subsequence (lead byte plus the continuation bytes that were still possible), which
+ * reaches `avail` when the bytes ran out before the sequence was complete. */
+size_t tok_utf8_sequence(const uint8_t *s, size_t avail, size_t *bad);
+
 /* Makes text valid UTF-8: NULL if it already is, else a malloc'd copy (length *out_len) with each maximal
  * invalid subsequence replaced by U+FFFD; adds the number of replacements to *replacements. */
 char *tok_utf8_sanitize(const char *text, size_t len, size_t *out_len, size_t *replacements);

@@ -25,29 +25,38 @@ static int class_search(uint32_t cp) {
     size_t lo = 0, hi = tok_class_range_count;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (cp < tok_class_ranges[mid].first) hi = mid;
-        else if (cp > tok_class_ranges[mid].last) lo = mid + 1;
-        else return tok_class_ranges[mid].cls;
+        if (cp < tok_class_ranges[mid].first)
+            hi = mid;
+        else if (cp > tok_class_ranges[mid].last)
+            lo = mid + 1;
+        else
+            return tok_class_ranges[mid].cls;
     }
     return TOK_OTHER;
 }
 
 int tok_class_of(uint32_t cp) { return cp < 128 ? ascii_class[cp] : class_search(cp); }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is invalid; then *bad is the length of the
- * maximal invalid subsequence (lead byte plus the continuation bytes that were still possible). */
-static size_t utf8_sequence(const uint8_t *s, size_t avail, size_t *bad) {
+size_t tok_utf8_sequence(const uint8_t *s, size_t avail, size_t *bad) {
     uint8_t b = s[0];
-    if (b < 0x80) return 1;
+    if (b < 0x80)
+        return 1;
     size_t need;
     uint8_t lo = 0x80, hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF) need = 1;
-    else if (b == 0xE0) need = 2, lo = 0xA0;
-    else if (b == 0xED) need = 2, hi = 0x9F;
-    else if (b >= 0xE1 && b <= 0xEF) need = 2;
-    else if (b == 0xF0) need = 3, lo = 0x90;
-    else if (b == 0xF4) need = 3, hi = 0x8F;
-    else if (b >= 0xF1 && b <= 0xF3) need = 3;
+    if (b >= 0xC2 && b <= 0xDF)
+        need = 1;
+    else if (b == 0xE0)
+        need = 2, lo = 0xA0;
+    else if (b == 0xED)
+        need = 2, hi = 0x9F;
+    else if (b >= 0xE1 && b <= 0xEF)
+        need = 2;
+    else if (b == 0xF0)
+        need = 3, lo = 0x90;
+    else if (b == 0xF4)
+        need = 3, hi = 0x8F;
+    else if (b >= 0xF1 && b <= 0xF3)
+        need = 3;
     else {
         *bad = 1;
         return 0;
@@ -69,8 +78,9 @@ static size_t first_invalid(const uint8_t *s, size_t len) {
             i++;
             continue;
         }
-        size_t n = utf8_sequence(s + i, len - i, &bad);
-        if (!n) return i;
+        size_t n = tok_utf8_sequence(s + i, len - i, &bad);
+        if (!n)
+            return i;
         i += n;
     }
     return len;
@@ -79,13 +89,14 @@ static size_t first_invalid(const uint8_t *s, size_t len) {
 char *tok_utf8_sanitize(const char *text, size_t len, size_t *out_len, size_t *replacements) {
     const uint8_t *s = (const uint8_t *)text;
     size_t i = first_invalid(s, len);
-    if (i == len) return NULL;
+    if (i == len)
+        return NULL;
     /* Each replacement (3 bytes) covers at least one input byte. */
     uint8_t *out = mt_malloc(3 * len + 1);
     memcpy(out, s, i);
     size_t o = i, count = 0, bad;
     while (i < len) {
-        size_t n = utf8_sequence(s + i, len - i, &bad);
+        size_t n = tok_utf8_sequence(s + i, len - i, &bad);
         if (n) {
             memcpy(out + o, s + i, n);
             o += n, i += n;
@@ -94,7 +105,8 @@ char *tok_utf8_sanitize(const char *text, size_t len, size_t *out_len, size_t *r
             i += bad, count++;
         }
     }
-    if (replacements) *replacements += count;
+    if (replacements)
+        *replacements += count;
     *out_len = o;
     return (char *)out;
 }
@@ -102,9 +114,12 @@ char *tok_utf8_sanitize(const char *text, size_t len, size_t *out_len, size_t *r
 /* Decodes the (valid) code point at s; returns its byte length. */
 static inline size_t next_cp(const uint8_t *s, uint32_t *cp) {
     uint8_t b = s[0];
-    if (b < 0x80) return *cp = b, 1;
-    if (b < 0xE0) return *cp = (uint32_t)(b & 0x1F) << 6 | (s[1] & 0x3F), 2;
-    if (b < 0xF0) return *cp = (uint32_t)(b & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F), 3;
+    if (b < 0x80)
+        return *cp = b, 1;
+    if (b < 0xE0)
+        return *cp = (uint32_t)(b & 0x1F) << 6 | (s[1] & 0x3F), 2;
+    if (b < 0xF0)
+        return *cp = (uint32_t)(b & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F), 3;
     *cp = (uint32_t)(b & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 | (uint32_t)(s[2] & 0x3F) << 6 |
           (s[3] & 0x3F);
     return 4;
@@ -122,12 +137,16 @@ static inline int class_at(const uint8_t *s, size_t *n) {
 
 /* Length of a contraction ('s 't 're 've 'm 'll 'd, lowercase only) at s[0] == '\'', or 0. */
 static size_t contraction(const uint8_t *s, size_t avail) {
-    if (avail < 2) return 0;
+    if (avail < 2)
+        return 0;
     uint8_t a = s[1];
-    if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-    if (avail < 3) return 0;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return 2;
+    if (avail < 3)
+        return 0;
     uint8_t b = s[2];
-    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        return 3;
     return 0;
 }
 
@@ -148,13 +167,15 @@ void tok_pretokenize(const uint8_t *s, size_t len, tok_piece_fn piece, void *ctx
             /* " ?X+": an ordinary space prefixes a run of letters, numbers or other symbols. */
             size_t n2;
             int next = class_at(s + i + 1, &n2);
-            if (next != TOK_SPACE) cls = next, j = i + 1, n = n2;
+            if (next != TOK_SPACE)
+                cls = next, j = i + 1, n = n2;
         }
         if (cls != TOK_SPACE) {
             j += n;
             while (j < len) {
                 size_t m;
-                if (class_at(s + j, &m) != cls) break;
+                if (class_at(s + j, &m) != cls)
+                    break;
                 j += m;
             }
             piece(ctx, s + i, j - i);
@@ -167,11 +188,13 @@ void tok_pretokenize(const uint8_t *s, size_t len, tok_piece_fn piece, void *ctx
         j = i;
         while (j < len) {
             size_t m;
-            if (class_at(s + j, &m) != TOK_SPACE) break;
+            if (class_at(s + j, &m) != TOK_SPACE)
+                break;
             last = j;
             j += m;
         }
-        if (j < len && last > i) j = last;
+        if (j < len && last > i)
+            j = last;
         piece(ctx, s + i, j - i);
         i = j;
     }

@@ -1,5 +1,6 @@
 #include "comm.h"
 
+#include <limits.h>
 #include <string.h>
 
 #define MPI_CHECK(call)                                                                                      \
@@ -128,4 +129,23 @@ void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n
     double t0 = mt_now();
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, op == COMM_SUM ? MPI_SUM : MPI_MAX, c->comm[g]));
     count(c, g, COMM_ALLREDUCE, 8.0 * n, t0);
+}
+
+void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, int n) {
+    if (c->size[g] == 1) {
+        memmove(all, mine, (size_t)n * sizeof *all);
+        return;
+    }
+    double t0 = mt_now();
+    MPI_CHECK(MPI_Allgather(mine, n, MPI_DOUBLE, all, n, MPI_DOUBLE, c->comm[g]));
+    count(c, g, COMM_ALLGATHER, 8.0 * n * c->size[g], t0);
+}
+
+void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int root) {
+    if (c->size[g] == 1)
+        return;
+    double t0 = mt_now();
+    CHECK(n <= (size_t)INT_MAX, "broadcast of %zu bytes", n);
+    MPI_CHECK(MPI_Bcast(buf, (int)n, MPI_BYTE, root, c->comm[g]));
+    count(c, g, COMM_BROADCAST, (double)n, t0);
 }

@@ -52,5 +52,11 @@ void comm_allgather(comm_ctx *c, comm_group g, ops *o, ops_ptr full, size_t n);
 void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, int root);
 /* Host doubles (scalars such as loss sums), in place. Payload: n doubles. */
 void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n);
+/* Host doubles: the n values of every rank of the group, in rank order, into all [size * n], which must
+ * not overlap mine. A sum over them in that order gives the same bits on every rank, which an all-reduce
+ * does not promise. Payload: size * n doubles. */
+void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, int n);
+/* Host bytes from rank root of the group to the others. Payload: n bytes. */
+void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int root);
 
 #endif

@@ -45,7 +45,8 @@ static int docs_read(doc_list *d, const char *path) {
     mt_err err;
     size_t len;
     char *buf = mt_read_file(path, &len, &err);
-    if (!buf) return fprintf(stderr, "%s\n", err.msg), -1;
+    if (!buf)
+        return fprintf(stderr, "%s\n", err.msg), -1;
     size_t n = strlen(path);
     if (n > 4 && !strcmp(path + n - 4, ".bin")) {
         d->raw = 1;
@@ -82,20 +83,34 @@ static tok *load_or_die(const char *enc, const char *vocab) {
 /* ------------------------------------------------------------------ unit checks */
 
 static void check_classes(void) {
-    struct { uint32_t cp; int cls; const char *why; } cases[] = {
-        {'a', TOK_LETTER, "ASCII letter"}, {'7', TOK_NUMBER, "digit"}, {'_', TOK_OTHER, "underscore"},
-        {' ', TOK_SPACE, "space"}, {'\t', TOK_SPACE, "tab"}, {0x0B, TOK_SPACE, "vertical tab"},
+    struct {
+        uint32_t cp;
+        int cls;
+        const char *why;
+    } cases[] = {
+        {'a', TOK_LETTER, "ASCII letter"},
+        {'7', TOK_NUMBER, "digit"},
+        {'_', TOK_OTHER, "underscore"},
+        {' ', TOK_SPACE, "space"},
+        {'\t', TOK_SPACE, "tab"},
+        {0x0B, TOK_SPACE, "vertical tab"},
         {0x85, TOK_SPACE, "U+0085 NEL is White_Space (regex module; JS disagrees)"},
         {0x1C, TOK_OTHER, "U+001C not \\s in regex module (Python re disagrees)"},
         {0x1F, TOK_OTHER, "U+001F not \\s in regex module"},
         {0xFEFF, TOK_OTHER, "U+FEFF not \\s in regex module (JS disagrees)"},
         {0x180E, TOK_OTHER, "U+180E not \\s in regex module (PCRE2 10.42 disagrees)"},
-        {0xA0, TOK_SPACE, "NBSP"}, {0x3000, TOK_SPACE, "ideographic space"}, {0x200B, TOK_OTHER, "ZWSP"},
-        {0x4E00, TOK_LETTER, "CJK"}, {0x0301, TOK_OTHER, "combining acute (Mn)"},
-        {0x0660, TOK_NUMBER, "Arabic-Indic zero"}, {0x2160, TOK_NUMBER, "Roman numeral (Nl)"},
-        {0x00B2, TOK_NUMBER, "superscript two (No)"}, {0x05D0, TOK_LETTER, "Hebrew alef"},
+        {0xA0, TOK_SPACE, "NBSP"},
+        {0x3000, TOK_SPACE, "ideographic space"},
+        {0x200B, TOK_OTHER, "ZWSP"},
+        {0x4E00, TOK_LETTER, "CJK"},
+        {0x0301, TOK_OTHER, "combining acute (Mn)"},
+        {0x0660, TOK_NUMBER, "Arabic-Indic zero"},
+        {0x2160, TOK_NUMBER, "Roman numeral (Nl)"},
+        {0x00B2, TOK_NUMBER, "superscript two (No)"},
+        {0x05D0, TOK_LETTER, "Hebrew alef"},
         {0x11F04, TOK_LETTER, "Kawi letter (new in Unicode 15.0)"},
-        {0x1F600, TOK_OTHER, "emoji"}, {0x10FFFF, TOK_OTHER, "noncharacter"},
+        {0x1F600, TOK_OTHER, "emoji"},
+        {0x10FFFF, TOK_OTHER, "noncharacter"},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -110,7 +125,8 @@ static void check_classes(void) {
     for (uint32_t c = 0; c < 128; c++) {
         int want = TOK_OTHER;
         for (size_t r = 0; r < tok_class_range_count; r++)
-            if (c >= tok_class_ranges[r].first && c <= tok_class_ranges[r].last) want = tok_class_ranges[r].cls;
+            if (c >= tok_class_ranges[r].first && c <= tok_class_ranges[r].last)
+                want = tok_class_ranges[r].cls;
         bad += tok_class_of(c) != want;
     }
     for (size_t r = 0; r < tok_class_range_count; r++)
@@ -126,7 +142,8 @@ typedef struct {
 
 static void collect_piece(void *ctx, const uint8_t *piece, size_t len) {
     split_buf *b = ctx;
-    if (b->n) b->out[b->n++] = '|';
+    if (b->n)
+        b->out[b->n++] = '|';
     memcpy(b->out + b->n, piece, len);
     b->n += len;
     b->out[b->n] = 0;
@@ -147,10 +164,18 @@ static void check_splits(void) {
         {"hi!!! ok", "hi|!!!| ok"},
         {"\xc2\x85x", "\xc2\x85|x"},
         {" \xc2\x85x", " |\xc2\x85|x"},
-        {"a\xef\xbb\xbf" "b", "a|\xef\xbb\xbf|b"},
-        {"a \xef\xbb\xbf" "b", "a| \xef\xbb\xbf|b"},
-        {"a\xe1\xa0\x8e" "b", "a|\xe1\xa0\x8e|b"},
-        {"a\x1c" "b", "a|\x1c|b"},
+        {"a\xef\xbb\xbf"
+         "b",
+         "a|\xef\xbb\xbf|b"},
+        {"a \xef\xbb\xbf"
+         "b",
+         "a| \xef\xbb\xbf|b"},
+        {"a\xe1\xa0\x8e"
+         "b",
+         "a|\xe1\xa0\x8e|b"},
+        {"a\x1c"
+         "b",
+         "a|\x1c|b"},
         {"e\xcc\x81t\xc3\xa9", "e|\xcc\x81|t\xc3\xa9"},
         {"\t\tx", "\t|\t|x"},
         {"  ", "  "},
@@ -169,19 +194,26 @@ static void check_splits(void) {
 
 static void check_sanitize(void) {
 #define R "\xef\xbf\xbd"
-    struct { const char *in; size_t len; const char *out; size_t count; } cases[] = {
+    struct {
+        const char *in;
+        size_t len;
+        const char *out;
+        size_t count;
+    } cases[] = {
         {"plain", 5, NULL, 0},
         {"\xff", 1, R, 1},
         {"a\xc3(", 3, "a" R "(", 1},
-        {"\xe2\x82", 2, R, 1},                   /* truncated 3-byte sequence: one maximal subpart */
+        {"\xe2\x82", 2, R, 1}, /* truncated 3-byte sequence: one maximal subpart */
         {"\xe2\x82x", 3, R "x", 1},
-        {"\xf0\x80\x80", 3, R R R, 3},           /* F0 80: overlong, so F0 alone is invalid */
-        {"\xed\xa0\x80", 3, R R R, 3},           /* a surrogate */
-        {"\xf4\x90\x80\x80", 4, R R R R, 4},     /* above U+10FFFF */
-        {"\xc0\xaf", 2, R R, 2},                 /* overlong '/' */
-        {"\xf0\x9f\x98", 3, R, 1},               /* truncated emoji */
+        {"\xf0\x80\x80", 3, R R R, 3},       /* F0 80: overlong, so F0 alone is invalid */
+        {"\xed\xa0\x80", 3, R R R, 3},       /* a surrogate */
+        {"\xf4\x90\x80\x80", 4, R R R R, 4}, /* above U+10FFFF */
+        {"\xc0\xaf", 2, R R, 2},             /* overlong '/' */
+        {"\xf0\x9f\x98", 3, R, 1},           /* truncated emoji */
         {"\xf0\x9f\x98\x80\x80", 5, "\xf0\x9f\x98\x80" R, 1},
-        {"\xef\xbb\xbf" "a", 4, NULL, 0},        /* a BOM is text */
+        {"\xef\xbb\xbf"
+         "a",
+         4, NULL, 0}, /* a BOM is text */
         {"a\0b", 3, NULL, 0},
     };
     int bad = 0;
@@ -197,6 +229,81 @@ static void check_sanitize(void) {
     }
     tu_check(!bad, "tok_invalid_utf8_replacement", "%d cases wrong", bad);
 #undef R
+}
+
+/* Streams x in the pieces cut at the given offsets (ascending, < n), then finishes. */
+static void stream_pieces(const char *x, size_t n, const size_t *cuts, int n_cuts, tok_bytes *out) {
+    tok_utf8_stream st = {{0}};
+    size_t at = 0;
+    out->n = 0;
+    for (int c = 0; c <= n_cuts; c++) {
+        size_t end = c < n_cuts ? cuts[c] : n;
+        tok_utf8_stream_feed(&st, x + at, end - at, out);
+        at = end;
+    }
+    tok_utf8_stream_finish(&st, out);
+    tok_utf8_stream_free(&st);
+}
+
+/* Whether streaming x in pieces gives what decoding it at once gives (the sanitizer checked above). */
+static int stream_matches(const char *x, size_t n, const size_t *cuts, int n_cuts, tok_bytes *out) {
+    size_t clean_n = n;
+    char *clean = tok_utf8_sanitize(x, n, &clean_n, NULL);
+    stream_pieces(x, n, cuts, n_cuts, out);
+    int ok = out->n == clean_n && (!clean_n || !memcmp(out->data, clean ? clean : x, clean_n));
+    free(clean);
+    return ok;
+}
+
+/* The UTF-8 stream of generated text: every split of every sanitizer case into up to three pieces, a
+ * character split across two and three feeds, and 3000 random byte strings biased towards UTF-8 lead and
+ * continuation bytes cut at random places, all equal to decoding the whole bytes at once. */
+static void check_utf8_stream(void) {
+    static const char *const CASES[] = {"\xe2\x82\xac",
+                                        "a\xe2\x82",
+                                        "\xf0\x9f\x98\x80!",
+                                        "\xc3(\xe2\x82x",
+                                        "\xf0\x80\x80",
+                                        "\xed\xa0\x80",
+                                        "\xf4\x90\x80\x80z",
+                                        "\xc0\xaf",
+                                        "\xf0\x9f\x98",
+                                        "\xef\xbb\xbf"
+                                        "a\xff\xfe"};
+    tok_bytes out = {0};
+    int bad = 0;
+    for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
+        size_t n = strlen(CASES[c]);
+        for (size_t i = 0; i <= n; i++)
+            for (size_t j = i; j <= n; j++) {
+                size_t cuts[2] = {i, j};
+                bad += !stream_matches(CASES[c], n, cuts, 2, &out);
+            }
+    }
+    tu_check(!bad, "tok_utf8_stream_splits", "%d splits of the fixed cases differ from whole decoding", bad);
+    static const uint8_t POOL[] = {'a',  ' ',  0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf,
+                                   0xe0, 0xe1, 0xed, 0xef, 0xf0, 0xf1, 0xf4, 0xf5, 0xff, 0x00, '\n'};
+    char x[64];
+    size_t cuts[8];
+    bad = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        size_t n = (size_t)tu_int(40);
+        for (size_t i = 0; i < n; i++)
+            x[i] = (char)POOL[tu_int((int)sizeof POOL)];
+        int n_cuts = tu_int(8);
+        for (int c = 0; c < n_cuts; c++)
+            cuts[c] = n ? (size_t)tu_int((int)n + 1) : 0;
+        for (int a = 1; a < n_cuts; a++) /* ascending */
+            for (int b = a; b > 0 && cuts[b - 1] > cuts[b]; b--) {
+                size_t t = cuts[b];
+                cuts[b] = cuts[b - 1];
+                cuts[b - 1] = t;
+            }
+        bad += !stream_matches(x, n, cuts, n_cuts, &out);
+    }
+    tu_check(!bad, "tok_utf8_stream_random", "%d of 3000 random byte strings differ from whole decoding",
+             bad);
+    tok_bytes_free(&out);
 }
 
 static int ids_equal(const tok_ids *a, const int32_t *b, size_t n) {
@@ -216,9 +323,17 @@ static void check_vocab(const char *dir) {
     tok *t = load_or_die(enc, vocab);
     tu_check(tok_vocab_size(t) == 50257 && tok_eot(t) == 50256, "tok_vocab_eot", "vocab %d, eot %d",
              tok_vocab_size(t), tok_eot(t));
-    struct { const char *text; int32_t ids[8]; size_t n; } cases[] = {
-        {"Hello world", {15496, 995}, 2}, {" ", {220}, 1}, {"\n", {198}, 1}, {"!", {0}, 1},
-        {" the", {262}, 1}, {" t", {256}, 1},
+    struct {
+        const char *text;
+        int32_t ids[8];
+        size_t n;
+    } cases[] = {
+        {"Hello world", {15496, 995}, 2},
+        {" ", {220}, 1},
+        {"\n", {198}, 1},
+        {"!", {0}, 1},
+        {" the", {262}, 1},
+        {" t", {256}, 1},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -233,7 +348,8 @@ static void check_vocab(const char *dir) {
     const char *eot_text = "a<|endoftext|>b";
     tok_encode(t, eot_text, strlen(eot_text), &ids, NULL);
     int has_eot = 0;
-    for (size_t i = 0; i < ids.n; i++) has_eot |= ids.ids[i] == 50256;
+    for (size_t i = 0; i < ids.n; i++)
+        has_eot |= ids.ids[i] == 50256;
     tok_bytes back = {0};
     mt_err err;
     int ok = tok_decode(t, ids.ids, ids.n, &back, &err) == 0 && back.n == strlen(eot_text) &&
@@ -270,7 +386,8 @@ static void check_vocab(const char *dir) {
 /* ------------------------------------------------------------------ modes */
 
 static int mode_classes(void) {
-    for (uint32_t cp = 0; cp < 0x110000; cp++) putchar(tok_class_of(cp));
+    for (uint32_t cp = 0; cp < 0x110000; cp++)
+        putchar(tok_class_of(cp));
     return 0;
 }
 
@@ -281,14 +398,16 @@ static int mode_compare(int argc, char **argv) {
     mt_err err;
     size_t ref_len;
     char *ref = mt_read_file(argv[5], &ref_len, &err);
-    if (!ref) return printf("FAIL tok_compare[%s]: %s\n", label, err.msg), 1;
+    if (!ref)
+        return printf("FAIL tok_compare[%s]: %s\n", label, err.msg), 1;
     size_t ref_at = 0, n_docs = 0, tokens = 0, mismatched = 0, roundtrip_bad = 0, bytes = 0, repl = 0;
     int raw = 0;
     tok_ids ids = {0};
     tok_bytes back = {0};
     for (int f = 6; f < argc; f++) {
         doc_list docs = {0};
-        if (docs_read(&docs, argv[f])) return printf("FAIL tok_compare[%s]: cannot read %s\n", label, argv[f]), 1;
+        if (docs_read(&docs, argv[f]))
+            return printf("FAIL tok_compare[%s]: cannot read %s\n", label, argv[f]), 1;
         raw |= docs.raw;
         for (size_t d = 0; d < docs.n; d++) {
             CHECK(ref_at + 4 <= ref_len, "reference ends early");
@@ -304,9 +423,11 @@ static int mode_compare(int argc, char **argv) {
             tokens += ids.n, bytes += docs.len[d];
             if (!ids_equal(&ids, want, n)) {
                 size_t k = 0;
-                while (k < ids.n && k < n && ids.ids[k] == want[k]) k++;
+                while (k < ids.n && k < n && ids.ids[k] == want[k])
+                    k++;
                 if (mismatched++ < 5)
-                    printf("#   %s doc %zu: first difference at token %zu (ours %d, reference %d; %zu vs %u tokens)\n",
+                    printf("#   %s doc %zu: first difference at token %zu (ours %d, reference %d; %zu vs %u "
+                           "tokens)\n",
                            argv[f], d, k, k < ids.n ? ids.ids[k] : -1, k < n ? want[k] : -1, ids.n, n);
             }
             back.n = 0;
@@ -314,19 +435,21 @@ static int mode_compare(int argc, char **argv) {
             size_t clean_len = docs.len[d];
             char *clean = tok_utf8_sanitize(docs.text[d], docs.len[d], &clean_len, NULL);
             const char *x = clean ? clean : docs.text[d];
-            if (back.n != clean_len || memcmp(back.data, x, clean_len)) roundtrip_bad++;
+            if (back.n != clean_len || memcmp(back.data, x, clean_len))
+                roundtrip_bad++;
             free(clean);
         }
         n_docs += docs.n;
-        for (size_t d = 0; d < docs.n; d++) free(docs.text[d]);
+        for (size_t d = 0; d < docs.n; d++)
+            free(docs.text[d]);
         free(docs.text), free(docs.len);
     }
     printf("# %s: %zu docs, %zu bytes, %zu tokens compared, %zu U+FFFD replacements\n", label, n_docs, bytes,
            tokens, repl);
     char check[256];
     snprintf(check, sizeof check, "tok_equals_reference[%s]", label);
-    tu_check(!mismatched && ref_at == ref_len, check, "%zu of %zu documents differ (%zu reference bytes left)",
-             mismatched, n_docs, ref_len - ref_at);
+    tu_check(!mismatched && ref_at == ref_len, check,
+             "%zu of %zu documents differ (%zu reference bytes left)", mismatched, n_docs, ref_len - ref_at);
     snprintf(check, sizeof check, "tok_decode_roundtrip[%s]", label);
     tu_check(!roundtrip_bad, check, "%zu of %zu documents do not round-trip%s", roundtrip_bad, n_docs,
              raw ? " (to their U+FFFD-replaced text)" : "");
@@ -340,7 +463,8 @@ static int mode_bench(int argc, char **argv) {
     tok *t = load_or_die(argv[2], argv[3]);
     doc_list docs = {0};
     for (int f = 4; f < argc; f++)
-        if (docs_read(&docs, argv[f])) return 1;
+        if (docs_read(&docs, argv[f]))
+            return 1;
     size_t bytes = 0, tokens = 0;
     tok_ids ids = {0};
     double start = mt_now();
@@ -352,7 +476,8 @@ static int mode_bench(int argc, char **argv) {
     double s = mt_now() - start;
     printf("%.1f MB/s (%zu docs, %.1f MB, %zu tokens, %.2f s, one core)\n", bytes / s / 1e6, docs.n,
            bytes / 1e6, tokens, s);
-    for (size_t d = 0; d < docs.n; d++) free(docs.text[d]);
+    for (size_t d = 0; d < docs.n; d++)
+        free(docs.text[d]);
     free(docs.text), free(docs.len);
     tok_ids_free(&ids);
     tok_free(t);
@@ -360,16 +485,22 @@ static int mode_bench(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "classes")) return mode_classes();
-    if (argc >= 7 && !strcmp(argv[1], "compare")) return mode_compare(argc, argv);
-    if (argc >= 5 && !strcmp(argv[1], "bench")) return mode_bench(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "classes"))
+        return mode_classes();
+    if (argc >= 7 && !strcmp(argv[1], "compare"))
+        return mode_compare(argc, argv);
+    if (argc >= 5 && !strcmp(argv[1], "bench"))
+        return mode_bench(argc, argv);
     if (argc > 1) {
-        fprintf(stderr, "usage: test_tokenizer [classes | compare LABEL ENC VOCAB REF DOC... | bench ENC VOCAB DOC...]\n");
+        fprintf(stderr, "usage: test_tokenizer [classes | compare LABEL ENC VOCAB REF DOC... | bench ENC "
+                        "VOCAB DOC...]\n");
         return 2;
     }
+    tu_srand(tu_seed("test_tokenizer"));
     check_classes();
     check_splits();
     check_sanitize();
+    check_utf8_stream();
     const char *cache = getenv("MESHTRAIN_CACHE");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/gpt2", cache && *cache ? cache : ".cache");
