@@ -77,10 +77,10 @@ build/tests/%: build/tests/%.o build/libmeshtrain.a
 # model/backend.c with MT_CUDA) are built two ways from the same sources:
 #  - emulated, always: g++ compiles the kernels against the SIMT emulator (tests/simt), which also provides
 #    the CUDA runtime, cuBLASLt and NCCL entry points the host code calls (on OpenBLAS and MPI). Test
-#    programs tests/test_cuda_*.c and build/emu/bin/train run the backend here; an AddressSanitizer build
-#    of the op tests goes to build/asan/.
+#    programs tests/test_cuda_*.c, build/emu/bin/train and build/emu/bin/generate run the backend here; an
+#    AddressSanitizer build of the op tests goes to build/asan/.
 #  - real, with `make CUDA=1`: nvcc for sm_80 and sm_90 (ptxas resource reports in build/cuda/*.ptxas),
-#    linked against libcudart, libcublasLt and libnccl into bin/train.
+#    linked against libcudart, libcublasLt and libnccl into bin/train and bin/generate.
 CUDA_HOME  ?= /usr/local/cuda
 CUDA_CU    := $(wildcard model/cuda/*.cu)
 CUDA_HOSTC := $(wildcard model/cuda/*.c parallel/cuda/*.c) model/backend.c
@@ -92,7 +92,7 @@ EMU_OBJ    := $(patsubst %.cu,build/emu/%.o,$(CUDA_CU)) $(patsubst %.c,build/emu
               $(patsubst %.cpp,build/emu/%.o,$(SIMT_SRC))
 EMU_TESTS  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_cuda_*.c)) \
               $(if $(wildcard tests/simt/selftest.cu),build/tests/test_simt)
-EMU_BINS   := build/emu/bin/train
+EMU_BINS   := build/emu/bin/train build/emu/bin/generate
 ASAN_TESTS := $(patsubst tests/%.c,build/asan/tests/%,$(wildcard tests/test_cuda_ops.c))
 EMU_LIBS    = $(LDLIBS) -lstdc++
 all: $(EMU_TESTS) $(EMU_BINS) $(ASAN_TESTS)
@@ -109,7 +109,7 @@ build/emu/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	@echo "CC   $< (CUDA, emulated)"
 	@$(CC) $(CFLAGS) -DMT_CUDA $(CUDA_INC) -c $< -o $@
-build/emu/bin/train: build/train/main_train.o $(EMU_OBJ) build/libmeshtrain.a
+build/emu/bin/%: build/train/main_%.o $(EMU_OBJ) build/libmeshtrain.a
 	@mkdir -p $(dir $@)
 	@echo "LINK $@ (emulated CUDA)"
 	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(EMU_LIBS)
@@ -142,13 +142,15 @@ build/asan/tests/%: build/asan/tests/%.o $(subst build/emu/,build/asan/,$(EMU_OB
 	@echo "LINK $@ (emulated CUDA, asan)"
 	@$(CC) $(CFLAGS) $(ASAN) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(EMU_LIBS)
 
-# make CUDA=1: the real CUDA build of bin/train (CUDA_TRAIN names another output, as the tests do).
+# make CUDA=1: the real CUDA build of bin/train and bin/generate (CUDA_TRAIN and CUDA_GENERATE name other
+# outputs, as the tests do).
 NVCC        = $(CUDA_HOME)/bin/nvcc
 NVCC_FLAGS  = -O3 -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
               --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v
 CUDA_OBJ   := $(patsubst %.cu,build/cuda/%.o,$(CUDA_CU)) $(patsubst %.c,build/cuda/%.o,$(CUDA_HOSTC))
 CUDA_LIBS   = $(LDLIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lnccl -lstdc++
 CUDA_TRAIN ?= bin/train
+CUDA_GENERATE ?= bin/generate
 build/cuda/%.o: %.cu | deps
 	@mkdir -p $(dir $@)
 	@echo "NVCC $<"
@@ -159,6 +161,8 @@ build/cuda/%.o: %.c | deps
 	@$(CC) $(CFLAGS) -DMT_CUDA $(CUDA_INC) -c $< -o $@
 ifeq ($(CUDA),1)
 $(CUDA_TRAIN): build/train/main_train.o $(CUDA_OBJ) build/libmeshtrain.a
+$(CUDA_GENERATE): build/train/main_generate.o $(CUDA_OBJ) build/libmeshtrain.a
+$(CUDA_TRAIN) $(CUDA_GENERATE):
 	@mkdir -p $(dir $@)
 	@echo "LINK $@ (CUDA)"
 	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(CUDA_LIBS)

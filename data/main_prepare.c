@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/alpaca.h"
 #include "data/prepare.h"
 #include "data/prepare_input.h"
 #include "data/prepare_json.h"
@@ -275,15 +276,6 @@ static int mkdir_p(const char *path, mt_err *err) {
     return 0;
 }
 
-static const char *TMPL_INPUT =
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n"
-    "### Input:\n{input}\n\n### Response:";
-static const char *TMPL_NO_INPUT =
-    "Below is an instruction that describes a task. Write a response that "
-    "appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n"
-    "### Response:";
-
 /* A template file: {"prompt_input": "...", "prompt_no_input": "..."} with {instruction} and {input}. */
 static int load_template(const char *path, tok_bytes v[2], mt_err *err) {
     size_t len;
@@ -411,8 +403,8 @@ static int run(const char *cmd, int argc, char **argv, int rank, int size) {
         o.tmpl_input = tv[0].data;
         o.tmpl_no_input = tv[1].data;
     } else {
-        o.tmpl_input = TMPL_INPUT;
-        o.tmpl_no_input = TMPL_NO_INPUT;
+        o.tmpl_input = ALPACA_PROMPT_INPUT;
+        o.tmpl_no_input = ALPACA_PROMPT_NO_INPUT;
     }
     if (!rc)
         rc = collect(cmd, &in, &src, &n_src, &err);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/alpaca.h"
 #include "data/prepare.h"
 #include "data/prepare_input.h"
 #include "data/prepare_json.h"
@@ -17,26 +18,6 @@ typedef struct {
     uint8_t *mask;
     size_t mask_cap;
 } alpaca_buf;
-
-static void render(tok_bytes *out, const char *tmpl, const tok_bytes *instruction, const tok_bytes *input) {
-    out->n = 0;
-    for (const char *c = tmpl; *c;) {
-        const tok_bytes *v = !strncmp(c, "{instruction}", 13) ? instruction
-                             : !strncmp(c, "{input}", 7)      ? input
-                                                              : NULL;
-        const char *data = v ? v->data : c;
-        size_t n = v ? v->n : 1;
-        if (out->n + n > out->cap) {
-            out->cap = 2 * (out->n + n) + 64;
-            out->data = realloc(out->data, out->cap);
-            CHECK(out->data, "out of memory");
-        }
-        if (n)
-            memcpy(out->data + out->n, data, n);
-        out->n += n;
-        c += v == instruction && v ? 13 : v ? 7 : 1;
-    }
-}
 
 /* One parsed record (state as pj_fields gives it): 0, or the prep_bad/prep_doc result. */
 static int example(prep_src *s, alpaca_buf *b, const int *state, const char *where, long long index,
@@ -49,7 +30,7 @@ static int example(prep_src *s, alpaca_buf *b, const int *state, const char *whe
     if (state[1] == 0)
         b->vals[1].n = 0; /* a missing input is an empty input */
     const prep_opts *o = s->o;
-    render(&b->prompt, b->vals[1].n ? o->tmpl_input : o->tmpl_no_input, &b->vals[0], &b->vals[1]);
+    alpaca_render(&b->prompt, b->vals[1].n ? o->tmpl_input : o->tmpl_no_input, &b->vals[0], &b->vals[1]);
     size_t repl = 0;
     b->ids.n = 0;
     tok_encode(o->tk, b->prompt.data, b->prompt.n, &b->ids, &repl);

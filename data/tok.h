@@ -51,6 +51,8 @@ void tok_utf8_stream_feed(tok_utf8_stream *s, const char *bytes, size_t n, tok_b
 void tok_utf8_stream_finish(tok_utf8_stream *s, tok_bytes *out);
 void tok_utf8_stream_free(tok_utf8_stream *s);
 
+/* Appends n ids to out (growing it). */
+void tok_ids_push(tok_ids *out, const int32_t *ids, size_t n);
 /* Appends n bytes to b (growing it). */
 void tok_bytes_append(tok_bytes *b, const char *data, size_t n);
 

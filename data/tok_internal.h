@@ -68,7 +68,6 @@ struct tok {
 
 uint64_t tok_hash_bytes(const uint8_t *p, size_t n);
 const tok_merge_slot *tok_merge_find(const tok *t, int32_t left, int32_t right);
-void tok_ids_push(tok_ids *out, const int32_t *ids, size_t n);
 /* BPE of one pre-token, with the cache; appends its ids. */
 void tok_bpe_piece(tok *t, const uint8_t *piece, size_t len, tok_ids *out);
 void tok_cache_free(tok *t);

@@ -149,3 +149,12 @@ void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int roo
     MPI_CHECK(MPI_Bcast(buf, (int)n, MPI_BYTE, root, c->comm[g]));
     count(c, g, COMM_BROADCAST, (double)n, t0);
 }
+
+int comm_agree(comm_ctx *c, comm_group g, int failed, mt_err *err) {
+    double first = -(double)(failed ? c->rank[g] : c->size[g]); /* MAX of the negation: the lowest rank */
+    comm_allreduce_host(c, g, COMM_MAX, &first, 1);
+    if ((int)-first == c->size[g])
+        return 0;
+    comm_broadcast_host(c, g, err->msg, sizeof err->msg, (int)-first);
+    return -1;
+}

@@ -56,6 +56,9 @@ void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n
  * not overlap mine. A sum over them in that order gives the same bits on every rank, which an all-reduce
  * does not promise. Payload: size * n doubles. */
 void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, int n);
+/* Every rank learns whether any rank of the group failed (failed != 0): -1 on all of them if so, with the
+ * message of the lowest failing rank in err, else 0. Payload: 1 double, plus the message. */
+int comm_agree(comm_ctx *c, comm_group g, int failed, mt_err *err);
 /* Host bytes from rank root of the group to the others. Payload: n bytes. */
 void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int root);
 

@@ -45,16 +45,18 @@ void sampler_free(sampler *s) {
     free(s);
 }
 
-void sampler_seed(sampler *s, uint64_t seed) {
-    s->rng = seed * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
+/* splitmix64's output function: neighbouring seeds start unrelated streams. */
+static uint64_t mix64(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
 }
+
+void sampler_seed(sampler *s, uint64_t seed) { s->rng = mix64(seed + 0x632be59bd9b4e019ULL); }
 
 /* splitmix64 -> a uniform double in [0, 1) with 53 random bits */
 static double uniform(sampler *s) {
-    uint64_t x = (s->rng += 0x9e3779b97f4a7c15ULL);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return (double)((x ^ (x >> 31)) >> 11) * 0x1.0p-53;
+    return (double)(mix64(s->rng += 0x9e3779b97f4a7c15ULL) >> 11) * 0x1.0p-53;
 }
 
 /* The largest logit of the group; +inf when any rank holds a non-finite one. */
