@@ -2,6 +2,7 @@
 """Independent float64 PyTorch reference for meshtrain's decoders (GPT-J, GPT-Neo, GPT-2).
 
 Usage: /usr/bin/python3 tests/ref/model_ref.py CASE.h5 OUT.h5
+       /usr/bin/python3 tests/ref/model_ref.py greedy CHECKPOINT.h5 PROMPTS.json OUT.json
 
 Written from the model math (SPEC 1.2, 1.3, 1.5, 2.2, 3, 8, 9), not from the C code. The input and
 output contract is in README.md beside this file. Gradients come from autograd; the optimizer is AdamW
@@ -212,13 +213,24 @@ def param_shapes(cfg):
 
 def check_config(cfg, tr):
     """Reject configs the reference cannot run unambiguously."""
+    check_model(cfg)
+    missing = [k for k in TRAIN_KEYS if k not in tr]
+    if missing:
+        raise CaseError("attr 'train' lacks " + ", ".join(missing))
+    if tr["schedule"] not in ("cosine", "constant"):
+        raise CaseError(f"unknown schedule {tr['schedule']!r}")
+    if tr["schedule"] == "cosine" and tr["anneal_steps"] <= 0:
+        raise CaseError("cosine schedule needs anneal_steps > 0 (README divides by it)")
+    if tr["clip"] <= 0:
+        raise CaseError(f"clip must be > 0, got {tr['clip']}")
+
+
+def check_model(cfg):
+    """Reject model configs the reference cannot run unambiguously."""
     missing = [k for k in MODEL_KEYS if k not in cfg] + ["bias." + k for k in BIAS_KEYS
                                                           if k not in cfg.get("bias", {})]
     if missing:
         raise CaseError("attr 'model' lacks " + ", ".join(missing))
-    missing = [k for k in TRAIN_KEYS if k not in tr]
-    if missing:
-        raise CaseError("attr 'train' lacks " + ", ".join(missing))
     d, H, r = cfg["d_model"], cfg["n_head"], cfg["rotary_dim"]
     if H <= 0 or d % H or r % 2 or not 0 <= r <= d // H:
         raise CaseError(f"bad attention shape: d_model {d}, n_head {H}, rotary_dim {r}")
@@ -228,12 +240,6 @@ def check_config(cfg, tr):
         raise CaseError(f"unknown attn_scale {cfg['attn_scale']!r}")
     if not cfg["attention_layers"] or set(cfg["attention_layers"]) - {"global", "local"}:
         raise CaseError(f"bad attention_layers {cfg['attention_layers']!r}")
-    if tr["schedule"] not in ("cosine", "constant"):
-        raise CaseError(f"unknown schedule {tr['schedule']!r}")
-    if tr["schedule"] == "cosine" and tr["anneal_steps"] <= 0:
-        raise CaseError("cosine schedule needs anneal_steps > 0 (README divides by it)")
-    if tr["clip"] <= 0:
-        raise CaseError(f"clip must be > 0, got {tr['clip']}")
 
 
 def load_case(path):
@@ -303,9 +309,71 @@ def write_out(path, out):
                 f[f"{group}/{name}"] = f32(t)
 
 
+# -------------------------------------------------------------------------------------------- greedy
+
+def greedy(cfg, p, prompt, max_new, limit):
+    """Greedy decoding, the whole sequence recomputed for every new token.
+
+    The next token is the argmax of the last position's logits over ids [0, limit) (torch.argmax takes the
+    first of equal maxima: the lowest id). A completion ends before the end-of-text token, after max_new
+    tokens, or when the sequence holds n_ctx + 1 tokens (the last one was predicted at position n_ctx - 1).
+    Returns the new tokens and the smallest gap between the best and the second-best logit on the way.
+    """
+    seq, new, margin = list(prompt), [], math.inf
+    while True:
+        logits = forward(cfg, p, torch.tensor([seq]))[0, -1, :limit]
+        top2 = torch.topk(logits, 2).values
+        margin = min(margin, float(top2[0] - top2[1]))
+        tok = int(torch.argmax(logits))
+        if tok == cfg["eot_token"]:
+            break
+        seq.append(tok)
+        new.append(tok)
+        if len(new) == max_new or len(seq) > cfg["n_ctx"]:
+            break
+    return new, margin
+
+
+def load_checkpoint(path):
+    """The model config and float64 parameters of a meshtrain checkpoint (README: Checkpoints)."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise CaseError(f"not a readable HDF5 file ({e})")
+    with f:
+        cfg = json.loads(f.attrs["config"])["model"]
+        check_model(cfg)
+        params = {name: torch.from_numpy(np.asarray(f["params"][name], dtype=np.float32)).to(DT)
+                  for name in param_shapes(cfg)}
+    return cfg, params
+
+
+def main_greedy(ckpt, prompts_path, out_path):
+    """PROMPTS.json: {"prompts": [[ids]...], "max_new": N, "limit": L}; OUT.json: {"completions": [[ids]...],
+    "min_margin": the smallest top-1 / top-2 logit gap seen}."""
+    cfg, params = load_checkpoint(ckpt)
+    with open(prompts_path) as f:
+        job = json.load(f)
+    out, margin = [], math.inf
+    with torch.no_grad():
+        for prompt in job["prompts"]:
+            new, m = greedy(cfg, params, prompt, job["max_new"], job["limit"])
+            out.append(new)
+            margin = min(margin, m)
+    with open(out_path, "w") as f:
+        json.dump({"completions": out, "min_margin": margin}, f)
+    return 0
+
+
 def main(argv):
+    if len(argv) == 5 and argv[1] == "greedy":
+        try:
+            return main_greedy(*argv[2:])
+        except (CaseError, KeyError, ValueError) as e:
+            print(f"model_ref.py: {argv[2]}: {e}", file=sys.stderr)
+            return 2
     if len(argv) != 3:
-        print("usage: model_ref.py CASE.h5 OUT.h5", file=sys.stderr)
+        print("usage: model_ref.py CASE.h5 OUT.h5 | greedy CHECKPOINT.h5 PROMPTS.json OUT.json", file=sys.stderr)
         return 2
     try:
         cfg, tr, params, tokens, weights = load_case(argv[1])
