@@ -19,6 +19,11 @@ static inline int32_t *cpu_i(ops_ptr p) { return (int32_t *)p.buf->data + p.off;
  * so sums never depend on the thread count. */
 enum { CPU_COL_BLOCK = 64 };
 
+/* Loops over fewer elements than this run on the calling thread: starting a parallel region costs
+ * microseconds (far more when a thread has to be woken), more than a decoding step's one-row operations
+ * take. Every element is computed the same way either way. */
+#define CPU_PAR_MIN 32768L
+
 void cpu_install_mem(ops *o);
 void cpu_install_dense(ops *o);
 void cpu_install_norm(ops *o);

@@ -9,7 +9,7 @@
  * -angle (sign -1, the backward). */
 static void rotate(float *X, const float *cs, int B, int T, int H, int dh, int rot_dim, int ld, float sign) {
     int half = rot_dim / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)B * T * H * rot_dim >= CPU_PAR_MIN)
     for (int r = 0; r < B * T; r++) {
         const float *cosv = cs + (size_t)(r % T) * rot_dim, *sinv = cosv + half;
         for (int h = 0; h < H; h++) {
@@ -123,6 +123,7 @@ static void step_head(const ops_step_shape *s, int b, int h, float *out, float *
     for (int i = 0; i < n; i++) {
         const float *k = K + (base + (size_t)((j0 + i) % s->slots)) * s->ld_kv + (size_t)h * dh;
         float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
         for (int e = 0; e < dh; e++)
             acc += qh[e] * k[e];
         sc[i] = s->scale * acc;
@@ -153,7 +154,7 @@ static void cpu_attention_step(ops *o, ops_ptr out, ops_ptr scratch, ops_ptr q, 
           "attention_step: window %d, slots %d, pos %d", s->window, s->slots, s->pos);
     float *O = cpu_f(out), *SC = cpu_f(scratch);
     const float *Q = cpu_f(q), *K = cpu_f(k), *V = cpu_f(v);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)s->B * s->H * (s->pos + 1) * s->dh >= CPU_PAR_MIN)
     for (int bh = 0; bh < s->B * s->H; bh++)
         step_head(s, bh / s->H, bh % s->H, O, SC + (size_t)bh * s->slots, Q, K, V);
 }

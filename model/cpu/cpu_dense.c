@@ -27,7 +27,7 @@ static void cpu_add_bias(ops *o, ops_ptr y, ops_ptr bias, int rows, int cols, in
     (void)o;
     float *Y = cpu_f(y);
     const float *b = cpu_f(bias);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)rows * cols >= CPU_PAR_MIN)
     for (int r = 0; r < rows; r++) {
         float *row = Y + (size_t)r * ld;
 #pragma omp simd
@@ -60,7 +60,7 @@ static void cpu_add(ops *o, ops_ptr y, ops_ptr x, ops_ptr a, size_t n) {
     (void)o;
     float *Y = cpu_f(y);
     const float *X = cpu_f(x), *A = cpu_f(a);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if ((long)n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
         Y[i] = X[i] + A[i];
 }
@@ -68,7 +68,7 @@ static void cpu_add(ops *o, ops_ptr y, ops_ptr x, ops_ptr a, size_t n) {
 static void cpu_scale(ops *o, ops_ptr x, float alpha, size_t n) {
     (void)o;
     float *X = cpu_f(x);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if ((long)n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
         X[i] *= alpha;
 }

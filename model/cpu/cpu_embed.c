@@ -11,7 +11,7 @@ static void cpu_embed_fwd(ops *o, ops_ptr out, ops_ptr ids, ops_ptr wte, int n, 
     float *Y = cpu_f(out);
     const float *W = cpu_f(wte);
     const int32_t *I = cpu_i(ids);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)n * d >= CPU_PAR_MIN)
     for (int i = 0; i < n; i++) {
         int row = I[i] - row_start;
         float *y = Y + (size_t)i * d;
@@ -35,11 +35,13 @@ static void cpu_embed_bwd(ops *o, ops_ptr dwte, ops_ptr ids, ops_ptr dout, int n
         int c0 = blk * CPU_COL_BLOCK, c1 = c0 + CPU_COL_BLOCK < d ? c0 + CPU_COL_BLOCK : d;
         for (int i = 0; i < n; i++) {
             int row = I[i] - row_start;
-            if (row < 0 || row >= rows) continue;
+            if (row < 0 || row >= rows)
+                continue;
             float *dw = DW + (size_t)row * d;
             const float *dy = DY + (size_t)i * d;
 #pragma omp simd
-            for (int c = c0; c < c1; c++) dw[c] += dy[c];
+            for (int c = c0; c < c1; c++)
+                dw[c] += dy[c];
         }
     }
 }
@@ -48,12 +50,13 @@ static void cpu_pos_fwd(ops *o, ops_ptr out, ops_ptr wpe, int B, int T, int d) {
     (void)o;
     float *Y = cpu_f(out);
     const float *W = cpu_f(wpe);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)B * T * d >= CPU_PAR_MIN)
     for (int r = 0; r < B * T; r++) {
         float *y = Y + (size_t)r * d;
         const float *w = W + (size_t)(r % T) * d;
 #pragma omp simd
-        for (int c = 0; c < d; c++) y[c] += w[c];
+        for (int c = 0; c < d; c++)
+            y[c] += w[c];
     }
 }
 
@@ -67,7 +70,8 @@ static void cpu_pos_bwd(ops *o, ops_ptr dwpe, ops_ptr dout, int B, int T, int d)
         for (int b = 0; b < B; b++) {
             const float *dy = DY + ((size_t)b * T + t) * d;
 #pragma omp simd
-            for (int c = 0; c < d; c++) dw[c] += dy[c];
+            for (int c = 0; c < d; c++)
+                dw[c] += dy[c];
         }
     }
 }
@@ -80,7 +84,8 @@ static void cpu_ce_rowmax(ops *o, ops_ptr rowmax, ops_ptr logits, const ops_ce_s
     for (int i = 0; i < s->N; i++) {
         const float *l = L + (size_t)i * s->ld;
         float mx = -INFINITY;
-        for (int c = 0; c < s->ncols; c++) mx = l[c] > mx ? l[c] : mx;
+        for (int c = 0; c < s->ncols; c++)
+            mx = l[c] > mx ? l[c] : mx;
         M[i] = mx;
     }
 }
@@ -95,7 +100,8 @@ static void cpu_ce_sumexp(ops *o, ops_ptr sumexp, ops_ptr tgt, ops_ptr logits, o
     for (int i = 0; i < s->N; i++) {
         const float *l = L + (size_t)i * s->ld;
         float m = M[i], sum = 0;
-        for (int c = 0; c < s->ncols; c++) sum += expf(l[c] - m);
+        for (int c = 0; c < s->ncols; c++)
+            sum += expf(l[c] - m);
         S[i] = sum;
         int t = Y[i] - s->col_start;
         TG[i] = (t >= 0 && t < s->ncols) ? l[t] - m : 0.0f;
@@ -130,10 +136,13 @@ static void cpu_ce_bwd(ops *o, ops_ptr logits, ops_ptr rowmax, ops_ptr sumexp, o
             continue;
         }
 #pragma omp simd
-        for (int c = 0; c < s->ncols; c++) l[c] = pscale * expf(l[c] - m) * inv_s;
-        for (int c = s->ncols; c < s->ld; c++) l[c] = 0.0f;
+        for (int c = 0; c < s->ncols; c++)
+            l[c] = pscale * expf(l[c] - m) * inv_s;
+        for (int c = s->ncols; c < s->ld; c++)
+            l[c] = 0.0f;
         int t = Y[i] - s->col_start;
-        if (t >= 0 && t < s->ncols) l[t] -= w;
+        if (t >= 0 && t < s->ncols)
+            l[t] -= w;
     }
 }
 

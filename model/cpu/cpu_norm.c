@@ -9,19 +9,22 @@ static void cpu_layernorm_fwd(ops *o, ops_ptr out, ops_ptr mean, ops_ptr rstd, o
     (void)o;
     float *Y = cpu_f(out), *MU = cpu_f(mean), *RS = cpu_f(rstd);
     const float *X = cpu_f(x), *G = cpu_f(gamma), *B = cpu_f(beta);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)rows * cols >= CPU_PAR_MIN)
     for (int r = 0; r < rows; r++) {
         const float *xr = X + (size_t)r * cols;
         double s = 0, ss = 0;
-        for (int c = 0; c < cols; c++) s += xr[c];
+        for (int c = 0; c < cols; c++)
+            s += xr[c];
         double mu = s / cols;
-        for (int c = 0; c < cols; c++) ss += (xr[c] - mu) * (xr[c] - mu);
+        for (int c = 0; c < cols; c++)
+            ss += (xr[c] - mu) * (xr[c] - mu);
         float m = (float)mu, rs = (float)(1.0 / sqrt(ss / cols + eps));
         MU[r] = m;
         RS[r] = rs;
         float *yr = Y + (size_t)r * cols;
 #pragma omp simd
-        for (int c = 0; c < cols; c++) yr[c] = (xr[c] - m) * rs * G[c] + B[c];
+        for (int c = 0; c < cols; c++)
+            yr[c] = (xr[c] - m) * rs * G[c] + B[c];
     }
 }
 
@@ -78,7 +81,7 @@ static void cpu_gelu_fwd(ops *o, ops_ptr y, ops_ptr x, size_t n) {
     (void)o;
     float *Y = cpu_f(y);
     const float *X = cpu_f(x);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if ((long)n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float v = X[i];
         Y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));

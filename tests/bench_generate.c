@@ -1,0 +1,139 @@
+/* make bench: decoding speed of the CPU backend at batch 1 (bin/generate's loop: a decoding step, the
+ * logits to the host, the greedy draw) for the model configs given, with random weights.
+ *
+ * A decoding step reads every weight once, so its speed is bounded by memory bandwidth: bound = read
+ * bandwidth / bytes of weights read per token (every matrix, the head's padded rows included, one row of
+ * wte and wpe; the key/value cache read at position p, 2 x n_layer x p x d_model floats, is reported apart).
+ * The bandwidth is measured here, in the same process and with the same threads: the best of 5 passes of a
+ * vectorized sum over 512 MiB.
+ *
+ *   build/tests/bench_generate configs/models/gpt2-124m.json ... */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "tests/testmodel.h"
+#include "train/sample.h"
+
+enum { PROMPT = 64, STEPS = 48, FAR = 900, REPS = 3 };
+
+static double read_bandwidth(void) {
+    size_t n = (size_t)128 << 20; /* floats: 512 MiB */
+    float *x = aligned_alloc(64, n * sizeof *x);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(i & 7);
+    double best = 0, total = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = omp_get_wtime(), sums[256] = {0};
+#pragma omp parallel
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            size_t lo = n / 16 * t / nt * 16, hi = n / 16 * (t + 1) / nt * 16;
+            float acc[16] = {0};
+            for (size_t i = lo; i < hi; i += 16)
+#pragma omp simd
+                for (int j = 0; j < 16; j++)
+                    acc[j] += x[i + j];
+            for (int j = 0; j < 16; j++)
+                sums[t % 256] += acc[j];
+        }
+        double s = omp_get_wtime() - t0, gbs = (double)n * sizeof *x / s / 1e9;
+        best = gbs > best ? gbs : best;
+        for (int t = 0; t < 256; t++)
+            total += sums[t];
+    }
+    free(x);
+    return total > 0 ? best : best; /* total keeps the sums alive */
+}
+
+/* Bytes of weights a decoding step reads. */
+static double step_bytes(const model *m) {
+    const param_table *t = &m->table;
+    double floats = 0;
+    for (int i = 0; i < t->n; i++) {
+        int lookup = i == t->wpe || (i == t->wte && !m->cfg.tie_embeddings);
+        floats += lookup ? (double)t->p[i].local_shape[1] : (double)t->p[i].numel;
+    }
+    return 4 * floats;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median ms of STEPS decoding steps (each: step, logits to the host, greedy draw) after a prefill of n. */
+static double decode_ms(model *m, sampler *s, float *logits, int n_logits, const int32_t *prompt, int n) {
+    static const sample_params GREEDY = {0, 0, 1};
+    double ms[STEPS];
+    model_prefill(m, prompt, n);
+    model_get_last_logits(m, logits, n_logits);
+    int32_t id = sampler_next(s, &GREEDY, logits);
+    for (int k = 0; k < STEPS; k++) {
+        double t0 = omp_get_wtime();
+        model_decode(m, &id);
+        model_get_last_logits(m, logits, n_logits);
+        id = sampler_next(s, &GREEDY, logits);
+        ms[k] = 1e3 * (omp_get_wtime() - t0);
+    }
+    qsort(ms, STEPS, sizeof *ms, cmp_double);
+    return ms[STEPS / 2];
+}
+
+static void bench(const char *path, ops *o, double bw) {
+    model_config cfg = tm_load_config(path);
+    model *m = model_create_infer(&cfg, o, 1, cfg.n_ctx, NULL);
+    model_init_params(m, 1);
+    model_infer_ready(m);
+    int n_logits = cfg.loss_vocab;
+    float *logits = mt_malloc((size_t)n_logits * sizeof *logits);
+    sampler *s = sampler_create(n_logits, 0, NULL);
+    int32_t *prompt = mt_malloc(FAR * sizeof *prompt);
+    for (int i = 0; i < FAR; i++)
+        prompt[i] = (int32_t)((i * 7919) % cfg.loss_vocab);
+    double prefill[REPS];
+    for (int r = 0; r < REPS; r++) {
+        double t0 = omp_get_wtime();
+        model_prefill(m, prompt, PROMPT);
+        model_get_last_logits(m, logits, n_logits);
+        prefill[r] = omp_get_wtime() - t0;
+    }
+    qsort(prefill, REPS, sizeof *prefill, cmp_double);
+    double near = decode_ms(m, s, logits, n_logits, prompt, PROMPT);
+    double far = decode_ms(m, s, logits, n_logits, prompt, FAR);
+    double bytes = step_bytes(m), bound = bw * 1e9 / bytes, tps = 1e3 / near;
+    double cache_far = 2.0 * cfg.n_layer * (FAR + STEPS / 2) * cfg.d_model * 4;
+    printf("| %s | %.0f | %.0f MB | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f |\n", cfg.name,
+           PROMPT / prefill[REPS / 2], bytes / 1e6, tps, bound, tps / bound, near, far,
+           1e3 * cache_far / (bw * 1e9));
+    fflush(stdout);
+    free(prompt);
+    free(logits);
+    sampler_free(s);
+    model_free(m);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_generate MODEL_CONFIG.json...\n");
+        return 2;
+    }
+    int threads = omp_get_max_threads();
+    ops *o = ops_cpu_create(threads);
+    double bw = read_bandwidth();
+    printf(
+        "decoding at batch 1, CPU backend, %d threads; memory read bandwidth %.1f GB/s (measured here)\n\n",
+        threads, bw);
+    printf("| model | prompt tokens/s (%d) | weights read per token | new tokens/s | bound (bandwidth / "
+           "weights) "
+           "| ratio | ms/token at %d | ms/token at %d | cache read at %d, ms at full bandwidth |\n",
+           PROMPT, PROMPT, FAR, FAR);
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    for (int i = 1; i < argc; i++)
+        bench(argv[i], o, bw);
+    o->destroy(o);
+    return 0;
+}
