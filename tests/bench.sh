@@ -2,6 +2,8 @@
 # make bench: training speed of bin/train at the benchmark configs. For each: ms/step, tokens/s, model
 # GFLOP/s (DESIGN 10 FLOP count), the sgemm GFLOP/s that bin/train measured at start-up in the same run,
 # their ratio (sgemm utilization), and peak RSS. Steps 1-2 are warm-up; the median of the rest counts.
+# Then decoding at batch 1 against the memory-bandwidth bound (tests/bench_generate.c), the loader, the
+# tokenizer and checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -39,6 +41,8 @@ bench gpt2-124m 4 64
 bench gpt2-124m 4 256
 bench gptj-124m 4 64
 bench gptj-124m 4 256
+echo
+build/tests/bench_generate configs/models/gpt2-124m.json configs/models/gptj-124m.json
 echo
 build/tests/bench_loader "$tmp/data.h5" "$(cat "$tmp/fastest_tps")"
 tests/tok/bench.sh

@@ -116,6 +116,17 @@ static void bench(const char *path, ops *o, double bw) {
     model_free(m);
 }
 
+/* The 1-minute load average: other processes on the machine bend every figure here. */
+static double load_average(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &l) != 1)
+        l = -1;
+    if (f)
+        fclose(f);
+    return l;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_generate MODEL_CONFIG.json...\n");
@@ -124,9 +135,9 @@ int main(int argc, char **argv) {
     int threads = omp_get_max_threads();
     ops *o = ops_cpu_create(threads);
     double bw = read_bandwidth();
-    printf(
-        "decoding at batch 1, CPU backend, %d threads; memory read bandwidth %.1f GB/s (measured here)\n\n",
-        threads, bw);
+    printf("decoding at batch 1, CPU backend, %d threads; memory read bandwidth %.1f GB/s (measured here); "
+           "load average %.2f\n\n",
+           threads, bw, load_average());
     printf("| model | prompt tokens/s (%d) | weights read per token | new tokens/s | bound (bandwidth / "
            "weights) "
            "| ratio | ms/token at %d | ms/token at %d | cache read at %d, ms at full bandwidth |\n",
@@ -134,6 +145,7 @@ int main(int argc, char **argv) {
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 1; i < argc; i++)
         bench(argv[i], o, bw);
+    printf("\nload average at the end: %.2f\n", load_average());
     o->destroy(o);
     return 0;
 }
