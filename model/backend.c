@@ -41,7 +41,7 @@ ops *backend_create(const char *kind, int threads, mt_err *err) {
     if (o)
         return o;
     if (!strcmp(kind, "auto")) {
-        fprintf(stderr, "train: warning: %s; backend \"auto\" runs on the CPU\n", why.msg);
+        fprintf(stderr, "warning: %s; backend \"auto\" runs on the CPU\n", why.msg);
         return ops_cpu_create(threads);
     }
     mt_fail(err, "%s", why.msg);
@@ -49,7 +49,7 @@ ops *backend_create(const char *kind, int threads, mt_err *err) {
 #else
     CHECK(!strcmp(kind, "auto"), "backend \"%s\" in a build without CUDA", kind);
     (void)err;
-    fprintf(stderr, "train: warning: this build has no CUDA backend (make CUDA=1); backend \"auto\" runs on "
+    fprintf(stderr, "warning: this build has no CUDA backend (make CUDA=1); backend \"auto\" runs on "
                     "the CPU\n");
     return ops_cpu_create(threads);
 #endif
