@@ -105,7 +105,8 @@ static void release(generator *g, size_t n, int finish, gen_result *r, gen_emit_
     tok_utf8_stream_feed(&g->utf8, g->held.data, n, &g->out);
     if (finish)
         tok_utf8_stream_finish(&g->utf8, &g->out);
-    memmove(g->held.data, g->held.data + n, g->held.n - n);
+    if (n && n < g->held.n)
+        memmove(g->held.data, g->held.data + n, g->held.n - n);
     g->held.n -= n;
     tok_bytes_append(&r->text, g->out.data, g->out.n);
     if (emit && g->out.n)

@@ -26,6 +26,8 @@ typedef struct {
     model_config cfg;
     tok_ids single; /* --prompt, --prompt-file */
     gen_batch batch;
+    FILE *out; /* rank 0: OUT.tmp of --out */
+    char out_tmp[4300];
     ops *o;
     model *m;
     generator *g;
@@ -76,6 +78,14 @@ static int single_prompt(session *s, mt_err *err) {
                             s->opt.prompt_file ? s->opt.prompt_file : "--prompt", err);
 }
 
+/* --out OUT is written as OUT.tmp (by rank 0), renamed when every completion is in it. */
+static int open_out(session *s, mt_err *err) {
+    snprintf(s->out_tmp, sizeof s->out_tmp, "%s.tmp", s->opt.out);
+    if (s->rank == 0 && !(s->out = fopen(s->out_tmp, "w")))
+        return mt_fail(err, "%s: cannot write: %s", s->out_tmp, strerror(errno));
+    return 0;
+}
+
 /* Everything that can be bad input, before the model is loaded: the tokenizer, the checkpoint and its
  * config, the prompts. */
 static int check_inputs(session *s, mt_err *err) {
@@ -92,7 +102,8 @@ static int check_inputs(session *s, mt_err *err) {
     if (!failed && model_tp_problem(&s->cfg, world, why, sizeof why))
         failed = mt_fail(err, "%s: %s (mpirun -n K splits the model over K ranks)", s->file, why);
     if (!failed && s->opt.batch)
-        failed = gen_batch_read(s->opt.batch, s->tk, s->opt.alpaca, &s->cfg, &s->batch, err);
+        failed =
+            gen_batch_read(s->opt.batch, s->tk, s->opt.alpaca, &s->cfg, &s->batch, err) || open_out(s, err);
     else if (!failed && (s->opt.prompt || s->opt.prompt_file))
         failed = single_prompt(s, err);
     return agree(s, failed, err);
@@ -131,6 +142,10 @@ static int load(session *s, mt_err *err) {
 }
 
 static void teardown(session *s) {
+    if (s->out) { /* stopped before the end: OUT stays as it was */
+        fclose(s->out);
+        remove(s->out_tmp);
+    }
     gen_result_free(&s->r);
     gen_free(s->g);
     model_free(s->m);
@@ -229,24 +244,25 @@ static int run_interactive(session *s, mt_err *err) {
     return rc;
 }
 
-/* --batch-file IN --out OUT: OUT is written as OUT.tmp and renamed when every completion is in it. */
+/* --batch-file IN --out OUT: a line of OUT per prompt, in order. */
 static int run_batch(session *s, mt_err *err) {
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", s->opt.out);
-    FILE *f = s->rank == 0 ? fopen(tmp, "w") : NULL;
-    if (s->rank == 0 && !f)
-        mt_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
-    if (agree(s, s->rank == 0 && !f, err))
-        return MT_EXIT_BAD_INPUT;
     int rc = MT_EXIT_OK;
     for (int i = 0; i < s->batch.n && !rc; i++) {
         rc = complete(s, &s->batch.prompts[i], 0, err);
-        if (!rc && f) {
-            gen_batch_write(f, s->batch.lines[i], &s->r);
-            fflush(f);
+        if (!rc && s->out) {
+            gen_batch_write(s->out, s->batch.lines[i], &s->r);
+            fflush(s->out);
         }
     }
-    int bad_write = f && (fclose(f) || (!rc && rename(tmp, s->opt.out)));
+    int bad_write = 0;
+    if (s->out) {
+        bad_write = fclose(s->out) != 0;
+        s->out = NULL;
+        if (rc || bad_write)
+            remove(s->out_tmp);
+        else
+            bad_write = rename(s->out_tmp, s->opt.out) != 0;
+    }
     if (bad_write && !rc)
         mt_fail(err, "%s: cannot write: %s", s->opt.out, strerror(errno));
     if (agree(s, bad_write && !rc, err) && !rc)
