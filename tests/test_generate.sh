@@ -29,7 +29,7 @@ train() { # NAME MODEL STEPS DATA [--set ...]
     shift 4
     cat >"$tmp/$name.json" <<JSON
 {"model": "$PWD/configs/models/$model.json", "run_dir": "$tmp/$name", "threads": 2,
- "data": {"train": "$data", "seq_len": 64},
+ "data": {"train": "$data", "seq_len": 32},
  "train": {"micro_batch": 8, "steps": $steps, "lr": 1e-2, "warmup_steps": 10, "log_every": 1000}}
 JSON
     bin/train "$tmp/$name.json" "$@" >"$tmp/$name.train.out" 2>&1 ||
