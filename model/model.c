@@ -27,7 +27,7 @@ struct model_acts {
     ops_buf *lnf, *lnf_mean, *lnf_rstd;
     ops_buf *logits; /* [N, Vl], overwritten by its gradient in the backward; inference: [B, Vl] */
     ops_buf *rowmax, *ce_stats, *loss; /* ce_stats: sumexp [N] then tgt [N], reduced together */
-    ops_buf *rope;                     /* [T, rotary_dim] cos | sin table */
+    ops_buf *rope;                     /* [T_max, rotary_dim] cos | sin table */
     /* backward scratch */
     ops_buf *d_resid, *d_ln, *d_att, *dq, *dk, *dv, *d_scores, *d_fc;
 };
