@@ -139,6 +139,7 @@ static void check_sampling(void) {
                     {"temperature 1", {1, 0, 1}},
                     {"temperature 0.7, top_p 0.9", {0.7, 0, 0.9}},
                     {"temperature 1.3, top_k 20", {1.3, 20, 1}},
+                    {"top_k 800 (more than a rank holds)", {1, 800, 1}},
                     {"top_k 50, top_p 0.5", {1, 50, 0.5}}};
     int32_t *mine = mt_malloc(DRAWS * sizeof *mine), *ref = mt_malloc(DRAWS * sizeof *ref);
     int32_t *other = mt_malloc(DRAWS * sizeof *other);

@@ -130,12 +130,12 @@ static void weigh(sample_cand *c, int n, double mx, double t, double z) {
 
 /* top_k: each rank's k best, gathered; the group's k best; then top_p among them. */
 static int32_t top_k(sampler *s, const sample_params *p, const float *logits) {
-    int k = p->top_k < s->n_max ? p->top_k : s->n_max, mine = k < s->n ? k : s->n;
+    /* a rank sends at most its top_k best, padded to the same count on every rank */
+    int pad = p->top_k < s->n_max ? p->top_k : s->n_max, mine = pad < s->n ? pad : s->n;
     for (int i = 0; i < s->n; i++)
         s->local[i] = (sample_cand){.logit = logits[i], .id = s->first + i};
     select_count(s->local, s->n, mine);
-    int n = gather(s, s->local, mine, k);
-    k = k < n ? k : n;
+    int n = gather(s, s->local, mine, pad), k = p->top_k < n ? p->top_k : n;
     select_count(s->all, n, k);
     weigh(s->all, k, s->all[0].logit, p->temperature, 1.0);
     if (p->top_p < 1) {
