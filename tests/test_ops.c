@@ -770,7 +770,7 @@ static void ref_attention_step(const ops_step_shape *s, const double *q, const d
     int dh = s->dh;
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->H; h++) {
-            double sc[64], mx = -INFINITY, sum = 0;
+            double *sc = hd((size_t)s->window), mx = -INFINITY, sum = 0;
             int j0 = s->pos - s->window + 1 > 0 ? s->pos - s->window + 1 : 0;
             for (int j = j0; j <= s->pos; j++) {
                 const double *kj =
@@ -796,7 +796,8 @@ static void ref_attention_step(const ops_step_shape *s, const double *q, const d
 }
 
 static void test_attention_step(void) {
-    /* a whole cache (slots = window), a ring that has wrapped, a window shorter than the ring, position 0 */
+    /* a whole cache (slots = window), a ring that has wrapped, a window shorter than the ring, position 0,
+     * and a long one */
     static const struct {
         const char *tag;
         int B, H, dh, ld_q, ld_kv, ld_out, slots, pos, window, scaled;
@@ -805,6 +806,8 @@ static void test_attention_step(void) {
         {"ring.wrapped", 2, 3, 8, 24, 24, 24, 5, 11, 5, 1},
         {"ring.window3.unscaled", 3, 2, 5, 11, 13, 10, 5, 12, 3, 0},
         {"pos0", 2, 3, 8, 24, 24, 24, 13, 0, 13, 1},
+        /* long enough to run on both threads, which split the 15 (sequence, head) pairs inside sequence 1 */
+        {"pos590.threads", 3, 5, 16, 80, 83, 81, 600, 590, 600, 1},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         ops_step_shape s = {
@@ -1059,33 +1062,39 @@ typedef struct {
     /* attention */
     ops_attn_shape at;
     float *at_q, *at_k, *at_v, *at_dy;
+    /* attention_step */
+    ops_step_shape st;
+    float *st_q, *st_k, *st_v;
     /* sumsq, dot */
     size_t rd_n;
     float *rd_a, *rd_b;
 } det_in;
 
 typedef struct {
-    float *ln, *bg, *em, *ps, *at;
+    float *ln, *bg, *em, *ps, *at, *st;
     double red[2];
 } det_out;
 
 static const float *det_field(const det_out *o, int op) {
-    const float *f[5] = {o->ln, o->bg, o->em, o->ps, o->at};
+    const float *f[6] = {o->ln, o->bg, o->em, o->ps, o->at, o->st};
     return f[op];
 }
 
-static size_t det_sizes(const det_in *d, size_t sz[5]) {
+enum { DET_OPS = 6 };
+
+static size_t det_sizes(const det_in *d, size_t sz[DET_OPS]) {
     size_t nq = (size_t)d->at.B * d->at.T * d->at.ld_qkv;
     sz[0] = (size_t)d->ln_rows * d->ln_cols + 2 * (size_t)d->ln_cols;
     sz[1] = (size_t)d->bg_cols;
     sz[2] = (size_t)d->em_rows * d->em_d;
     sz[3] = (size_t)d->ps_T * d->ps_d;
     sz[4] = 3 * nq;
+    sz[5] = (size_t)d->st.B * d->st.ld_out;
     return nq;
 }
 
 static void det_run(const det_in *d, det_out *out) {
-    size_t sz[5], nq = det_sizes(d, sz);
+    size_t sz[DET_OPS], nq = det_sizes(d, sz);
     size_t nx = (size_t)d->ln_rows * d->ln_cols;
     ops_ptr x = upf(d->ln_x, nx), g = upf(d->ln_g, d->ln_cols), b = upf(d->ln_b, d->ln_cols);
     ops_ptr y = dev(nx, OPS_F32), mu = dev(d->ln_rows, OPS_F32), rs = dev(d->ln_rows, OPS_F32);
@@ -1123,6 +1132,13 @@ static void det_run(const det_in *d, det_out *out) {
     O->to_host(O, out->at + nq, dk, nq);
     O->to_host(O, out->at + 2 * nq, dv, nq);
 
+    const ops_step_shape *st = &d->st;
+    size_t nkv = (size_t)st->B * st->slots * st->ld_kv;
+    ops_ptr so = dev(sz[5], OPS_F32), sscr = dev((size_t)st->B * st->H * st->slots, OPS_F32);
+    O->attention_step(O, so, sscr, upf(d->st_q, (size_t)st->B * st->ld_q), upf(d->st_k, nkv),
+                      upf(d->st_v, nkv), st);
+    out->st = downf(so, sz[5]);
+
     ops_ptr ra = upf(d->rd_a, d->rd_n), rb = upf(d->rd_b, d->rd_n);
     out->red[0] = O->sumsq(O, ra, d->rd_n);
     out->red[1] = O->dot(O, ra, rb, d->rd_n);
@@ -1148,6 +1164,10 @@ static void test_determinism(void) {
     size_t nq = (size_t)d.at.B * d.at.T * d.at.ld_qkv;
     d.at_q = hrand(nq, 1), d.at_k = hrand(nq, 1), d.at_v = hrand(nq, 1);
     d.at_dy = hrand((size_t)d.at.B * d.at.T * d.at.ld_out, 1);
+    d.st = (ops_step_shape){3, 5, 16, 80, 83, 81, 600, 590, 600, 0.25f}; /* two threads split sequence 1 */
+    d.st_q = hrand((size_t)d.st.B * d.st.ld_q, 1);
+    d.st_k = hrand((size_t)d.st.B * d.st.slots * d.st.ld_kv, 1);
+    d.st_v = hrand((size_t)d.st.B * d.st.slots * d.st.ld_kv, 1);
     d.rd_n = 300007;
     d.rd_a = hrand(d.rd_n, 1), d.rd_b = hrand(d.rd_n, 1);
 
@@ -1172,10 +1192,11 @@ static void test_determinism(void) {
         O->destroy(O);
         O = NULL;
     }
-    size_t sz[5];
+    size_t sz[DET_OPS];
     det_sizes(&d, sz);
-    static const char *names[5] = {"layernorm_bwd", "bias_grad", "embed_bwd", "pos_bwd", "attention_bwd"};
-    for (int op = 0; op < 5; op++) {
+    static const char *names[DET_OPS] = {"layernorm_bwd", "bias_grad",     "embed_bwd",
+                                         "pos_bwd",       "attention_bwd", "attention_step"};
+    for (int op = 0; op < DET_OPS; op++) {
         const float *base = det_field(&res[0][0], op);
         int ok = 1;
         for (int ti = 0; ti < 2; ti++)

@@ -1,6 +1,7 @@
 /* CPU backend: rotary embedding and softmax attention (per-head sgemm around a masked softmax). */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 
 #include "../common.h"
 #include "cpu.h"
@@ -112,41 +113,57 @@ static void cpu_attention_bwd(ops *o, ops_ptr dq, ops_ptr dk, ops_ptr dv, ops_pt
     }
 }
 
-/* One (sequence, head) of a decoding step: scores of the visible cached positions in order, softmax,
- * then the weighted sum of their values. */
-static void step_head(const ops_step_shape *s, int b, int h, float *out, float *sc, const float *q,
-                      const float *K, const float *V) {
-    int dh = s->dh, j0 = first_key(s->pos, s->window), n = s->pos - j0 + 1;
-    const float *qh = q + (size_t)b * s->ld_q + (size_t)h * dh;
-    size_t base = (size_t)b * s->slots;
-    float mx = -INFINITY;
+/* Heads [h0, h1) of sequence b in a decoding step. The cached positions are walked in order, each row's
+ * features of these heads (contiguous) at once, so keys and values stream through memory: scores of every
+ * visible position, a softmax per head, then the weighted sum of the values. Each head is computed the same
+ * way whatever the range it is in. */
+static void step_heads(const ops_step_shape *s, int b, int h0, int h1, float *out, float *scratch,
+                       const float *q, const float *K, const float *V) {
+    enum { MAX_HEADS = 64 };
+    int dh = s->dh, j0 = first_key(s->pos, s->window), n = s->pos - j0 + 1, nh = h1 - h0;
+    size_t base = (size_t)b * s->slots, off = (size_t)h0 * dh;
+    const float *qb = q + (size_t)b * s->ld_q + off;
+    float mx[MAX_HEADS], inv[MAX_HEADS];
+    CHECK(nh <= MAX_HEADS, "%d heads in one call", nh);
+    for (int h = 0; h < nh; h++)
+        mx[h] = -INFINITY;
     for (int i = 0; i < n; i++) {
-        const float *k = K + (base + (size_t)((j0 + i) % s->slots)) * s->ld_kv + (size_t)h * dh;
-        float acc = 0.0f;
+        const float *k = K + (base + (size_t)((j0 + i) % s->slots)) * s->ld_kv + off;
+        for (int h = 0; h < nh; h++) {
+            float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-        for (int e = 0; e < dh; e++)
-            acc += qh[e] * k[e];
-        sc[i] = s->scale * acc;
-        mx = sc[i] > mx ? sc[i] : mx;
+            for (int e = 0; e < dh; e++)
+                acc += qb[h * dh + e] * k[h * dh + e];
+            float score = s->scale * acc;
+            scratch[(size_t)h * s->slots + i] = score;
+            mx[h] = score > mx[h] ? score : mx[h];
+        }
     }
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        sc[i] = expf(sc[i] - mx);
-        sum += sc[i];
+    for (int h = 0; h < nh; h++) {
+        float *sc = scratch + (size_t)h * s->slots;
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sc[i] = expf(sc[i] - mx[h]);
+            sum += sc[i];
+        }
+        inv[h] = (float)(1.0 / sum);
     }
-    float inv = (float)(1.0 / sum);
-    float *o = out + (size_t)b * s->ld_out + (size_t)h * dh;
-    for (int e = 0; e < dh; e++)
+    float *o = out + (size_t)b * s->ld_out + off;
+    for (int e = 0; e < nh * dh; e++)
         o[e] = 0.0f;
     for (int i = 0; i < n; i++) {
-        const float *v = V + (base + (size_t)((j0 + i) % s->slots)) * s->ld_kv + (size_t)h * dh;
-        float p = sc[i] * inv;
+        const float *v = V + (base + (size_t)((j0 + i) % s->slots)) * s->ld_kv + off;
+        for (int h = 0; h < nh; h++) {
+            float p = scratch[(size_t)h * s->slots + i] * inv[h];
 #pragma omp simd
-        for (int e = 0; e < dh; e++)
-            o[e] += p * v[e];
+            for (int e = 0; e < dh; e++)
+                o[h * dh + e] += p * v[h * dh + e];
+        }
     }
 }
 
+/* Each thread takes a contiguous run of the B x H (sequence, head) pairs, in groups of heads of one
+ * sequence. */
 static void cpu_attention_step(ops *o, ops_ptr out, ops_ptr scratch, ops_ptr q, ops_ptr k, ops_ptr v,
                                const ops_step_shape *s) {
     (void)o;
@@ -154,9 +171,17 @@ static void cpu_attention_step(ops *o, ops_ptr out, ops_ptr scratch, ops_ptr q, 
           "attention_step: window %d, slots %d, pos %d", s->window, s->slots, s->pos);
     float *O = cpu_f(out), *SC = cpu_f(scratch);
     const float *Q = cpu_f(q), *K = cpu_f(k), *V = cpu_f(v);
-#pragma omp parallel for schedule(static) if ((long)s->B * s->H * (s->pos + 1) * s->dh >= CPU_PAR_MIN)
-    for (int bh = 0; bh < s->B * s->H; bh++)
-        step_head(s, bh / s->H, bh % s->H, O, SC + (size_t)bh * s->slots, Q, K, V);
+    int pairs = s->B * s->H;
+#pragma omp parallel if ((long)pairs * (s->pos + 1) * s->dh >= CPU_PAR_MIN)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int bh = pairs * t / nt, end = pairs * (t + 1) / nt; bh < end;) {
+            int b = bh / s->H, h0 = bh % s->H, h1 = s->H - h0 < end - bh ? s->H : h0 + (end - bh);
+            h1 = h1 - h0 > 64 ? h0 + 64 : h1;
+            step_heads(s, b, h0, h1, O, SC + (size_t)bh * s->slots, Q, K, V);
+            bh += h1 - h0;
+        }
+    }
 }
 
 void cpu_install_attn(ops *o) {
