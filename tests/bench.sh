@@ -44,6 +44,10 @@ bench gptj-124m 4 256
 echo
 build/tests/bench_generate configs/models/gpt2-124m.json configs/models/gptj-124m.json
 echo
+# A decoding step is ~6 parallel regions per layer (one per matrix): threads that spin while they wait for
+# the next one steal the cores of a busy machine, so the same with sleeping threads for comparison.
+OMP_WAIT_POLICY=passive build/tests/bench_generate configs/models/gpt2-124m.json configs/models/gptj-124m.json
+echo
 build/tests/bench_loader "$tmp/data.h5" "$(cat "$tmp/fastest_tps")"
 tests/tok/bench.sh
 build/tests/bench_ckpt

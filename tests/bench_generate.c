@@ -135,9 +135,11 @@ int main(int argc, char **argv) {
     int threads = omp_get_max_threads();
     ops *o = ops_cpu_create(threads);
     double bw = read_bandwidth();
-    printf("decoding at batch 1, CPU backend, %d threads; memory read bandwidth %.1f GB/s (measured here); "
-           "load average %.2f\n\n",
-           threads, bw, load_average());
+    const char *policy = getenv("OMP_WAIT_POLICY");
+    printf(
+        "decoding at batch 1, CPU backend, %d threads, OMP_WAIT_POLICY %s; memory read bandwidth %.1f GB/s "
+        "(measured here); load average %.2f\n\n",
+        threads, policy ? policy : "unset (spin, then sleep)", bw, load_average());
     printf("| model | prompt tokens/s (%d) | weights read per token | new tokens/s | bound (bandwidth / "
            "weights) "
            "| ratio | ms/token at %d | ms/token at %d | cache read at %d, ms at full bandwidth |\n",
