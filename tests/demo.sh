@@ -32,8 +32,8 @@ echo
 echo "What the model writes (bin/generate runs/demo --temperature 0.8 --top-k 40 --max-new-tokens 40):"
 for prompt in "The history of the city" "She opened the door and" "In the first chapter,"; do
     printf '\n> %s' "$prompt"
-    bin/generate runs/demo --prompt "$prompt" --temperature 0.8 --top-k 40 --max-new-tokens 40 2>runs/demo/generate.log ||
-        { cat runs/demo/generate.log; exit 1; }
+    bin/generate runs/demo --prompt "$prompt" --temperature 0.8 --top-k 40 --max-new-tokens 40 \
+        2>runs/demo/generate.log || { cat runs/demo/generate.log; exit 1; }
 done
 echo
 tail -1 runs/demo/generate.log

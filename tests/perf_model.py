@@ -4,8 +4,8 @@
 An analytic model, not a measurement: no GPU was used. It reads configs/models/gpt-j-6b.json, rebuilds
 the parameter table the way model/params.c does (vocabulary padded to a multiple of lcm(128, tp)), the
 activation buffers the way model/model.c alloc_forward and alloc_training do, the collectives the way
-model/model.c, train/step.c and parallel/comm.c issue them, and the memory the way train/optim.c allocates it, then
-predicts the step time and MFU for tp x dp in {1x8, 2x4, 4x2, 8x1} from the assumptions below.
+model/model.c, train/step.c and parallel/comm.c issue them, and the memory the way train/optim.c
+allocates it, then predicts the step time and MFU for tp x dp in {1x8, 2x4, 4x2, 8x1} from the assumptions below.
 
     python3 tests/perf_model.py            # the README table
     python3 tests/perf_model.py --check    # also the cross-checks against bin/train --dry-run
@@ -132,8 +132,8 @@ def model_flops_per_token(c, T):
 
 def act_buffers(c, tp, B, T, recompute):
     """The buffers of alloc_forward and alloc_training as (bytes-per-element, elements), per rank. With
-    recompute only the layer inputs resid[l] are kept per layer and one layer's buffers are reused (DESIGN 3 plans this
-    switch; model.c does not have it yet)."""
+    recompute only the layer inputs resid[l] are kept per layer and one layer's buffers are reused
+    (DESIGN 3 plans this switch; model.c does not have it yet)."""
     N, d, L = B * T, c["d_model"], c["n_layer"]
     dl, fl = d // tp, c["d_ff"] // tp
     Hl = c["n_head"] // tp
