@@ -5,7 +5,8 @@ An analytic model, not a measurement: no GPU was used. It reads configs/models/g
 the parameter table the way model/params.c does (vocabulary padded to a multiple of lcm(128, tp)), the
 activation buffers the way model/model.c alloc_forward and alloc_training do, the collectives the way
 model/model.c, train/step.c and parallel/comm.c issue them, and the memory the way train/optim.c
-allocates it, then predicts the step time and MFU for tp x dp in {1x8, 2x4, 4x2, 8x1} from the assumptions below.
+allocates it, then predicts the step time and MFU for tp x dp in {1x8, 2x4, 4x2, 8x1} from the
+assumptions below.
 
     python3 tests/perf_model.py            # the README table
     python3 tests/perf_model.py --check    # also the cross-checks against bin/train --dry-run
