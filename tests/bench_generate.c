@@ -4,8 +4,10 @@
  * A decoding step reads every weight once, so its speed is bounded by memory bandwidth: bound = read
  * bandwidth / bytes of weights read per token (every matrix, the head's padded rows included, one row of
  * wte and wpe; the key/value cache read at position p, 2 x n_layer x p x d_model floats, is reported apart).
- * The bandwidth is measured here, in the same process and with the same threads: the best of 5 passes of a
- * vectorized sum over 512 MiB.
+ * The bandwidth is measured here, in the same process and with the same threads, right before each model's
+ * decoding: the best of 5 passes of a vectorized sum over 512 MiB. The machine may be shared: every figure
+ * is the best of 3 rounds (a round's decoding figure is the median of its 32 steps), and the 1-minute load
+ * average is printed beside it.
  *
  *   build/tests/bench_generate configs/models/gpt2-124m.json ... */
 #include <omp.h>
@@ -17,7 +19,7 @@
 #include "tests/testmodel.h"
 #include "train/sample.h"
 
-enum { PROMPT = 64, STEPS = 48, FAR = 900, REPS = 3 };
+enum { PROMPT = 64, STEPS = 32, FAR = 900, ROUNDS = 3 };
 
 static double read_bandwidth(void) {
     size_t n = (size_t)128 << 20; /* floats: 512 MiB */
@@ -49,6 +51,17 @@ static double read_bandwidth(void) {
     return total > 0 ? best : best; /* total keeps the sums alive */
 }
 
+/* The 1-minute load average: other processes on the machine bend every figure here. */
+static double load_average(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &l) != 1)
+        l = -1;
+    if (f)
+        fclose(f);
+    return l;
+}
+
 /* Bytes of weights a decoding step reads. */
 static double step_bytes(const model *m) {
     const param_table *t = &m->table;
@@ -65,25 +78,31 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median ms of STEPS decoding steps (each: step, logits to the host, greedy draw) after a prefill of n. */
+/* ms per decoding step (a step, the logits to the host, the greedy draw) after a prefill of n: the median of
+ * STEPS steps, the best of ROUNDS rounds (the machine is shared: the best round is the one least disturbed).
+ */
 static double decode_ms(model *m, sampler *s, float *logits, int n_logits, const int32_t *prompt, int n) {
     static const sample_params GREEDY = {0, 0, 1};
-    double ms[STEPS];
-    model_prefill(m, prompt, n);
-    model_get_last_logits(m, logits, n_logits);
-    int32_t id = sampler_next(s, &GREEDY, logits);
-    for (int k = 0; k < STEPS; k++) {
-        double t0 = omp_get_wtime();
-        model_decode(m, &id);
+    double best = INFINITY;
+    for (int round = 0; round < ROUNDS; round++) {
+        double ms[STEPS];
+        model_prefill(m, prompt, n);
         model_get_last_logits(m, logits, n_logits);
-        id = sampler_next(s, &GREEDY, logits);
-        ms[k] = 1e3 * (omp_get_wtime() - t0);
+        int32_t id = sampler_next(s, &GREEDY, logits);
+        for (int k = 0; k < STEPS; k++) {
+            double t0 = omp_get_wtime();
+            model_decode(m, &id);
+            model_get_last_logits(m, logits, n_logits);
+            id = sampler_next(s, &GREEDY, logits);
+            ms[k] = 1e3 * (omp_get_wtime() - t0);
+        }
+        qsort(ms, STEPS, sizeof *ms, cmp_double);
+        best = ms[STEPS / 2] < best ? ms[STEPS / 2] : best;
     }
-    qsort(ms, STEPS, sizeof *ms, cmp_double);
-    return ms[STEPS / 2];
+    return best;
 }
 
-static void bench(const char *path, ops *o, double bw) {
+static void bench(const char *path, ops *o) {
     model_config cfg = tm_load_config(path);
     model *m = model_create_infer(&cfg, o, 1, cfg.n_ctx, NULL);
     model_init_params(m, 1);
@@ -94,37 +113,26 @@ static void bench(const char *path, ops *o, double bw) {
     int32_t *prompt = mt_malloc(FAR * sizeof *prompt);
     for (int i = 0; i < FAR; i++)
         prompt[i] = (int32_t)((i * 7919) % cfg.loss_vocab);
-    double prefill[REPS];
-    for (int r = 0; r < REPS; r++) {
+    double prefill = INFINITY;
+    for (int r = 0; r < ROUNDS; r++) {
         double t0 = omp_get_wtime();
         model_prefill(m, prompt, PROMPT);
         model_get_last_logits(m, logits, n_logits);
-        prefill[r] = omp_get_wtime() - t0;
+        double t = omp_get_wtime() - t0;
+        prefill = t < prefill ? t : prefill;
     }
-    qsort(prefill, REPS, sizeof *prefill, cmp_double);
-    double near = decode_ms(m, s, logits, n_logits, prompt, PROMPT);
+    double bw = read_bandwidth(), near = decode_ms(m, s, logits, n_logits, prompt, PROMPT);
     double far = decode_ms(m, s, logits, n_logits, prompt, FAR);
     double bytes = step_bytes(m), bound = bw * 1e9 / bytes, tps = 1e3 / near;
     double cache_far = 2.0 * cfg.n_layer * (FAR + STEPS / 2) * cfg.d_model * 4;
-    printf("| %s | %.0f | %.0f MB | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f |\n", cfg.name,
-           PROMPT / prefill[REPS / 2], bytes / 1e6, tps, bound, tps / bound, near, far,
-           1e3 * cache_far / (bw * 1e9));
+    printf("| %s | %.0f | %.1f | %.0f MB | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", cfg.name,
+           PROMPT / prefill, bw, bytes / 1e6, tps, bound, tps / bound, near, far,
+           1e3 * cache_far / (bw * 1e9), load_average());
     fflush(stdout);
     free(prompt);
     free(logits);
     sampler_free(s);
     model_free(m);
-}
-
-/* The 1-minute load average: other processes on the machine bend every figure here. */
-static double load_average(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f && fscanf(f, "%lf", &l) != 1)
-        l = -1;
-    if (f)
-        fclose(f);
-    return l;
 }
 
 int main(int argc, char **argv) {
@@ -134,20 +142,16 @@ int main(int argc, char **argv) {
     }
     int threads = omp_get_max_threads();
     ops *o = ops_cpu_create(threads);
-    double bw = read_bandwidth();
     const char *policy = getenv("OMP_WAIT_POLICY");
+    printf("decoding at batch 1, CPU backend, %d threads, OMP_WAIT_POLICY %s\n\n", threads,
+           policy ? policy : "unset (spin, then sleep)");
     printf(
-        "decoding at batch 1, CPU backend, %d threads, OMP_WAIT_POLICY %s; memory read bandwidth %.1f GB/s "
-        "(measured here); load average %.2f\n\n",
-        threads, policy ? policy : "unset (spin, then sleep)", bw, load_average());
-    printf("| model | prompt tokens/s (%d) | weights read per token | new tokens/s | bound (bandwidth / "
-           "weights) "
-           "| ratio | ms/token at %d | ms/token at %d | cache read at %d, ms at full bandwidth |\n",
-           PROMPT, PROMPT, FAR, FAR);
-    printf("|---|---|---|---|---|---|---|---|---|\n");
+        "| model | prompt tokens/s (%d) | read GB/s | weights per token | new tokens/s | bound (bandwidth / "
+        "weights) | ratio | ms/token at %d | ms/token at %d | cache read at %d, ms | load |\n",
+        PROMPT, PROMPT, FAR, FAR);
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 1; i < argc; i++)
-        bench(argv[i], o, bw);
-    printf("\nload average at the end: %.2f\n", load_average());
+        bench(argv[i], o);
     o->destroy(o);
     return 0;
 }
