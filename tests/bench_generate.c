@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
+#include "model/cpu/cpu.h"
 #include "model/model.h"
 #include "tests/testmodel.h"
 #include "train/sample.h"
@@ -73,6 +76,39 @@ static double step_bytes(const model *m) {
     return 4 * floats;
 }
 
+/* One pass of the matrix-vector products of a token over every matrix of m, by OpenBLAS's sgemv (ours = 0)
+ * or the backend's kernel: ms; *bytes gets their size. */
+static double matvec_pass(model *m, int ours, const float *x, float *y, double *bytes) {
+    const param_table *t = &m->table;
+    double t0 = omp_get_wtime();
+    *bytes = 0;
+    for (int i = 0; i < t->n; i++) {
+        const param_info *p = &t->p[i];
+        if (p->ndim != 2 || i == t->wpe || (i == t->wte && !m->cfg.tie_embeddings))
+            continue;
+        const float *w = m->o->host_ptr(m->o, (ops_ptr){m->params, p->offset});
+        int n = (int)p->local_shape[0], k = (int)p->local_shape[1];
+        if (!ours || !cpu_gemv_rows(n, k, 1.0f, w, k, x, 0.0f, y))
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, x, 1, 0.0f, y, 1);
+        *bytes += 4.0 * n * k;
+    }
+    return 1e3 * (omp_get_wtime() - t0);
+}
+
+/* The best of 10 interleaved passes each way (ms): the comparison least disturbed by a shared machine. */
+static void matvec_ms(model *m, double *blas, double *mine, double *bytes) {
+    size_t most = (size_t)m->table.padded_vocab + (size_t)m->cfg.d_ff;
+    float *x = mt_calloc(most, sizeof *x), *y = mt_calloc(most, sizeof *y);
+    *blas = *mine = INFINITY;
+    for (int round = 0; round < 10; round++) {
+        double a = matvec_pass(m, 0, x, y, bytes), b = matvec_pass(m, 1, x, y, bytes);
+        *blas = a < *blas ? a : *blas;
+        *mine = b < *mine ? b : *mine;
+    }
+    free(x);
+    free(y);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -102,6 +138,9 @@ static double decode_ms(model *m, sampler *s, float *logits, int n_logits, const
     return best;
 }
 
+static char notes[8][300]; /* printed after the table */
+static int n_notes;
+
 static void bench(const char *path, ops *o) {
     model_config cfg = tm_load_config(path);
     model *m = model_create_infer(&cfg, o, 1, cfg.n_ctx, NULL);
@@ -128,6 +167,12 @@ static void bench(const char *path, ops *o) {
     printf("| %s | %.0f | %.1f | %.0f MB | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", cfg.name,
            PROMPT / prefill, bw, bytes / 1e6, tps, bound, tps / bound, near, far,
            1e3 * cache_far / (bw * 1e9), load_average());
+    double mb, blas, mine;
+    matvec_ms(m, &blas, &mine, &mb);
+    snprintf(notes[n_notes++ % 8], sizeof notes[0],
+             "%s, the matrix-vector products of a token (%.0f MB): OpenBLAS sgemv %.2f ms (%.1f GB/s), the "
+             "backend's cpu_gemv_rows %.2f ms (%.1f GB/s)",
+             cfg.name, mb / 1e6, blas, mb / blas / 1e6, mine, mb / mine / 1e6);
     fflush(stdout);
     free(prompt);
     free(logits);
@@ -152,6 +197,10 @@ int main(int argc, char **argv) {
     printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 1; i < argc; i++)
         bench(argv[i], o);
+    printf("\n");
+    for (int i = 0; i < n_notes && i < 8; i++)
+        printf("%s\n", notes[i]);
+    printf("load average at the end: %.2f\n", load_average());
     o->destroy(o);
     return 0;
 }

@@ -298,9 +298,10 @@ static void test_matmul(void) {
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             /* forward: C = alpha op(A) op(B) + beta C with padded leading dimensions; 37 rows, and one row
-             * (a decoding step: the CPU backend's matrix-vector path) accumulating and overwriting NaN */
-            for (int shape = 0; shape < 3; shape++) {
-                int m = shape ? 1 : 37, n = 29, k = 70;
+             * (a decoding step: the CPU backend's matrix-vector path) accumulating, overwriting NaN, and
+             * large enough to use both threads */
+            for (int shape = 0; shape < 4; shape++) {
+                int m = shape ? 1 : 37, n = shape == 3 ? 1003 : 29, k = shape == 3 ? 77 : 70;
                 int ar = ta ? k : m, ac = ta ? m : k, lda = ac + 5;
                 int br = tb ? n : k, bc = tb ? k : n, ldb = bc + 3, ldc = n + 7;
                 float *A = hrand((size_t)ar * lda, 1), *B = hrand((size_t)br * ldb, 1);
@@ -316,7 +317,7 @@ static void test_matmul(void) {
                     ref[c] = 0;
                 ref_matmul(ta, tb, m, n, k, alpha, hdbl(A, (size_t)ar * lda), lda, hdbl(B, (size_t)br * ldb),
                            ldb, beta, ref, ldc);
-                static const char *SHAPE[3] = {"", ".row", ".row.beta0"};
+                static const char *SHAPE[4] = {"", ".row", ".row.beta0", ".row.threads"};
                 check_mat(nm("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc), C0,
                           ref, 0, m, n, ldc, TOL_FWD);
             }

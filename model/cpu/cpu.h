@@ -24,6 +24,10 @@ enum { CPU_COL_BLOCK = 64 };
  * take. Every element is computed the same way either way. */
 #define CPU_PAR_MIN 32768L
 
+/* y = alpha W x + beta y for W [n, k] with row stride ld (cpu_gemv.c): 1 when done, 0 where this build has
+ * no such kernel and BLAS does it. */
+int cpu_gemv_rows(int n, int k, float alpha, const float *W, int ld, const float *x, float beta, float *y);
+
 void cpu_install_mem(ops *o);
 void cpu_install_dense(ops *o);
 void cpu_install_norm(ops *o);

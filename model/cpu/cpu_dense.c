@@ -6,12 +6,15 @@
 #include "cpu.h"
 
 /* One row (a decoding step at batch 1) is a matrix-vector product: OpenBLAS's sgemm packs the whole
- * weight matrix before using it, moving it about twice, where sgemv streams it once (make bench). */
+ * weight matrix before using it, moving it about twice, where a matrix-vector product streams it once
+ * (make bench). */
 static void cpu_matmul(ops *o, int trans_a, int trans_b, int m, int n, int k, float alpha, ops_ptr a, int lda,
                        ops_ptr b, int ldb, float beta, ops_ptr c, int ldc) {
     (void)o;
     if (m == 1 && !trans_a) {
-        if (trans_b) /* c = B a with B [n, k] */
+        if (trans_b && cpu_gemv_rows(n, k, alpha, cpu_f(b), ldb, cpu_f(a), beta, cpu_f(c)))
+            return; /* c = B a with B [n, k]: every linear layer */
+        if (trans_b)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, cpu_f(b), ldb, cpu_f(a), 1, beta, cpu_f(c),
                         1);
         else /* c = B^T a with B [k, n] */
