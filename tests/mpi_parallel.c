@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "tests/testmodel.h"
 #include "tests/testutil.h"
 #include "train/step.h"
 
@@ -28,16 +29,6 @@ typedef struct {
 static int world_rank;
 static int32_t *tokens; /* [STEPS][G][T+1] */
 static float *weights;  /* [STEPS][G][T] */
-
-static model_config load_config(const char *path) {
-    mt_err err;
-    cJSON *j = jcfg_load(path, &err);
-    jcfg_src src = {.file = path};
-    model_config cfg;
-    CHECK(j && !model_config_parse(&src, "", j, &cfg, &err), "%s", err.msg);
-    cJSON_Delete(j);
-    return cfg;
-}
 
 /* Trains STEPS steps on this rank's share of every global batch; losses[s] gets the step objective. */
 static void train(model *m, optim_state *st, int dp_rank, int dp, double *losses) {
@@ -194,7 +185,7 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
 }
 
 static void family(const char *fam, const char *path) {
-    model_config cfg = load_config(path);
+    model_config cfg = tm_load_config(path);
     size_t ntok = (size_t)STEPS * G * (T + 1), nw = (size_t)STEPS * G * T;
     for (size_t i = 0; i < ntok; i++)
         tokens[i] = tu_int(i % (T + 1) == 0 ? cfg.vocab_size : cfg.loss_vocab);

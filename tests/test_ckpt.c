@@ -16,6 +16,7 @@
 
 #include "data/shard.h"
 #include "model/cpu/cpu.h"
+#include "tests/testmodel.h"
 #include "tests/testutil.h"
 #include "train/ckpt.h"
 #include "train/ckpt_crc.h"
@@ -25,16 +26,6 @@ typedef struct {
     optim_state opt;
     ops *o;
 } trainee;
-
-static model_config load_config(const char *path) {
-    mt_err err;
-    cJSON *j = jcfg_load(path, &err);
-    jcfg_src src = {.file = path};
-    model_config cfg;
-    CHECK(j && !model_config_parse(&src, "", j, &cfg, &err), "%s", err.msg);
-    cJSON_Delete(j);
-    return cfg;
-}
 
 static trainee make(const model_config *cfg) {
     trainee t;
@@ -348,7 +339,7 @@ static void test_retention_and_fallback(const char *dir, const model_config *cfg
     tu_check(rc && strstr(err.msg, empty), "latest_valid.none_is_error", "rc %d message '%s'", rc, err.msg);
 
     /* A different model: refused naming the differences. */
-    model_config neo = load_config("configs/models/tiny-neo.json");
+    model_config neo = tm_load_config("configs/models/tiny-neo.json");
     trainee n = make(&neo);
     rc = ckpt_load(tmp, NULL, n.m, &n.opt, MPI_COMM_SELF, &err);
     tu_check(rc && strstr(err.msg, "different model") && strstr(err.msg, "n_layer") && strstr(err.msg, tmp),
@@ -373,7 +364,7 @@ static void save_forever(const char *dir, trainee *t, const model_config *cfg, l
 }
 
 static void test_crash(const char *dir) {
-    model_config cfg = load_config("configs/models/tiny-gptj.json");
+    model_config cfg = tm_load_config("configs/models/tiny-gptj.json");
     cfg.n_layer = 4;
     cfg.d_model = 256;
     cfg.n_head = 8;
@@ -440,7 +431,7 @@ int main(int argc, char **argv) {
     tu_srand(tu_seed("test_ckpt"));
     char dir[] = "/tmp/mt_ckpt_XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
-    model_config cfg = load_config("configs/models/tiny-gptj.json");
+    model_config cfg = tm_load_config("configs/models/tiny-gptj.json");
     test_crc();
     test_round_trip(dir, &cfg);
     test_retention_and_fallback(dir, &cfg);
