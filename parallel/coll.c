@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* program_invocation_short_name */
+#define _POSIX_C_SOURCE 200809L
 #include "coll.h"
 
 #include <errno.h>
@@ -31,7 +31,7 @@ size_t coll_chunk(void) {
     return chunk;
 }
 
-static double timeout_s(void) {
+double coll_timeout(void) {
     static double t;
     if (!t)
         t = env_positive("MT_COMM_TIMEOUT", 600);
@@ -89,7 +89,7 @@ static void give_up(MPI_Comm c, const char *what, double waited) {
             missing++;
         }
     }
-    double grace = timeout_s() / 4 < 5 ? timeout_s() / 4 : 5, t0 = mt_now();
+    double grace = coll_timeout() / 4 < 5 ? coll_timeout() / 4 : 5, t0 = mt_now();
     while (missing && mt_now() - t0 < grace) {
         answer_queries();
         int flag, yes;
@@ -115,13 +115,13 @@ static void give_up(MPI_Comm c, const char *what, double waited) {
         fprintf(stderr,
                 "%s: rank %d: %s did not complete within %.0f s (MT_COMM_TIMEOUT): rank%s %s never arrived "
                 "(stopped, stuck or dead); ending the job\n",
-                program_invocation_short_name, me, what, waited, missing > 1 ? "s" : "", list);
+                mt_program(), me, what, waited, missing > 1 ? "s" : "", list);
     else
         fprintf(stderr,
                 "%s: rank %d: %s did not complete within %.0f s (MT_COMM_TIMEOUT) although every rank of the "
                 "group is waiting in a collective (mismatched collectives or a broken network); ending the "
                 "job\n",
-                program_invocation_short_name, me, what, waited);
+                mt_program(), me, what, waited);
     free(world);
     free(answered);
     MPI_Abort(MPI_COMM_WORLD, MT_EXIT_INTERNAL);
@@ -140,7 +140,7 @@ static void wait_for(MPI_Request *req, MPI_Comm c, const char *what) {
         if (waited < SPIN_S)
             continue;
         answer_queries();
-        if (waited > timeout_s())
+        if (waited > coll_timeout())
             give_up(c, what, waited);
         nap(pause);
         pause = pause * 2 < MAX_NAP_S ? pause * 2 : MAX_NAP_S;

@@ -25,6 +25,8 @@
 
 /* Largest element count of one MPI (or MPI-IO) call. */
 size_t coll_chunk(void);
+/* Seconds a collective may take before the job is ended (MT_COMM_TIMEOUT). */
+double coll_timeout(void);
 
 void coll_allreduce(MPI_Comm c, void *buf, size_t n, MPI_Datatype t, MPI_Op op, const char *what);
 /* full [size * n]; rank r gets the sum of block r into out [n]. */

@@ -47,6 +47,7 @@ static trainee make(const model_config *cfg) {
 static void drop(trainee *t) {
     optim_state_free(&t->opt, t->m);
     model_free(t->m);
+    t->o->destroy(t->o);
     t->o = NULL;
 }
 

@@ -111,23 +111,27 @@ static void write_case(const char *path, model *m, const int32_t *tokens, const 
 /* GPT-2's key bias has a true gradient of exactly zero (SPEC 8.1): compare it against absolute bounds. */
 static int zero_grad_tensor(const char *name) { return strstr(name, "k_proj.bias") != NULL; }
 
+/* Every gradient to 1e-5 in relative norm, or to 4 times the error of the reference's own float32
+ * computation where the inputs make fp32 inherently less accurate than that (a gradient with much
+ * cancellation, such as GPT-Neo's unscaled attention sometimes produces). */
 static void compare_grads(model *m, hid_t ref, const char *fam, double wsum) {
-    double worst = 0;
+    double worst = 0, worst_tol = 1e-5, worst32 = 0;
     const char *worst_name = "";
     for (int i = 0; i < m->table.n; i++) {
         const param_info *p = &m->table.p[i];
         long n = p->shape[0] * p->shape[1];
-        float *g = mt_malloc((size_t)n * sizeof *g);
-        double *r = mt_malloc((size_t)n * sizeof *r);
+        float *g = mt_malloc((size_t)n * sizeof *g), *g32 = mt_malloc((size_t)n * sizeof *g32);
+        double *r = mt_malloc((size_t)n * sizeof *r), *r32 = mt_malloc((size_t)n * sizeof *r32);
         model_get_tensor(m, m->grads, i, g);
         for (long j = 0; j < n; j++)
             g[j] = (float)(g[j] / wsum);
-        char name[160], check[200];
+        char name[160], name32[160], check[200];
         snprintf(name, sizeof name, "grads/%s", p->name);
-        long got = read_f64(ref, name, r, n);
-        if (got != n) {
+        snprintf(name32, sizeof name32, "grads32/%s", p->name);
+        long got = read_f64(ref, name, r, n), got32 = read_f64(ref, name32, r32, n);
+        if (got != n || got32 != n) {
             snprintf(check, sizeof check, "%s.grad.%s", fam, p->name);
-            tu_check(0, check, "reference has no gradient of %ld elements", n);
+            tu_check(0, check, "reference has no float64 and float32 gradients of %ld elements", n);
         } else if (zero_grad_tensor(p->name)) {
             double mx = 0;
             for (long j = 0; j < n; j++)
@@ -135,18 +139,26 @@ static void compare_grads(model *m, hid_t ref, const char *fam, double wsum) {
             snprintf(check, sizeof check, "%s.grad.%s (true gradient 0)", fam, p->name);
             tu_check(mx < 1e-6, check, "|g| = %.3e, not ~0", mx);
         } else {
-            double e = tu_rel_err_fd(g, r, (size_t)n);
-            if (!(e <= worst)) {
+            for (long j = 0; j < n; j++)
+                g32[j] = (float)r32[j];
+            double e = tu_rel_err_fd(g, r, (size_t)n), e32 = tu_rel_err_fd(g32, r, (size_t)n);
+            double tol = fmax(1e-5, 4 * e32);
+            if (!(e / tol <= worst / worst_tol)) {
                 worst = e;
+                worst_tol = tol;
+                worst32 = e32;
                 worst_name = p->name;
             }
         }
         free(g);
+        free(g32);
         free(r);
+        free(r32);
     }
-    char check[128];
-    snprintf(check, sizeof check, "%s.grads (%d tensors, worst %s)", fam, m->table.n, worst_name);
-    tu_check_rel(worst, 1e-5, check);
+    char check[200];
+    snprintf(check, sizeof check, "%s.grads (%d tensors, worst %s; PyTorch float32 there: %.2e)", fam,
+             m->table.n, worst_name, worst32);
+    tu_check_rel(worst, worst_tol, check);
 }
 
 static void compare_final(model *m, hid_t ref, const char *fam, double lr_sum) {

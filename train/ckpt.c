@@ -14,6 +14,7 @@
 #include "ckpt_internal.h"
 #include "data/shard.h"
 #include "parallel/coll.h"
+#include "parallel/watchdog.h"
 
 /* The three tensor kinds, in file order. */
 enum { KIND_PARAMS, KIND_M, KIND_V, N_KINDS };
@@ -244,11 +245,10 @@ static uint32_t *block_crcs(const run_list *mine, size_t n, MPI_Comm comm) {
  * rank's runs. Collective: every rank returns the same result, after the same number of writes. */
 static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, int kind, int i, float *host,
                         MPI_Comm comm) {
-    int rank, size;
+    int rank;
     MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
     const param_info *p = &m->table.p[i];
-    size_t a, b, lo, hi, chunk = coll_chunk(), rounds = 0;
+    size_t a = 0, b = 0, lo, hi, chunk = coll_chunk();
     ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
     if (owned(L, p, kind, rank, &a, &b)) {
         if (buf)
@@ -256,11 +256,9 @@ static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, in
         else /* moments not kept: zeros */
             memset(host, 0, (b - a) * sizeof *host);
     }
-    for (int r = 0; r < size; r++) { /* the writes of the rank with the largest part */
-        size_t ra, rb;
-        if (owned(L, p, kind, r, &ra, &rb) && (rb - ra + chunk - 1) / chunk > rounds)
-            rounds = (rb - ra + chunk - 1) / chunk;
-    }
+    /* As many writes as the rank with the largest part needs (each rank knows only its own part). */
+    unsigned long rounds = (b - a + chunk - 1) / chunk;
+    coll_allreduce(comm, &rounds, 1, MPI_UNSIGNED_LONG, MPI_MAX, "the agreement on checkpoint writes");
     run_list runs = shard_runs(p, a, b, host);
     uint32_t *crc = block_crcs(&runs, global_numel(p), comm);
     free(runs.v);
@@ -271,6 +269,7 @@ static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, in
         size_t sa = a + j * chunk < b ? a + j * chunk : b, sb = sa + chunk < b ? sa + chunk : b;
         ckpt_part part = shard_part(p, sa, sb, host + (sa - a));
         rc = agree(ckpt_write_part(d, &part), NULL, comm);
+        watchdog_progress();
     }
     if (!rc)
         rc = agree(ckpt_put_crcs(d, crc, ckpt_crc_blocks(global_numel(p))), NULL, comm);
@@ -339,21 +338,12 @@ static void discard(hid_t f, const char *tmp, MPI_Comm comm) {
         unlink(tmp);
 }
 
-int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
-              int keep_every, MPI_Comm comm, mt_err *err) {
-    h5_quiet();
-    mt_err local;
-    if (!err)
-        err = &local;
+/* The HDF5 file tmp through MPI-IO, collectively: created, its space reserved, written, closed; on a
+ * failure, discarded. Every rank returns the same result. */
+static int write_file(const char *tmp, uint64_t bytes, const ckpt_meta *meta, model *m, optim_state *opt,
+                      MPI_Comm comm, mt_err *err) {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    char name[64], tmp[4096];
-    snprintf(name, sizeof name, "step_%ld.h5", meta->step);
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
-    uint64_t bytes = checkpoint_bytes(m, meta);
-    if (agree(check_finite(m, meta->step, err), err, comm) ||
-        agree(rank == 0 ? ckpt_check_space(dir, name, bytes, err) : 0, err, comm))
-        return -1;
     hid_t fapl = h5_fapl();
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
     hid_t fcpl = h5_fcpl(), f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
@@ -384,14 +374,39 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
         h5_mark_broken();
         rc = mt_fail(err, "%s: cannot close (disk full?)", tmp);
     }
-    rc = agree(rc, err, comm);
-    if (!rc && rank == 0) {
+    return agree(rc, err, comm);
+}
+
+int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
+              int keep_every, MPI_Comm comm, mt_err *err) {
+    h5_quiet();
+    mt_err local;
+    if (!err)
+        err = &local;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    char name[64], tmp[4096];
+    snprintf(name, sizeof name, "step_%ld.h5", meta->step);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    uint64_t bytes = checkpoint_bytes(m, meta);
+    if (agree(check_finite(m, meta->step, err), err, comm) ||
+        agree(rank == 0 ? ckpt_check_space(dir, name, bytes, err) : 0, err, comm))
+        return -1;
+    /* MPI-IO collectives block without a timeout: a watchdog guards them. */
+    static char guarded[128];
+    snprintf(guarded, sizeof guarded, "the collective write of checkpoint %s", name);
+    watchdog_arm(guarded);
+    int rc = write_file(tmp, bytes, meta, m, opt, comm, err);
+    watchdog_disarm();
+    if (rc)
+        return -1;
+    if (rank == 0) {
         rc = ckpt_publish(dir, tmp, name, err);
         if (!rc)
             ckpt_prune(dir, meta->step, keep_last, keep_every);
+        else
+            unlink(tmp);
     }
-    if (rc && rank == 0)
-        unlink(tmp);
     return agree(rc, err, comm);
 }
 

@@ -300,11 +300,15 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
     t->dp = t->comm.size[COMM_DP];
     if (comm_agree(&t->comm, open_data(t, err), err) ||
         comm_agree(&t->comm, preflight_ckpt_dir(t->ckpt_dir, err), err) ||
-        comm_agree(&t->comm, open_outputs(t, err), err) || check_data(t, err))
+        comm_agree(&t->comm, open_outputs(t, err), err))
         return -1;
     ops *o = open_backend(t, err);
     if (!o)
         return -1;
+    if (check_data(t, err)) {
+        o->destroy(o);
+        return -1;
+    }
     t->m = model_create_sharded(&rc->model, o, rc->micro_batch, rc->seq_len, &t->comm, rc->recompute);
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);

@@ -1,0 +1,14 @@
+/* A guard for the collectives that cannot be given a timeout: parallel HDF5's MPI-IO writes block inside
+ * MPI until every rank has joined. While armed, a thread ends the process when the guarded work makes no
+ * progress for MT_COMM_TIMEOUT seconds (one line naming it, exit code 1; mpirun and srun then end the
+ * other ranks), so a stuck rank or file system never hangs a job. */
+#ifndef MT_WATCHDOG_H
+#define MT_WATCHDOG_H
+
+/* Starts guarding `what` (a string that outlives the guard), e.g. "the write of checkpoint step_8.h5". */
+void watchdog_arm(const char *what);
+/* The guarded work moved on: the timeout starts again. */
+void watchdog_progress(void);
+void watchdog_disarm(void);
+
+#endif
