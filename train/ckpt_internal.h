@@ -7,6 +7,14 @@
 #include <stdint.h>
 
 #include "model/common.h"
+#include "train/ckpt.h"
+
+/* ckpt.c: the root attributes (format, version and ckpt_meta) every checkpoint carries, written and read
+ * (and validated; one-line error naming path) the same way by every writer and reader; and a group created
+ * with the project's HDF5 properties (no timestamps, intermediate groups). */
+int ckpt_write_meta(hid_t f, const ckpt_meta *meta);
+int ckpt_read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err);
+hid_t ckpt_make_group(hid_t file, const char *name);
 
 /* ckpt_h5.c: attributes and datasets. Attribute writers return < 0 on failure. */
 int ckpt_put_i64(hid_t obj, const char *name, long long v);
@@ -42,6 +50,9 @@ int ckpt_dataset_shape(hid_t file, const char *name, hsize_t dims[2]);
 /* ckpt_files.c: the directory side. */
 /* Steps of DIR/step_<N>.h5 files (not .tmp), ascending; returns the count (*steps malloc'd) or -1. */
 int ckpt_list_steps(const char *dir, long **steps);
+/* fsyncs tmp, renames it to final and fsyncs final's folder: a crash leaves final old or new, never partial.
+ */
+int ckpt_commit(const char *tmp, const char *final, mt_err *err);
 /* fsyncs tmp, renames it to DIR/NAME, fsyncs DIR, and points DIR/latest at NAME through DIR/latest.tmp. */
 int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err);
 /* Deletes DIR/step_N.h5 files outside the newest keep_last and the multiples of keep_every, never the one
