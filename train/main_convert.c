@@ -150,6 +150,9 @@ int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     char msg[1200] = "";
     int code = run(cmd, argc - 2, argv + 2, msg, sizeof msg);
+    for (char *c = msg; *c; c++) /* one line, whatever strings the input files held */
+        if ((unsigned char)*c < 0x20)
+            *c = '?';
     if (code)
         fprintf(stderr, "convert: %s\n", msg);
     MPI_Finalize();

@@ -216,6 +216,9 @@ static int parse_tree(const cJSON *root, uint64_t data_len, const char *path, st
         return mt_fail(err, "%s: header is not a JSON object", path);
     h->t = mt_calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *h->t);
     for (const cJSON *e = root->child; e; e = e->next) {
+        for (const char *c = e->string; *c; c++) /* escapes such as \n: no name is printed with them */
+            if ((unsigned char)*c < 0x20)
+                return mt_fail(err, "%s: header: a tensor name contains a control character", path);
         if (!strcmp(e->string, "__metadata__")) {
             if (parse_metadata(e, path, err))
                 return -1;
