@@ -9,7 +9,8 @@ FAMILIES = ("gptj", "gpt_neo", "gpt2")
 
 
 def hf_tensors(family, cfg, p, prefix=True):
-    """Project-named parameters -> [(HF name, array)] in HF's names and orientations (SPEC 5.1-5.3)."""
+    """Project-named parameters -> [(HF name, array)] in HF's names and orientations (SPEC 5.1-5.3); the
+    arrays may be views of p's."""
     T = "transformer." if prefix else ""
     out = [(T + "wte.weight", p["wte"])]
     if "wpe" in p:
@@ -46,7 +47,7 @@ def hf_tensors(family, cfg, p, prefix=True):
         out.append(("lm_head.weight", p["lm_head.weight"]))
         if "lm_head.bias" in p:
             out.append(("lm_head.bias", p["lm_head.bias"]))
-    return [(n, np.ascontiguousarray(a, dtype=np.float32)) for n, a in out]
+    return out
 
 
 def mask_buffers(family, cfg, prefix=True):
@@ -137,6 +138,10 @@ CASES = {
     "gpt2-124m": ("gpt2", family_config("gpt2", vocab_size=50257, n_layer=12, d_model=768, n_head=12, d_ff=3072,
                                         n_ctx=1024),
                   dict(dtype="F32", shards=1, prefix=False, buffers=True)),
+    "gpt-neo-1.3b": ("gpt_neo", family_config("gpt_neo", vocab_size=50257, n_layer=24, d_model=2048, n_head=16,
+                                              d_ff=8192, n_ctx=2048, attention_layers=["global", "local"],
+                                              local_window=256),
+                     dict(dtype="F32", shards=1, prefix=True, buffers=False)),
     "gpt-neo-125m": ("gpt_neo", family_config("gpt_neo", vocab_size=50257, n_layer=12, d_model=768, n_head=12,
                                               d_ff=3072, n_ctx=2048, attention_layers=["global", "local"],
                                               local_window=256),

@@ -50,24 +50,32 @@ def rounded(x, dtype):
     return decode(encode(x, dtype), dtype, np.shape(x)).astype(np.float32)
 
 
-def write(path, tensors, metadata=None, pad=True):
+def write(path, tensors, metadata=None):
     """tensors: list of (name, dtype, array) in file order."""
-    header, blobs, off = {}, [], 0
+    arrays = {name: arr for name, _, arr in tensors}
+    write_stream(path, [(name, dtype, np.shape(arr)) for name, dtype, arr in tensors], lambda name: arrays[name],
+                 metadata)
+
+
+def write_stream(path, specs, make, metadata=None):
+    """specs: list of (name, dtype, shape) in file order; make(name) gives each array when its turn comes,
+    so that a file larger than memory can be written."""
+    header, off = {}, 0
     if metadata is not None:
         header["__metadata__"] = metadata
-    for name, dtype, arr in tensors:
-        raw = encode(arr, dtype)
-        header[name] = {"dtype": dtype, "shape": list(np.shape(arr)), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
+    for name, dtype, shape in specs:
+        size = int(np.prod(shape, dtype=np.int64)) * ITEMSIZE[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + size]}
+        off += size
     text = json.dumps(header).encode()
-    if pad:
-        text += b" " * (-len(text) % 8)
+    text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
-        for b in blobs:
-            f.write(b)
+        for name, dtype, shape in specs:
+            raw = encode(make(name), dtype)
+            assert len(raw) == header[name]["data_offsets"][1] - header[name]["data_offsets"][0], name
+            f.write(raw)
 
 
 class FormatError(Exception):
