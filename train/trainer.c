@@ -206,7 +206,7 @@ static int resume_path(trainer *t, char *path, size_t cap, mt_err *err) {
 /* Loads a checkpoint: everything for a resume, parameters only for init_from. A changed model is refused
  * naming the fields; changed training settings are listed in a warning. */
 static int load(trainer *t, const char *path, int params_only, mt_err *err) {
-    ckpt_meta meta;
+    ckpt_meta meta = {0}; /* ckpt_load leaves it untouched when it fails */
     if (ckpt_load(path, &meta, t->m, params_only ? NULL : &t->opt, world(t), err))
         return -1;
     char model_diff[1024], train_diff[1024];
