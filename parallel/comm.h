@@ -52,5 +52,8 @@ void comm_allgather(comm_ctx *c, comm_group g, ops *o, ops_ptr full, size_t n);
 void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, int root);
 /* Host doubles (scalars such as loss sums), in place. Payload: n doubles. */
 void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n);
+/* coll_agree over the world: -1 on every rank when any failed, err holding the first failing rank's
+ * message with its rank. */
+int comm_agree(comm_ctx *c, int failed, mt_err *err);
 
 #endif

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,28 +13,14 @@
 #include "ckpt_crc.h"
 #include "ckpt_internal.h"
 #include "data/shard.h"
+#include "parallel/coll.h"
 
 /* The three tensor kinds, in file order. */
 enum { KIND_PARAMS, KIND_M, KIND_V, N_KINDS };
 static const char *const KIND_GROUP[N_KINDS] = {"params", "optim/m", "optim/v"};
 
-/* Makes every rank return the same result: when any rank failed, the message of the lowest failing rank
- * goes to all. */
-static int agree(int rc, mt_err *err, MPI_Comm comm) {
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int mine = rc ? rank : size, first;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == size)
-        return 0;
-    mt_err local;
-    mt_err *e = err ? err : &local;
-    if (!err && rank == first)
-        snprintf(local.msg, sizeof local.msg, "checkpoint error");
-    MPI_Bcast(e->msg, sizeof e->msg, MPI_CHAR, first, comm);
-    return -1;
-}
+/* Every rank returns the same result: when any rank failed, all get the lowest failing rank's message. */
+static int agree(int rc, mt_err *err, MPI_Comm comm) { return coll_agree(comm, rc != 0, err); }
 
 static size_t global_numel(const param_info *p) { return (size_t)p->shape[0] * (size_t)p->shape[1]; }
 
@@ -120,6 +107,27 @@ hid_t ckpt_make_group(hid_t file, const char *name) {
     return g;
 }
 
+/* The root attributes as one text, in a fixed order: what the attribute checksum covers. */
+static char *meta_text(const ckpt_meta *meta) {
+    const char *config = meta->config_json ? meta->config_json : "{}";
+    size_t cap = strlen(config) + 512;
+    char *t = mt_malloc(cap);
+    snprintf(t, cap,
+             "format=%s\nformat_version=%d\nstep=%ld\ntokens_seen=%ld\nloader_epoch=%ld\nloader_cursor=%ld\n"
+             "rng_state=%llu\nworld_dp=%d\nworld_tp=%d\nthreads=%d\nconfig=%s",
+             CKPT_FORMAT, CKPT_FORMAT_VERSION, meta->step, meta->tokens_seen, meta->loader_epoch,
+             meta->loader_cursor, (unsigned long long)meta->rng_state, meta->world_dp, meta->world_tp,
+             meta->threads, config);
+    return t;
+}
+
+static uint32_t meta_crc(const ckpt_meta *meta) {
+    char *t = meta_text(meta);
+    uint32_t c = crc32c(t, strlen(t));
+    free(t);
+    return c;
+}
+
 int ckpt_write_meta(hid_t f, const ckpt_meta *meta) {
     int bad = 0;
     bad |= ckpt_put_str(f, "format", CKPT_FORMAT);
@@ -133,6 +141,7 @@ int ckpt_write_meta(hid_t f, const ckpt_meta *meta) {
     bad |= ckpt_put_i64(f, "world_dp", meta->world_dp);
     bad |= ckpt_put_i64(f, "world_tp", meta->world_tp);
     bad |= ckpt_put_i64(f, "threads", meta->threads);
+    bad |= ckpt_put_u64(f, "meta_crc32c", meta_crc(meta));
     return bad ? -1 : 0;
 }
 
@@ -197,25 +206,15 @@ static int run_order(const void *x, const void *y) {
 /* Block checksums of a dataset of n floats, identical on every rank, from every rank's runs: rank 0 joins
  * the runs of each block in offset order; they must tile it exactly. */
 static uint32_t *block_crcs(const run_list *mine, size_t n, MPI_Comm comm) {
-    int rank, size;
+    int rank;
     MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int bytes = (int)(mine->n * sizeof *mine->v), *counts = NULL, *displs = NULL, total = 0;
-    if (rank == 0) {
-        counts = mt_malloc((size_t)size * sizeof *counts);
-        displs = mt_malloc((size_t)size * sizeof *displs);
-    }
-    MPI_Gather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, 0, comm);
-    for (int r = 0; rank == 0 && r < size; r++) {
-        displs[r] = total;
-        total += counts[r];
-    }
-    crc_run *all = rank == 0 ? mt_malloc(total ? (size_t)total : 1) : NULL;
-    MPI_Gatherv(mine->v, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, comm);
+    size_t total;
+    crc_run *all = coll_gather_bytes(comm, mine->v, mine->n * sizeof *mine->v, 0, &total,
+                                     "the gather of checkpoint checksums");
     size_t nb = ckpt_crc_blocks(n);
     uint32_t *crc = mt_calloc(nb ? nb : 1, sizeof *crc);
     if (rank == 0) {
-        size_t n_runs = (size_t)total / sizeof *all, k = 0;
+        size_t n_runs = total / sizeof *all, k = 0;
         qsort(all, n_runs, sizeof *all, run_order);
         for (size_t blk = 0; blk < nb; blk++) {
             uint64_t at = blk * CKPT_CRC_BLOCK_FLOATS * sizeof(float),
@@ -235,21 +234,21 @@ static uint32_t *block_crcs(const run_list *mine, size_t n, MPI_Comm comm) {
         }
         CHECK(k == n_runs, "checkpoint: checksum runs beyond the end of the dataset");
     }
-    MPI_Bcast(crc, (int)nb, MPI_UINT32_T, 0, comm);
+    coll_bcast(comm, crc, nb, MPI_UINT32_T, 0, "the broadcast of checkpoint checksums");
     free(all);
-    free(counts);
-    free(displs);
     return crc;
 }
 
-/* Writes tensor i of one kind: every rank its owned elements as hyperslabs of the global array, in one
- * collective write, with the block checksums joined from every rank's runs. */
+/* Writes tensor i of one kind: every rank its owned elements as hyperslabs of the global array, in
+ * collective writes of at most coll_chunk() elements per rank, with the block checksums joined from every
+ * rank's runs. Collective: every rank returns the same result, after the same number of writes. */
 static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, int kind, int i, float *host,
                         MPI_Comm comm) {
-    int rank;
+    int rank, size;
     MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
     const param_info *p = &m->table.p[i];
-    size_t a, b, lo, hi;
+    size_t a, b, lo, hi, chunk = coll_chunk(), rounds = 0;
     ops_buf *buf = kind_buf(m, opt, kind, &lo, &hi);
     if (owned(L, p, kind, rank, &a, &b)) {
         if (buf)
@@ -257,13 +256,27 @@ static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, in
         else /* moments not kept: zeros */
             memset(host, 0, (b - a) * sizeof *host);
     }
-    ckpt_part part = shard_part(p, a, b, host);
+    for (int r = 0; r < size; r++) { /* the writes of the rank with the largest part */
+        size_t ra, rb;
+        if (owned(L, p, kind, r, &ra, &rb) && (rb - ra + chunk - 1) / chunk > rounds)
+            rounds = (rb - ra + chunk - 1) / chunk;
+    }
     run_list runs = shard_runs(p, a, b, host);
     uint32_t *crc = block_crcs(&runs, global_numel(p), comm);
-    hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
-    int rc = ckpt_write_dataset(g, p->name, p->ndim, dims, &part, crc, ckpt_crc_blocks(global_numel(p)));
-    free(crc);
     free(runs.v);
+    hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
+    hid_t d = ckpt_create_dataset(g, p->name, p->ndim, dims);
+    int rc = agree(d < 0, NULL, comm);
+    for (size_t j = 0; j < rounds && !rc; j++) {
+        size_t sa = a + j * chunk < b ? a + j * chunk : b, sb = sa + chunk < b ? sa + chunk : b;
+        ckpt_part part = shard_part(p, sa, sb, host + (sa - a));
+        rc = agree(ckpt_write_part(d, &part), NULL, comm);
+    }
+    if (!rc)
+        rc = agree(ckpt_put_crcs(d, crc, ckpt_crc_blocks(global_numel(p))), NULL, comm);
+    if (d >= 0)
+        H5Dclose(d);
+    free(crc);
     return rc;
 }
 
@@ -276,18 +289,56 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
     int rc = 0;
     for (int kind = 0; kind < N_KINDS && !rc; kind++) {
         hid_t g = ckpt_make_group(f, KIND_GROUP[kind]);
-        if (g < 0) {
-            rc = mt_fail(err, "%s: cannot create group /%s", tmp, KIND_GROUP[kind]);
-            break;
-        }
+        rc =
+            agree(g < 0, NULL, comm) ? mt_fail(err, "%s: cannot create group /%s", tmp, KIND_GROUP[kind]) : 0;
         for (int i = 0; i < m->table.n && !rc; i++)
             if (write_tensor(g, m, opt, &L, kind, i, host, comm))
-                rc = mt_fail(err, "%s: cannot write dataset /%s/%s (disk full?)", tmp, KIND_GROUP[kind],
-                             m->table.p[i].name);
-        H5Gclose(g);
+                rc = mt_fail(err, "%s: cannot write dataset /%s/%s (disk full or I/O error)", tmp,
+                             KIND_GROUP[kind], m->table.p[i].name);
+        if (g >= 0)
+            H5Gclose(g);
     }
     free(host);
     return rc;
+}
+
+/* Bytes a checkpoint of m takes: three float32 copies of every tensor (parameters, Adam m and v), their
+ * checksums, and room for HDF5's object headers and the root attributes. */
+static uint64_t checkpoint_bytes(const model *m, const ckpt_meta *meta) {
+    uint64_t bytes = 65536 + (meta->config_json ? strlen(meta->config_json) : 0);
+    for (int i = 0; i < m->table.n; i++) {
+        size_t n = global_numel(&m->table.p[i]);
+        bytes += N_KINDS * (n * sizeof(float) + 4 * ckpt_crc_blocks(n) + 1024);
+    }
+    return bytes;
+}
+
+/* A checkpoint never holds non-finite parameters: the first such tensor of this rank's shard is named. */
+static int check_finite(model *m, long step, mt_err *err) {
+    for (int i = 0; i < m->table.n; i++) {
+        const param_info *p = &m->table.p[i];
+        if (!isfinite(m->o->sumsq(m->o, (ops_ptr){m->params, p->offset}, p->numel)))
+            return mt_fail(
+                err,
+                "step %ld: parameter %s holds NaN or infinite values; no checkpoint is written (the "
+                "previous one stays latest)",
+                step, p->name);
+    }
+    return 0;
+}
+
+/* After a failed write: gives the file's space back first, so that the few metadata bytes HDF5 flushes
+ * on close fit (a close that fails leaves HDF5 in a state that crashes at exit), then closes and deletes. */
+void ckpt_discard(hid_t f, const char *tmp, MPI_Comm comm) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0)
+        truncate(tmp, 0); /* on failure there is nothing to give back; the close may still fit */
+    coll_barrier(comm, "the barrier before closing a failed checkpoint");
+    if (H5Fclose(f) < 0)
+        h5_mark_broken();
+    if (rank == 0)
+        unlink(tmp);
 }
 
 int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
@@ -301,6 +352,10 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
     char name[64], tmp[4096];
     snprintf(name, sizeof name, "step_%ld.h5", meta->step);
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    uint64_t bytes = checkpoint_bytes(m, meta);
+    if (agree(check_finite(m, meta->step, err), err, comm) ||
+        agree(rank == 0 ? ckpt_check_space(dir, name, bytes, err) : 0, err, comm))
+        return -1;
     hid_t fapl = h5_fapl();
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
     hid_t fcpl = h5_fcpl(), f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
@@ -310,28 +365,56 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
         f < 0 ? mt_fail(err, "%s: cannot create checkpoint file (does the folder exist and is it writable?)",
                         tmp)
               : 0;
-    if (agree(rc, err, comm))
-        return -1;
-    if (ckpt_write_meta(f, meta))
-        rc = mt_fail(err, "%s: cannot write attributes", tmp);
-    if (!rc)
-        rc = write_tensors(f, tmp, m, opt, comm, err);
-    if (H5Fclose(f) < 0 && !rc)
-        rc = mt_fail(err, "%s: cannot close (disk full?)", tmp);
     if (agree(rc, err, comm)) {
-        if (rank == 0)
-            unlink(tmp);
+        if (f >= 0)
+            H5Fclose(f);
         return -1;
     }
-    if (rank == 0) {
+    rc = agree(rank == 0 ? ckpt_reserve(tmp, bytes, err) : 0, err, comm);
+    if (!rc)
+        rc =
+            agree(ckpt_write_meta(f, meta) ? mt_fail(err, "%s: cannot write attributes", tmp) : 0, err, comm);
+    if (!rc)
+        rc = write_tensors(f, tmp, m, opt, comm, err);
+    if (!rc)
+        rc = agree(H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? mt_fail(err, "%s: cannot flush (disk full?)", tmp) : 0,
+                   err, comm);
+    if (rc) {
+        ckpt_discard(f, tmp, comm);
+        return -1;
+    }
+    if (H5Fclose(f) < 0) {
+        h5_mark_broken();
+        rc = mt_fail(err, "%s: cannot close (disk full?)", tmp);
+    }
+    rc = agree(rc, err, comm);
+    if (!rc && rank == 0) {
         rc = ckpt_publish(dir, tmp, name, err);
         if (!rc)
             ckpt_prune(dir, meta->step, keep_last, keep_every);
     }
+    if (rc && rank == 0)
+        unlink(tmp);
     return agree(rc, err, comm);
 }
 
 /* ---------------------------------------------------------------------------------------------- load */
+
+/* The range every attribute must lie in: a value outside was not written by meshtrain. */
+static const char *meta_problem(const ckpt_meta *m) {
+    static const long LIMIT = 1L << 50;
+    if (m->step < 0 || m->step > LIMIT)
+        return "step";
+    if (m->tokens_seen < 0 || m->tokens_seen > LIMIT * 64)
+        return "tokens_seen";
+    if (m->loader_epoch < 0 || m->loader_epoch > LIMIT)
+        return "loader_epoch";
+    if (m->loader_cursor < 0 || m->loader_cursor > LIMIT)
+        return "loader_cursor";
+    if (m->world_dp < 1 || m->world_tp < 1 || m->threads < 1)
+        return m->world_dp < 1 ? "world_dp" : m->world_tp < 1 ? "world_tp" : "threads";
+    return NULL;
+}
 
 int ckpt_read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err) {
     char *format = ckpt_get_str(f, "format");
@@ -341,33 +424,48 @@ int ckpt_read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err) {
         return mt_fail(err, "%s: not a meshtrain checkpoint (attribute format != \"%s\")", path, CKPT_FORMAT);
     long long version = 0;
     if (ckpt_get_i64(f, "format_version", &version) || version != CKPT_FORMAT_VERSION)
-        return mt_fail(err, "%s: unsupported checkpoint format_version %lld (this build reads %d)", path,
-                       version, CKPT_FORMAT_VERSION);
+        return mt_fail(err,
+                       "%s: unsupported checkpoint format_version %lld (this build reads %d; version 1 files "
+                       "have no attribute checksum)",
+                       path, version, CKPT_FORMAT_VERSION);
     static const char *const LONGS[] = {"step",     "tokens_seen", "loader_epoch", "loader_cursor",
                                         "world_dp", "world_tp",    "threads"};
     long long v[7];
     for (int i = 0; i < 7; i++)
         if (ckpt_get_i64(f, LONGS[i], &v[i]))
             return mt_fail(err, "%s: attribute %s is missing or not an integer", path, LONGS[i]);
-    uint64_t rng;
+    uint64_t rng, crc;
     if (ckpt_get_u64(f, "rng_state", &rng))
         return mt_fail(err, "%s: attribute rng_state is missing or not an integer", path);
+    if (ckpt_get_u64(f, "meta_crc32c", &crc))
+        return mt_fail(err, "%s: attribute meta_crc32c is missing or not an integer", path);
     char *config = ckpt_get_str(f, "config");
     if (!config)
         return mt_fail(err, "%s: attribute config is missing or not a string", path);
-    if (!meta) {
-        free(config);
-        return 0;
+    ckpt_meta got = {.step = (long)v[0],
+                     .tokens_seen = (long)v[1],
+                     .loader_epoch = (long)v[2],
+                     .loader_cursor = (long)v[3],
+                     .rng_state = rng,
+                     .world_dp = (int)v[4],
+                     .world_tp = (int)v[5],
+                     .threads = (int)v[6],
+                     .config_json = config};
+    int narrowed = got.world_dp != v[4] || got.world_tp != v[5] || got.threads != v[6];
+    if (narrowed || meta_crc(&got) != crc) {
+        ckpt_meta_free(&got);
+        return mt_fail(err, "%s: the root attributes fail their checksum (meta_crc32c): corrupted or edited",
+                       path);
     }
-    *meta = (ckpt_meta){.step = (long)v[0],
-                        .tokens_seen = (long)v[1],
-                        .loader_epoch = (long)v[2],
-                        .loader_cursor = (long)v[3],
-                        .rng_state = rng,
-                        .world_dp = (int)v[4],
-                        .world_tp = (int)v[5],
-                        .threads = (int)v[6],
-                        .config_json = config};
+    const char *bad = meta_problem(&got);
+    if (bad) {
+        ckpt_meta_free(&got);
+        return mt_fail(err, "%s: attribute %s is out of range", path, bad);
+    }
+    if (meta)
+        *meta = got;
+    else
+        ckpt_meta_free(&got);
     return 0;
 }
 
@@ -557,12 +655,12 @@ int ckpt_load(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt,
     mt_err local;
     if (!err)
         err = &local;
+    if (meta_out)
+        *meta_out = (ckpt_meta){0};
     /* Every rank reads the whole tensors it needs (and so can verify every block it uses). */
-    int rc = load_local(path, meta_out, m, opt, err);
-    rc = agree(rc, err, comm);
-    if (rc && meta_out && meta_out->config_json) {
+    int rc = agree(load_local(path, meta_out, m, opt, err), err, comm);
+    if (rc)
         ckpt_meta_free(meta_out);
-    }
     return rc;
 }
 

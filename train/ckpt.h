@@ -17,7 +17,7 @@
 #include "optim.h"
 
 #define CKPT_FORMAT "meshtrain.checkpoint"
-enum { CKPT_FORMAT_VERSION = 1 };
+enum { CKPT_FORMAT_VERSION = 2 }; /* 2: the root attributes carry a checksum, meta_crc32c */
 
 typedef struct {
     long step, tokens_seen, loader_epoch, loader_cursor;

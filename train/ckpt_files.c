@@ -1,12 +1,13 @@
 /* The directory side of checkpoints (DESIGN 7): atomic publication and retention. A crash at any moment
  * leaves `latest` pointing at a complete, fsynced file (or absent if none was ever published). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* fallocate */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ckpt_internal.h"
@@ -47,6 +48,30 @@ int ckpt_list_steps(const char *dir, long **steps) {
     qsort(s, (size_t)n, sizeof *s, cmp_long);
     *steps = s;
     return n;
+}
+
+static double mb(uint64_t bytes) { return (double)bytes / 1e6; }
+
+int ckpt_check_space(const char *dir, const char *name, uint64_t bytes, mt_err *err) {
+    struct statvfs st;
+    if (statvfs(dir, &st))
+        return 0; /* no answer: the reservation and the writes will tell */
+    uint64_t avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    if (avail < bytes)
+        return mt_fail(err, "%s: not enough free space for %s: it needs %.1f MB, %.1f MB are free", dir, name,
+                       mb(bytes), mb(avail));
+    return 0;
+}
+
+int ckpt_reserve(const char *path, uint64_t bytes, mt_err *err) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return mt_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int rc = fallocate(fd, 0, 0, (off_t)bytes) ? errno : 0;
+    close(fd);
+    if (rc == ENOSPC || rc == EDQUOT)
+        return mt_fail(err, "%s: cannot reserve %.1f MB for the checkpoint: %s", path, mb(bytes), strerror(rc));
+    return 0; /* reserved, or a file system without fallocate (EOPNOTSUPP): the writes will tell */
 }
 
 static int fsync_path(const char *path, int flags) {

@@ -100,7 +100,7 @@ static uint32_t *get_crcs(hid_t d, size_t *n) {
     return crc;
 }
 
-static int put_crcs(hid_t d, const uint32_t *crc, size_t n) {
+int ckpt_put_crcs(hid_t d, const uint32_t *crc, size_t n) {
     hsize_t dims = n;
     hid_t sp = H5Screate_simple(1, &dims, NULL);
     hid_t a = H5Acreate2(d, "crc32c", H5T_STD_U32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -128,8 +128,7 @@ static hid_t select_part(hid_t fs, const ckpt_part *part) {
     return ms;
 }
 
-int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims, const ckpt_part *part,
-                       const uint32_t *crc, size_t n_crc) {
+hid_t ckpt_create_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims) {
     hid_t dcpl = h5_dcpl();
     /* Contiguous, allocated at creation (what parallel HDF5 needs), never filled: every byte is written. */
     H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
@@ -137,18 +136,18 @@ int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dim
     hid_t fs = H5Screate_simple(ndim, dims, NULL);
     hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
-    int rc = -1;
-    if (d >= 0) {
-        hid_t ms = select_part(fs, part), dxpl = H5Pcreate(H5P_DATASET_XFER);
-        H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-        static const float nothing = 0; /* a rank with an empty part still joins the collective write */
-        rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, part->data ? part->data : &nothing) < 0 ? -1 : 0;
-        H5Pclose(dxpl);
-        H5Sclose(ms);
-        if (put_crcs(d, crc, n_crc))
-            rc = -1;
-        H5Dclose(d);
-    }
+    H5Sclose(fs);
+    return d;
+}
+
+int ckpt_write_part(hid_t d, const ckpt_part *part) {
+    hid_t fs = H5Dget_space(d);
+    hid_t ms = select_part(fs, part), dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+    static const float nothing = 0; /* a rank with an empty part still joins the collective write */
+    int rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, part->data ? part->data : &nothing) < 0 ? -1 : 0;
+    H5Pclose(dxpl);
+    H5Sclose(ms);
     H5Sclose(fs);
     return rc;
 }

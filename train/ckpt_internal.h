@@ -9,12 +9,14 @@
 #include "model/common.h"
 #include "train/ckpt.h"
 
-/* ckpt.c: the root attributes (format, version and ckpt_meta) every checkpoint carries, written and read
- * (and validated; one-line error naming path) the same way by every writer and reader; and a group created
- * with the project's HDF5 properties (no timestamps, intermediate groups). */
+/* ckpt.c: the root attributes (format, version, ckpt_meta and their checksum) every checkpoint carries,
+ * written and read (and validated; one-line error naming path) the same way by every writer and reader; a
+ * group created with the project's HDF5 properties (no timestamps, intermediate groups); and the cleanup of
+ * a file whose write failed (collective over comm): its space is given back, it is closed and deleted. */
 int ckpt_write_meta(hid_t f, const ckpt_meta *meta);
 int ckpt_read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err);
 hid_t ckpt_make_group(hid_t file, const char *name);
+void ckpt_discard(hid_t f, const char *tmp, MPI_Comm comm);
 
 /* ckpt_h5.c: attributes and datasets. Attribute writers return < 0 on failure. */
 int ckpt_put_i64(hid_t obj, const char *name, long long v);
@@ -35,10 +37,13 @@ typedef struct {
     const float *data;
 } ckpt_part;
 
-/* Creates the contiguous float32 dataset `name` (ndim, dims) in loc, writes this rank's part
- * collectively and attaches the block checksums `crc` (n_crc values, identical on every rank). */
-int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims, const ckpt_part *part,
-                       const uint32_t *crc, size_t n_crc);
+/* Creates the contiguous float32 dataset `name` (ndim, dims) in loc, allocated at once; < 0 on failure.
+ * Collective. */
+hid_t ckpt_create_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims);
+/* Writes this rank's part (possibly empty) of dataset d in one collective write. */
+int ckpt_write_part(hid_t d, const ckpt_part *part);
+/* Attaches the block checksums `crc` (n values, identical on every rank) as attribute crc32c. */
+int ckpt_put_crcs(hid_t d, const uint32_t *crc, size_t n);
 
 /* Reads the whole float32 dataset `name` (n elements expected) into out and checks every block against
  * its `crc32c` attribute; a one-line error naming path and dataset otherwise. */
@@ -50,6 +55,11 @@ int ckpt_dataset_shape(hid_t file, const char *name, hsize_t dims[2]);
 /* ckpt_files.c: the directory side. */
 /* Steps of DIR/step_<N>.h5 files (not .tmp), ascending; returns the count (*steps malloc'd) or -1. */
 int ckpt_list_steps(const char *dir, long **steps);
+/* Whether DIR's file system has `bytes` free for checkpoint NAME; a one-line error otherwise. */
+int ckpt_check_space(const char *dir, const char *name, uint64_t bytes, mt_err *err);
+/* Reserves `bytes` for the file at path (fallocate), so that a full disk fails here rather than in the
+ * middle of HDF5's writes; nothing is done where the file system cannot reserve. */
+int ckpt_reserve(const char *path, uint64_t bytes, mt_err *err);
 /* fsyncs tmp, renames it to final and fsyncs final's folder: a crash leaves final old or new, never partial.
  */
 int ckpt_commit(const char *tmp, const char *final, mt_err *err);

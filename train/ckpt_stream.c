@@ -9,6 +9,7 @@
 #include "ckpt_crc.h"
 #include "ckpt_internal.h"
 #include "data/shard.h"
+#include "parallel/coll.h"
 
 struct ckpt_writer {
     hid_t file, params;
@@ -19,6 +20,48 @@ struct ckpt_writer {
 
 static size_t numel(const param_info *p) { return (size_t)p->shape[0] * (size_t)p->shape[1]; }
 
+/* Bytes the file takes: every tensor, its checksums and object header, and the root attributes. */
+static uint64_t file_bytes(const param_table *t, const ckpt_meta *meta) {
+    uint64_t bytes = 65536 + (meta->config_json ? strlen(meta->config_json) : 0);
+    for (int i = 0; i < t->n; i++)
+        bytes += numel(&t->p[i]) * sizeof(float) + 4 * ckpt_crc_blocks(numel(&t->p[i])) + 1024;
+    return bytes;
+}
+
+/* The folder of path and its last component. */
+static void split_path(const char *path, char *dir, size_t dir_cap, const char **base) {
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    if (!slash)
+        snprintf(dir, dir_cap, ".");
+    else
+        snprintf(dir, dir_cap, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+}
+
+/* As ckpt_save does: free space checked, the file reserved, then the attributes and /params. */
+static int start_file(ckpt_writer *w, const ckpt_meta *meta, mt_err *err) {
+    uint64_t bytes = file_bytes(w->t, meta);
+    char dir[4096];
+    const char *base;
+    split_path(w->path, dir, sizeof dir, &base);
+    if (ckpt_check_space(dir, base, bytes, err))
+        return -1;
+    hid_t fapl = h5_fapl(), fcpl = h5_fcpl();
+    H5Pset_fapl_mpio(fapl, MPI_COMM_SELF, MPI_INFO_NULL);
+    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    if (w->file < 0)
+        return mt_fail(err, "%s: cannot create (does the folder exist and is it writable?)", w->tmp);
+    if (ckpt_reserve(w->tmp, bytes, err))
+        return -1;
+    if (ckpt_write_meta(w->file, meta))
+        return mt_fail(err, "%s: cannot write attributes", w->tmp);
+    if ((w->params = ckpt_make_group(w->file, "params")) < 0)
+        return mt_fail(err, "%s: cannot create group /params", w->tmp);
+    return 0;
+}
+
 ckpt_writer *ckpt_writer_open(const char *path, const ckpt_meta *meta, const param_table *t, mt_err *err) {
     h5_quiet();
     ckpt_writer *w = mt_calloc(1, sizeof *w);
@@ -26,24 +69,26 @@ ckpt_writer *ckpt_writer_open(const char *path, const ckpt_meta *meta, const par
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     w->t = t;
     w->written = mt_calloc((size_t)t->n, 1);
-    w->params = -1;
-    hid_t fapl = h5_fapl(), fcpl = h5_fcpl();
-    H5Pset_fapl_mpio(fapl, MPI_COMM_SELF, MPI_INFO_NULL);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl);
-    H5Pclose(fcpl);
-    H5Pclose(fapl);
-    int rc = w->file < 0
-                 ? mt_fail(err, "%s: cannot create (does the folder exist and is it writable?)", w->tmp)
-                 : 0;
-    if (!rc && ckpt_write_meta(w->file, meta))
-        rc = mt_fail(err, "%s: cannot write attributes", w->tmp);
-    if (!rc && (w->params = ckpt_make_group(w->file, "params")) < 0)
-        rc = mt_fail(err, "%s: cannot create group /params", w->tmp);
-    if (rc) {
+    w->file = w->params = -1;
+    if (start_file(w, meta, err)) {
         ckpt_writer_close(w, 1, NULL);
         return NULL;
     }
     return w;
+}
+
+/* The whole tensor from this one process, in writes of whole rows of at most coll_chunk() elements (MPI-IO
+ * takes int counts). */
+static int write_rows(hid_t d, const param_info *p, const float *data) {
+    size_t cols = (size_t)p->shape[1], rows = (size_t)p->shape[0];
+    size_t step = coll_chunk() / cols > 0 ? coll_chunk() / cols : 1;
+    for (size_t r = 0; r < rows; r += step) {
+        size_t nr = rows - r < step ? rows - r : step;
+        ckpt_part part = {.n = 1, .start = {{r, 0}}, .count = {{nr, cols}}, .data = data + r * cols};
+        if (ckpt_write_part(d, &part))
+            return -1;
+    }
+    return 0;
 }
 
 int ckpt_writer_put(ckpt_writer *w, int i, const float *data, mt_err *err) {
@@ -55,14 +100,14 @@ int ckpt_writer_put(ckpt_writer *w, int i, const float *data, mt_err *err) {
         size_t len = n - start < CKPT_CRC_BLOCK_FLOATS ? n - start : CKPT_CRC_BLOCK_FLOATS;
         crc[b] = crc32c(data + start, len * sizeof *data);
     }
-    /* One process: its part is the whole tensor. */
-    ckpt_part part = {
-        .n = 1, .start = {{0, 0}}, .count = {{(hsize_t)p->shape[0], (hsize_t)p->shape[1]}}, .data = data};
     hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
-    int rc = ckpt_write_dataset(w->params, p->name, p->ndim, dims, &part, crc, n_crc);
+    hid_t d = ckpt_create_dataset(w->params, p->name, p->ndim, dims);
+    int rc = d < 0 || write_rows(d, p, data) || ckpt_put_crcs(d, crc, n_crc);
+    if (d >= 0)
+        H5Dclose(d);
     free(crc);
     if (rc)
-        return mt_fail(err, "%s: cannot write dataset /params/%s (disk full?)", w->tmp, p->name);
+        return mt_fail(err, "%s: cannot write dataset /params/%s (disk full or I/O error)", w->tmp, p->name);
     w->written[i] = 1;
     return 0;
 }
@@ -73,15 +118,20 @@ int ckpt_writer_close(ckpt_writer *w, int abandon, mt_err *err) {
         CHECK(w->written[i], "checkpoint %s closed without tensor %s", w->path, w->t->p[i].name);
     if (w->params >= 0)
         H5Gclose(w->params);
-    if (w->file >= 0 && H5Fclose(w->file) < 0 && !abandon)
+    if (w->file >= 0 && (abandon || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)) {
+        ckpt_discard(w->file, w->tmp, MPI_COMM_SELF);
+        rc = abandon ? -1 : mt_fail(err, "%s: cannot flush (disk full?)", w->tmp);
+    } else if (w->file >= 0 && H5Fclose(w->file) < 0) {
+        h5_mark_broken();
         rc = mt_fail(err, "%s: cannot close (disk full?)", w->tmp);
-    if (!abandon && !rc)
+    } else if (w->file >= 0) {
         rc = ckpt_commit(w->tmp, w->path, err);
-    if (abandon || rc)
+    }
+    if (rc)
         unlink(w->tmp);
     free(w->written);
     free(w);
-    return rc;
+    return abandon ? -1 : rc;
 }
 
 struct ckpt_reader {

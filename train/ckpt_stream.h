@@ -17,8 +17,9 @@ ckpt_writer *ckpt_writer_open(const char *path, const ckpt_meta *meta, const par
 /* Tensor i of the table: its global shape, row-major. */
 int ckpt_writer_put(ckpt_writer *w, int i, const float *data, mt_err *err);
 
-/* With every tensor written and abandon 0: closes, fsyncs and renames PATH.tmp to PATH. Otherwise (or on
- * a failure) removes PATH.tmp: PATH is then as it was before. Frees w. */
+/* With every tensor written and abandon 0: closes, fsyncs and renames PATH.tmp to PATH, and returns 0.
+ * Otherwise (or on a failure, with err set) removes PATH.tmp, leaving PATH as it was, and returns -1.
+ * Frees w. */
 int ckpt_writer_close(ckpt_writer *w, int abandon, mt_err *err);
 
 typedef struct ckpt_reader ckpt_reader;

@@ -1,5 +1,6 @@
 /* bin/convert hf-import: an HF model folder to a parameters-only checkpoint (see hf_convert.h). */
 #define _DEFAULT_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,15 @@ static int read_io(void *ctx, uint64_t first, size_t n, float *buf, mt_err *err)
     return st_read_f32(r->f, r->t, first, n, buf, err);
 }
 
+static size_t numel(const param_info *p) { return (size_t)p->shape[0] * (size_t)p->shape[1]; }
+
+static int all_finite(const float *x, size_t n) {
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) != 0;
+    return ok;
+}
+
 static ckpt_writer *open_output(const char *out, const model_config *c, const param_table *t, mt_err *err) {
     cJSON *cfg = cJSON_CreateObject();
     cJSON_AddItemToObject(cfg, "model", model_config_to_json(c));
@@ -120,6 +130,8 @@ static int write_checkpoint(const char *out, const model_config *c, const param_
     for (int i = 0; i < t->n && !rc; i++) {
         read_ctx ctx = {src[i]->file, src[i]->t};
         rc = hf_copy(&places[i], &t->p[i], buf, 0, read_io, &ctx, stage, STAGE_FLOATS, err);
+        if (!rc && !all_finite(buf, numel(&t->p[i]))) /* as bin/train, which never checkpoints them */
+            rc = mt_fail(err, "%s: tensor %s holds NaN or infinite values", src[i]->file->path, src[i]->name);
         if (!rc)
             rc = ckpt_writer_put(w, i, buf, err);
         if (mt_now() - shown > 10) {

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "data/shard.h"
 #include "train/signals.h"
 #include "train/trainer.h"
 
@@ -17,10 +19,15 @@ static void usage(void) {
         "  2 bad input, 3 stopped on a signal after writing a checkpoint (requeue).\n");
 }
 
-/* Every rank sees the same bad input; rank 0 alone says so, and all exit with the same code. */
+/* Every rank sees the same bad input (or has agreed on the failing rank's message); rank 0 alone says so,
+ * and all exit with the same code. */
 static int finish(int rank, int code, const char *msg) {
     if (code && rank == 0)
         fprintf(stderr, "train: %s\n", msg);
+    if (h5_is_broken()) { /* HDF5 would crash while shutting down (MPI_Finalize, atexit) */
+        fflush(NULL);
+        _exit(code ? code : MT_EXIT_INTERNAL);
+    }
     MPI_Finalize();
     return code;
 }
@@ -64,7 +71,7 @@ int main(int argc, char **argv) {
     if (!config)
         return finish(rank, MT_EXIT_BAD_INPUT, "no config given (see --help)");
     run_config rc;
-    mt_err err;
+    mt_err err = {""};
     if (run_config_load(&rc, config, sets, n_sets, dry_run, world, &err))
         return finish(rank, MT_EXIT_BAD_INPUT, err.msg);
     int code = MT_EXIT_OK;

@@ -104,6 +104,13 @@ def main():
     def int_dtype(d):
         rewrite(w(d), lambda t: [(n, "I32" if n == "h.0.mlp.c_fc.bias" else dt, a) for n, dt, a in t])
 
+    def nan(d):
+        def change(t):
+            out = [(n, dt, a.copy()) for n, dt, a in t]
+            next(a for n, _, a in out if n == "h.0.ln_1.weight")[3] = np.nan
+            return out
+        rewrite(w(d), change)
+
     def truncate(d):
         raw = open(w(d), "rb").read()
         open(w(d), "wb").write(raw[:-10])
@@ -140,6 +147,7 @@ def main():
     case("tensor_misshapen", gpt2, WEIGHTS, r"h.0.mlp.c_fc.weight is \[256, 64\]; .* needs \[64, 256\]", transpose)
     case("tensor_unexpected", gpt2, WEIGHTS, "unexpected tensor h.0.attn.rotary_emb.inv_freq", extra)
     case("tensor_int_dtype", gpt2, WEIGHTS, "h.0.mlp.c_fc.bias has dtype I32", int_dtype)
+    case("tensor_nan", gpt2, WEIGHTS, "tensor h.0.ln_1.weight holds NaN or infinite values", nan)
     case("unknown_model_type", gpt2, "config.json", 'model_type: "llama" is not supported',
          lambda d: edit_config(d, lambda c: c.update(model_type="llama")))
     case("activation", gpt2, "config.json", 'activation_function: "relu" is not supported',
