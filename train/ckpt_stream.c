@@ -64,6 +64,10 @@ static int start_file(ckpt_writer *w, const ckpt_meta *meta, mt_err *err) {
 
 ckpt_writer *ckpt_writer_open(const char *path, const ckpt_meta *meta, const param_table *t, mt_err *err) {
     h5_quiet();
+    int mpi_up;
+    MPI_Initialized(&mpi_up);
+    if (!mpi_up) /* a single process (singleton), for the MPI-IO driver; not before it is needed */
+        MPI_Init(NULL, NULL);
     ckpt_writer *w = mt_calloc(1, sizeof *w);
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);

@@ -11,7 +11,8 @@
 typedef struct ckpt_writer ckpt_writer;
 
 /* Starts PATH.tmp with meta's root attributes; the tensors of t follow through ckpt_writer_put, in any
- * order. MPI must be initialized: datasets go through MPI-IO on MPI_COMM_SELF, as ckpt_save writes them. */
+ * order. Datasets go through MPI-IO on MPI_COMM_SELF, as ckpt_save writes them: MPI is initialized here if
+ * the program has not done it (the program then calls MPI_Finalize before it exits). */
 ckpt_writer *ckpt_writer_open(const char *path, const ckpt_meta *meta, const param_table *t, mt_err *err);
 
 /* Tensor i of the table: its global shape, row-major. */

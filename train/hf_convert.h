@@ -10,7 +10,8 @@
 #include "train/safetensors.h"
 
 /* HF_DIR -> a parameters-only checkpoint at out (step 0; replaced only when complete), and the model config
- * at config_out (NULL: none). Everything is checked before anything is written. MPI must be initialized. */
+ * at config_out (NULL: none). Config, files, names, shapes and dtypes are checked before anything is
+ * written; values (NaN, inf) as they are read, a failure then leaving no file behind. */
 int hf_import(const char *hf_dir, const char *out, const char *config_out, mt_err *err);
 
 typedef struct {

@@ -146,8 +146,6 @@ int main(int argc, char **argv) {
             usage();
             return 0;
         }
-    /* Checkpoints are written through MPI-IO, as bin/train writes them (one process here). */
-    MPI_Init(&argc, &argv);
     char msg[1200] = "";
     int code = run(cmd, argc - 2, argv + 2, msg, sizeof msg);
     for (char *c = msg; *c; c++) /* one line, whatever strings the input files held */
@@ -155,6 +153,10 @@ int main(int argc, char **argv) {
             *c = '?';
     if (code)
         fprintf(stderr, "convert: %s\n", msg);
-    MPI_Finalize();
+    int mpi_up, mpi_down; /* hf-import's checkpoint writer started MPI (MPI-IO), once every check passed */
+    MPI_Initialized(&mpi_up);
+    MPI_Finalized(&mpi_down);
+    if (mpi_up && !mpi_down)
+        MPI_Finalize();
     return code;
 }
