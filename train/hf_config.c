@@ -34,6 +34,9 @@ static const struct {
 enum { N_FIXED = sizeof FIXED / sizeof *FIXED };
 
 static int *field(model_config *c, int i) { return (int *)((char *)c + FIXED[i].offset); }
+static int field_of(const model_config *c, int i) {
+    return *(const int *)((const char *)c + FIXED[i].offset);
+}
 
 /* ------------------------------------------------------------------------------------------- import */
 
@@ -203,7 +206,7 @@ int hf_family_of(const model_config *c, const char *where, hf_family *fam, mt_er
     *fam = c->rotary_dim ? HF_GPTJ : c->bias_qkv ? HF_GPT2 : HF_GPT_NEO;
     const char *type = hf_model_type(*fam);
     for (int i = 0; i < N_FIXED; i++) {
-        int want = FIXED[i].want[*fam], have = *field((model_config *)c, i);
+        int want = FIXED[i].want[*fam], have = field_of(c, i);
         if (want >= 0 && have != want)
             return mt_fail(err, "%s: model.%s: %s cannot be expressed as %s (the family this model maps to)",
                            where, FIXED[i].field, FIXED[i].values[have], type);
