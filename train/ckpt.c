@@ -289,8 +289,7 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
     int rc = 0;
     for (int kind = 0; kind < N_KINDS && !rc; kind++) {
         hid_t g = ckpt_make_group(f, KIND_GROUP[kind]);
-        rc =
-            agree(g < 0, NULL, comm) ? mt_fail(err, "%s: cannot create group /%s", tmp, KIND_GROUP[kind]) : 0;
+        rc = agree(g < 0, NULL, comm) ? mt_fail(err, "%s: cannot create group /%s", tmp, KIND_GROUP[kind]) : 0;
         for (int i = 0; i < m->table.n && !rc; i++)
             if (write_tensor(g, m, opt, &L, kind, i, host, comm))
                 rc = mt_fail(err, "%s: cannot write dataset /%s/%s (disk full or I/O error)", tmp,
@@ -318,11 +317,10 @@ static int check_finite(model *m, long step, mt_err *err) {
     for (int i = 0; i < m->table.n; i++) {
         const param_info *p = &m->table.p[i];
         if (!isfinite(m->o->sumsq(m->o, (ops_ptr){m->params, p->offset}, p->numel)))
-            return mt_fail(
-                err,
-                "step %ld: parameter %s holds NaN or infinite values; no checkpoint is written (the "
-                "previous one stays latest)",
-                step, p->name);
+            return mt_fail(err,
+                           "step %ld: parameter %s holds NaN or infinite values; no checkpoint is written (the "
+                           "previous one stays latest)",
+                           step, p->name);
     }
     return 0;
 }
@@ -372,8 +370,8 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
     }
     rc = agree(rank == 0 ? ckpt_reserve(tmp, bytes, err) : 0, err, comm);
     if (!rc)
-        rc =
-            agree(ckpt_write_meta(f, meta) ? mt_fail(err, "%s: cannot write attributes", tmp) : 0, err, comm);
+        rc = agree(ckpt_write_meta(f, meta) ? mt_fail(err, "%s: cannot write attributes", tmp) : 0, err,
+                   comm);
     if (!rc)
         rc = write_tensors(f, tmp, m, opt, comm, err);
     if (!rc)

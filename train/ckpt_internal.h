@@ -60,8 +60,7 @@ int ckpt_check_space(const char *dir, const char *name, uint64_t bytes, mt_err *
 /* Reserves `bytes` for the file at path (fallocate), so that a full disk fails here rather than in the
  * middle of HDF5's writes; nothing is done where the file system cannot reserve. */
 int ckpt_reserve(const char *path, uint64_t bytes, mt_err *err);
-/* fsyncs tmp, renames it to final and fsyncs final's folder: a crash leaves final old or new, never partial.
- */
+/* fsyncs tmp, renames it to final, fsyncs the folder: a crash leaves final old or new, never partial. */
 int ckpt_commit(const char *tmp, const char *final, mt_err *err);
 /* fsyncs tmp, renames it to DIR/NAME, fsyncs DIR, and points DIR/latest at NAME through DIR/latest.tmp. */
 int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err);

@@ -34,12 +34,12 @@ static void walk(const cJSON *a, const cJSON *b, const char *prefix, char *out, 
 void config_diff(const char *saved_json, const char *current_json, char *model, char *train, size_t cap) {
     model[0] = train[0] = 0;
     cJSON *s = cJSON_Parse(saved_json ? saved_json : ""), *c = cJSON_Parse(current_json ? current_json : "");
-    walk(cJSON_GetObjectItemCaseSensitive(s, "model"), cJSON_GetObjectItemCaseSensitive(c, "model"), "model",
-         model, cap);
+    walk(cJSON_GetObjectItemCaseSensitive(s, "model"), cJSON_GetObjectItemCaseSensitive(c, "model"), "model", model,
+         cap);
     static const char *const SECTIONS[] = {"data", "train", "parallel", "threads", "backend"};
     for (size_t i = 0; i < sizeof SECTIONS / sizeof *SECTIONS; i++)
-        walk(cJSON_GetObjectItemCaseSensitive(s, SECTIONS[i]),
-             cJSON_GetObjectItemCaseSensitive(c, SECTIONS[i]), SECTIONS[i], train, cap);
+        walk(cJSON_GetObjectItemCaseSensitive(s, SECTIONS[i]), cJSON_GetObjectItemCaseSensitive(c, SECTIONS[i]),
+             SECTIONS[i], train, cap);
     cJSON_Delete(s);
     cJSON_Delete(c);
 }

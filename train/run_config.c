@@ -15,10 +15,10 @@ static const char *const RUN_KEYS[] = {"model",    "run_dir", "backend", "thread
 static const char *const PARALLEL_KEYS[] = {"tp", "zero", NULL};
 static const char *const DATA_KEYS[] = {"train", "val", "kind", "seq_len", "seed", NULL};
 static const char *const TRAIN_KEYS[] = {
-    "global_batch", "micro_batch",  "steps",     "lr",    "end_lr",        "warmup_steps", "anneal_steps",
-    "schedule",     "weight_decay", "beta1",     "beta2", "eps",           "clip",         "z_loss",
-    "eval_every",   "eval_batches", "log_every", "seed",  "max_bad_steps", "ckpt_every",   "keep_last",
-    "keep_every",   "init_from",    "recompute", NULL};
+    "global_batch",  "micro_batch", "steps",        "lr",           "end_lr",    "warmup_steps",
+    "anneal_steps",  "schedule",    "weight_decay", "beta1",        "beta2",     "eps",
+    "clip",          "z_loss",      "eval_every",   "eval_batches", "log_every", "seed",
+    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", "recompute", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];

@@ -14,8 +14,8 @@ static void reduce_grads(model *m, optim_state *s) {
         comm_allreduce(c, COMM_DP, COMM_SUM, m->o, (ops_ptr){m->grads, 0}, m->flat_n);
 }
 
-void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro,
-                const int32_t *tokens, const float *weights, step_result *r) {
+void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro, const int32_t *tokens,
+                const float *weights, step_result *r) {
     size_t ntok = (size_t)m->B * (m->T + 1), nw = (size_t)m->B * m->T;
     double sums[2] = {0, 0}; /* sum(w * CE), sum(w) */
     model_zero_grads(m);
