@@ -88,13 +88,18 @@ for d in bf16 fp16; do
         --tag "export.tiny-gptj.$d"
 done
 
-# 3. An imported checkpoint resumes (--resume: zero Adam moments, with a note) and refuses another model.
+# 3. An imported checkpoint resumes (--resume: zero Adam moments, with a note) and refuses another model;
+#    the trained checkpoint exports.
 run_config resume "$tmp/tiny-gptj.model.json" "$tmp/val50257.h5"
 bin/train "$tmp/resume.run.json" --resume "$tmp/tiny-gptj.h5" >"$tmp/out" 2>&1
 rc=$?
 [ $rc = 0 ] && grep -q "holds parameters only (no optimizer state): Adam's moments start at zero" "$tmp/out" &&
     grep -q "resumed from .*tiny-gptj.h5 at step 0" "$tmp/out" && grep -q "^step 2/2" "$tmp/out"
 say $? "resume.params_only_checkpoint" "rc $rc: $(tail -3 "$tmp/out")"
+# ... and what training wrote (parameters, Adam moments, a `latest` link) exports like an import.
+bin/convert hf-export --in "$tmp/runs/resume/ckpt/latest" --out "$tmp/trained" --no-tokenizer >"$tmp/out" 2>&1
+say $? "export.trained_checkpoint" "$(cat "$tmp/out")"
+$PY tests/convert/check_export.py "$tmp/runs/resume/ckpt/latest" "$tmp/trained" gptj F32 --tag export.trained
 bin/train "$tmp/resume.run.json" --resume "$tmp/tiny-gptj.h5" --set model.layer_norm_eps=1e-6 \
     --set run_dir="$tmp/runs/other" >"$tmp/out" 2>&1
 rc=$?
