@@ -98,7 +98,7 @@ static ckpt_part shard_part(const param_info *p, size_t a, size_t b, const float
     return part;
 }
 
-static hid_t make_group(hid_t file, const char *name) {
+hid_t ckpt_make_group(hid_t file, const char *name) {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     H5Pset_obj_track_times(gcpl, 0);
@@ -129,7 +129,7 @@ static uint32_t meta_crc(const ckpt_meta *meta) {
     return c;
 }
 
-static int write_meta(hid_t f, const ckpt_meta *meta) {
+int ckpt_write_meta(hid_t f, const ckpt_meta *meta) {
     int bad = 0;
     bad |= ckpt_put_str(f, "format", CKPT_FORMAT);
     bad |= ckpt_put_i64(f, "format_version", CKPT_FORMAT_VERSION);
@@ -287,7 +287,7 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
     layout L = layout_of(m, opt);
     int rc = 0;
     for (int kind = 0; kind < N_KINDS && !rc; kind++) {
-        hid_t g = make_group(f, KIND_GROUP[kind]);
+        hid_t g = ckpt_make_group(f, KIND_GROUP[kind]);
         rc = agree(g < 0, NULL, comm) ? mt_fail(err, "%s: cannot create group /%s", tmp, KIND_GROUP[kind]) : 0;
         for (int i = 0; i < m->table.n && !rc; i++)
             if (write_tensor(g, m, opt, &L, kind, i, host, comm))
@@ -326,7 +326,7 @@ static int check_finite(model *m, long step, mt_err *err) {
 
 /* After a failed write: gives the file's space back first, so that the few metadata bytes HDF5 flushes
  * on close fit (a close that fails leaves HDF5 in a state that crashes at exit), then closes and deletes. */
-static void discard(hid_t f, const char *tmp, MPI_Comm comm) {
+void ckpt_discard(hid_t f, const char *tmp, MPI_Comm comm) {
     int rank;
     MPI_Comm_rank(comm, &rank);
     if (rank == 0)
@@ -360,14 +360,15 @@ static int write_file(const char *tmp, uint64_t bytes, const ckpt_meta *meta, mo
     }
     rc = agree(rank == 0 ? ckpt_reserve(tmp, bytes, err) : 0, err, comm);
     if (!rc)
-        rc = agree(write_meta(f, meta) ? mt_fail(err, "%s: cannot write attributes", tmp) : 0, err, comm);
+        rc = agree(ckpt_write_meta(f, meta) ? mt_fail(err, "%s: cannot write attributes", tmp) : 0, err,
+                   comm);
     if (!rc)
         rc = write_tensors(f, tmp, m, opt, comm, err);
     if (!rc)
         rc = agree(H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? mt_fail(err, "%s: cannot flush (disk full?)", tmp) : 0,
                    err, comm);
     if (rc) {
-        discard(f, tmp, comm);
+        ckpt_discard(f, tmp, comm);
         return -1;
     }
     if (H5Fclose(f) < 0) {
@@ -428,7 +429,7 @@ static const char *meta_problem(const ckpt_meta *m) {
     return NULL;
 }
 
-static int read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err) {
+int ckpt_read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err) {
     char *format = ckpt_get_str(f, "format");
     int is_ckpt = format && !strcmp(format, CKPT_FORMAT);
     free(format);
@@ -623,6 +624,12 @@ static int load_tensor(hid_t f, const char *path, model *m, optim_state *opt, in
     return 0;
 }
 
+/* A parameters-only checkpoint (bin/convert hf-import) resumes with Adam's moments at zero. */
+static void zero_moments(model *m, optim_state *opt) {
+    m->o->zero(m->o, (ops_ptr){opt->m, 0}, opt->hi - opt->lo);
+    m->o->zero(m->o, (ops_ptr){opt->v, 0}, opt->hi - opt->lo);
+}
+
 static int load_local(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, mt_err *err) {
     if (access(path, R_OK))
         return mt_fail(err, "%s: cannot open checkpoint", path);
@@ -632,16 +639,19 @@ static int load_local(const char *path, ckpt_meta *meta_out, model *m, optim_sta
     if (f < 0)
         return mt_fail(err, "%s: not an HDF5 file, or truncated or corrupted", path);
     ckpt_meta meta = {0};
-    int rc = read_meta(f, path, &meta, err);
+    int rc = ckpt_read_meta(f, path, &meta, err);
     if (!rc)
         rc = check_tensors(f, path, m, meta.config_json, err);
     size_t biggest = 0;
     for (int i = 0; i < m->table.n; i++)
         biggest = global_numel(&m->table.p[i]) > biggest ? global_numel(&m->table.p[i]) : biggest;
     float *scratch = mt_malloc(biggest * sizeof *scratch), *block = mt_malloc(biggest * sizeof *block);
-    for (int kind = 0; kind < (opt ? N_KINDS : 1) && !rc; kind++)
+    meta.params_only = H5Lexists(f, "optim", H5P_DEFAULT) <= 0;
+    for (int kind = 0; kind < (opt && !meta.params_only ? N_KINDS : 1) && !rc; kind++)
         for (int i = 0; i < m->table.n && !rc; i++)
             rc = load_tensor(f, path, m, opt, kind, &m->table.p[i], scratch, block, err);
+    if (!rc && opt && meta.params_only)
+        zero_moments(m, opt);
     free(scratch);
     free(block);
     if (H5Fclose(f) < 0 && !rc)
@@ -683,6 +693,7 @@ typedef struct {
     size_t cap;
     mt_err *err;
     int rc;
+    int n_kinds; /* params, or params and the moments */
 } verify_ctx;
 
 static herr_t verify_one(hid_t g, const char *name, const H5L_info_t *info, void *data) {
@@ -704,7 +715,7 @@ static herr_t verify_one(hid_t g, const char *name, const H5L_info_t *info, void
         c->cap = n;
     }
     c->rc = ckpt_read_dataset(c->file, c->path, dname, n, c->buf, c->err);
-    if (!c->rc && strcmp(c->group, "params") == 0)
+    if (!c->rc && strcmp(c->group, "params") == 0 && c->n_kinds == N_KINDS)
         for (int k = KIND_M; k < N_KINDS && !c->rc; k++) {
             snprintf(dname, sizeof dname, "%s/%s", KIND_GROUP[k], name);
             if (H5Lexists(c->file, KIND_GROUP[k], H5P_DEFAULT) <= 0 ||
@@ -722,8 +733,10 @@ static int verify_local(const char *path, mt_err *err) {
     H5Pclose(fapl);
     if (f < 0)
         return mt_fail(err, "%s: not an HDF5 file, or truncated or corrupted", path);
-    verify_ctx c = {f, path, NULL, NULL, 0, err, read_meta(f, path, NULL, err)};
-    for (int k = 0; k < N_KINDS && !c.rc; k++) {
+    verify_ctx c = {f, path, NULL, NULL, 0, err, ckpt_read_meta(f, path, NULL, err), N_KINDS};
+    if (H5Lexists(f, "optim", H5P_DEFAULT) <= 0) /* parameters only (bin/convert hf-import) */
+        c.n_kinds = 1;
+    for (int k = 0; k < c.n_kinds && !c.rc; k++) {
         c.group = KIND_GROUP[k];
         hid_t g = H5Lexists(f, "optim", H5P_DEFAULT) >= 0 && H5Lexists(f, c.group, H5P_DEFAULT) > 0
                       ? H5Gopen2(f, c.group, H5P_DEFAULT)

@@ -83,17 +83,30 @@ static int fsync_path(const char *path, int flags) {
     return rc;
 }
 
-int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err) {
-    char final[4096], link_tmp[4096], link[4096];
-    snprintf(final, sizeof final, "%s/%s", dir, name);
-    snprintf(link_tmp, sizeof link_tmp, "%s/latest.tmp", dir);
-    snprintf(link, sizeof link, "%s/latest", dir);
+int ckpt_commit(const char *tmp, const char *final, mt_err *err) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", final);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir] = 0; /* "/x" keeps "/" */
+    else
+        snprintf(dir, sizeof dir, ".");
     if (fsync_path(tmp, O_RDONLY))
         return mt_fail(err, "%s: fsync failed: %s", tmp, strerror(errno));
     if (rename(tmp, final))
         return mt_fail(err, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
     if (fsync_path(dir, O_RDONLY | O_DIRECTORY))
         return mt_fail(err, "%s: fsync of the folder failed: %s", dir, strerror(errno));
+    return 0;
+}
+
+int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err) {
+    char final[4096], link_tmp[4096], link[4096];
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    snprintf(link_tmp, sizeof link_tmp, "%s/latest.tmp", dir);
+    snprintf(link, sizeof link, "%s/latest", dir);
+    if (ckpt_commit(tmp, final, err))
+        return -1;
     /* The file's rename is durable before `latest` can point at it. */
     if (unlink(link_tmp) && errno != ENOENT)
         return mt_fail(err, "%s: cannot remove: %s", link_tmp, strerror(errno));

@@ -7,6 +7,16 @@
 #include <stdint.h>
 
 #include "model/common.h"
+#include "train/ckpt.h"
+
+/* ckpt.c: the root attributes (format, version, ckpt_meta and their checksum) every checkpoint carries,
+ * written and read (and validated; one-line error naming path) the same way by every writer and reader; a
+ * group created with the project's HDF5 properties (no timestamps, intermediate groups); and the cleanup of
+ * a file whose write failed (collective over comm): its space is given back, it is closed and deleted. */
+int ckpt_write_meta(hid_t f, const ckpt_meta *meta);
+int ckpt_read_meta(hid_t f, const char *path, ckpt_meta *meta, mt_err *err);
+hid_t ckpt_make_group(hid_t file, const char *name);
+void ckpt_discard(hid_t f, const char *tmp, MPI_Comm comm);
 
 /* ckpt_h5.c: attributes and datasets. Attribute writers return < 0 on failure. */
 int ckpt_put_i64(hid_t obj, const char *name, long long v);
@@ -50,6 +60,8 @@ int ckpt_check_space(const char *dir, const char *name, uint64_t bytes, mt_err *
 /* Reserves `bytes` for the file at path (fallocate), so that a full disk fails here rather than in the
  * middle of HDF5's writes; nothing is done where the file system cannot reserve. */
 int ckpt_reserve(const char *path, uint64_t bytes, mt_err *err);
+/* fsyncs tmp, renames it to final, fsyncs the folder: a crash leaves final old or new, never partial. */
+int ckpt_commit(const char *tmp, const char *final, mt_err *err);
 /* fsyncs tmp, renames it to DIR/NAME, fsyncs DIR, and points DIR/latest at NAME through DIR/latest.tmp. */
 int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err);
 /* Deletes DIR/step_N.h5 files outside the newest keep_last and the multiples of keep_every, never the one

@@ -241,7 +241,11 @@ static int load(trainer *t, const char *path, int params_only, mt_err *err) {
         loader_set_state(&t->train, (loader_state){meta.loader_epoch, meta.loader_cursor});
         metrics_note(&t->log, "resumed from %s at step %ld (layout then: dp %d x tp %d, %d threads)", path,
                      meta.step, meta.world_dp, meta.world_tp, meta.threads);
-        if (train_diff[0])
+        if (meta.params_only) /* bin/convert hf-import: no training settings to compare either */
+            metrics_note(&t->log,
+                         "note: %s holds parameters only (no optimizer state): Adam's moments start at zero",
+                         path);
+        else if (train_diff[0])
             metrics_note(&t->log, "warning: settings changed since the checkpoint: %s", train_diff);
         if (meta.world_dp != t->dp || meta.world_tp != t->rc->tp || meta.threads != t->rc->threads)
             metrics_note(&t->log,
