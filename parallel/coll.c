@@ -2,6 +2,7 @@
 #include "coll.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
  * collective (nothing else in the project sends point-to-point messages). */
 enum { TAG_QUERY = 0x4d54, TAG_REPLY = 0x4d55 };
 
-/* A waiting rank polls at full speed this long, then naps between polls, up to MAX_NAP_S each. */
+/* A waiting rank polls (yielding its core) this long, then naps between polls, up to MAX_NAP_S each. */
 static const double SPIN_S = 0.02, MAX_NAP_S = 1e-3;
 
 static double env_positive(const char *name, double fallback) {
@@ -137,8 +138,10 @@ static void wait_for(MPI_Request *req, MPI_Comm c, const char *what) {
         if (done)
             return;
         double waited = mt_now() - t0;
-        if (waited < SPIN_S)
+        if (waited < SPIN_S) {
+            sched_yield(); /* with more ranks than cores, the rank we wait for may need this core */
             continue;
+        }
         answer_queries();
         if (waited > coll_timeout())
             give_up(c, what, waited);

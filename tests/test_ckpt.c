@@ -253,6 +253,47 @@ static void list_steps(const char *dir, char *out, size_t cap) {
             snprintf(out + strlen(out), cap - strlen(out), "%s%d", out[0] ? " " : "", k);
 }
 
+/* A parameter that went NaN is never saved (the previous checkpoint stays latest), nor loaded. */
+static void test_non_finite(const char *dir, const model_config *cfg) {
+    mt_err err = {""};
+    trainee a = make(cfg);
+    randomize(&a);
+    ckpt_meta meta = make_meta(cfg, 7);
+    char d[600], path[700];
+    snprintf(d, sizeof d, "%s/nan", dir);
+    mkdir(d, 0755);
+    int i = param_find(&a.m->table, "h.1.mlp.fc_out.weight");
+    const param_info *p = &a.m->table.p[i];
+    float *x = mt_malloc(p->numel * sizeof *x);
+    model_get_tensor(a.m, a.m->params, i, x);
+    x[p->numel / 2] = NAN;
+    model_set_tensor(a.m, a.m->params, i, x);
+    int rc = ckpt_save(d, &meta, a.m, &a.opt, 3, 0, MPI_COMM_SELF, &err);
+    snprintf(path, sizeof path, "%s/step_7.h5", d);
+    tu_check(rc && strstr(err.msg, "h.1.mlp.fc_out.weight holds NaN") && access(path, F_OK) != 0,
+             "non_finite.not_saved", "rc %d, message '%s'", rc, err.msg);
+    /* Written behind the guard's back, with a checksum that matches, it is refused on load. */
+    x[p->numel / 2] = 1.0f;
+    model_set_tensor(a.m, a.m->params, i, x);
+    rc = ckpt_save(d, &meta, a.m, &a.opt, 3, 0, MPI_COMM_SELF, &err);
+    x[p->numel / 2] = INFINITY;
+    CHECK(p->numel <= CKPT_CRC_BLOCK_FLOATS, "one checksum block");
+    uint32_t crc = crc32c(x, p->numel * sizeof *x);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "params/h.1.mlp.fc_out.weight", H5P_DEFAULT);
+    hid_t at = H5Aopen(ds, "crc32c", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    H5Awrite(at, H5T_NATIVE_UINT32, &crc);
+    H5Aclose(at);
+    H5Dclose(ds);
+    H5Fclose(f);
+    rc = rc ? -2 : ckpt_load(path, NULL, a.m, NULL, MPI_COMM_SELF, &err);
+    tu_check(rc == -1 && strstr(err.msg, "params/h.1.mlp.fc_out.weight holds NaN or infinite values"),
+             "non_finite.not_loaded", "rc %d, message '%s'", rc, err.msg);
+    free(x);
+    drop(&a);
+}
+
 static void test_retention_and_fallback(const char *dir, const model_config *cfg) {
     mt_err err = {""};
     trainee a = make(cfg);
@@ -444,6 +485,7 @@ int main(int argc, char **argv) {
     model_config cfg = load_config("configs/models/tiny-gptj.json");
     test_crc();
     test_round_trip(dir, &cfg);
+    test_non_finite(dir, &cfg);
     test_retention_and_fallback(dir, &cfg);
     test_crash(dir);
     char cmd[600];

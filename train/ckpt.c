@@ -240,9 +240,9 @@ static uint32_t *block_crcs(const run_list *mine, size_t n, MPI_Comm comm) {
     return crc;
 }
 
-/* Writes tensor i of one kind: every rank its owned elements as hyperslabs of the global array, in
- * collective writes of at most coll_chunk() elements per rank, with the block checksums joined from every
- * rank's runs. Collective: every rank returns the same result, after the same number of writes. */
+/* Writes tensor i of one kind: every rank its owned elements as hyperslabs of the global array, in writes
+ * of at most coll_chunk() elements, with the block checksums joined from every rank's runs. Collective:
+ * every rank returns the same result. */
 static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, int kind, int i, float *host,
                         MPI_Comm comm) {
     int rank;
@@ -256,21 +256,20 @@ static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, in
         else /* moments not kept: zeros */
             memset(host, 0, (b - a) * sizeof *host);
     }
-    /* As many writes as the rank with the largest part needs (each rank knows only its own part). */
-    unsigned long rounds = (b - a + chunk - 1) / chunk;
-    coll_allreduce(comm, &rounds, 1, MPI_UNSIGNED_LONG, MPI_MAX, "the agreement on checkpoint writes");
     run_list runs = shard_runs(p, a, b, host);
     uint32_t *crc = block_crcs(&runs, global_numel(p), comm);
     free(runs.v);
     hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
     hid_t d = ckpt_create_dataset(g, p->name, p->ndim, dims);
-    int rc = agree(d < 0, NULL, comm);
-    for (size_t j = 0; j < rounds && !rc; j++) {
-        size_t sa = a + j * chunk < b ? a + j * chunk : b, sb = sa + chunk < b ? sa + chunk : b;
+    int rc = agree(d < 0, NULL, comm), failed = 0;
+    for (size_t sa = a; sa < b && !rc && !failed; sa += chunk) { /* pieces of at most chunk elements */
+        size_t sb = sa + chunk < b ? sa + chunk : b;
         ckpt_part part = shard_part(p, sa, sb, host + (sa - a));
-        rc = agree(ckpt_write_part(d, &part), NULL, comm);
+        failed = ckpt_write_part(d, &part);
         watchdog_progress();
     }
+    if (!rc)
+        rc = agree(failed, NULL, comm);
     if (!rc)
         rc = agree(ckpt_put_crcs(d, crc, ckpt_crc_blocks(global_numel(p))), NULL, comm);
     if (d >= 0)
@@ -393,9 +392,10 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
     if (agree(check_finite(m, meta->step, err), err, comm) ||
         agree(rank == 0 ? ckpt_check_space(dir, name, bytes, err) : 0, err, comm))
         return -1;
-    /* MPI-IO collectives block without a timeout: a watchdog guards them. */
+    /* HDF5 creates datasets and attributes in collectives of its own, which block without a timeout: a
+     * watchdog guards them. */
     static char guarded[128];
-    snprintf(guarded, sizeof guarded, "the collective write of checkpoint %s", name);
+    snprintf(guarded, sizeof guarded, "the write of checkpoint %s", name);
     watchdog_arm(guarded);
     int rc = write_file(tmp, bytes, meta, m, opt, comm, err);
     watchdog_disarm();
@@ -613,8 +613,12 @@ static int load_tensor(hid_t f, const char *path, model *m, optim_state *opt, in
     if (holds_full(p) && p->offset >= lo && p->offset + p->numel <= hi && m->o->host_ptr)
         direct = m->o->host_ptr(m->o, (ops_ptr){buf, p->offset - lo});
     CHECK(!direct || !mt_is_device_memory(direct), "device memory passed to HDF5 as a host address");
-    if (ckpt_read_dataset(f, path, dname, n, direct ? direct : scratch, err))
+    float *data = direct ? direct : scratch;
+    if (ckpt_read_dataset(f, path, dname, n, data, err))
         return -1;
+    for (size_t j = 0; kind == KIND_PARAMS && j < n; j++)
+        if (!isfinite(data[j])) /* a file meshtrain wrote never holds these (check_finite) */
+            return mt_fail(err, "%s: dataset %s holds NaN or infinite values", path, dname);
     if (direct) {
         if (p->numel > n)
             m->o->zero(m->o, (ops_ptr){buf, p->offset - lo + n}, p->numel - n);

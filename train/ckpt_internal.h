@@ -40,7 +40,7 @@ typedef struct {
 /* Creates the contiguous float32 dataset `name` (ndim, dims) in loc, allocated at once; < 0 on failure.
  * Collective. */
 hid_t ckpt_create_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims);
-/* Writes this rank's part (possibly empty) of dataset d in one collective write. */
+/* Writes a non-empty part of dataset d from this rank alone (independent MPI-IO). */
 int ckpt_write_part(hid_t d, const ckpt_part *part);
 /* Attaches the block checksums `crc` (n values, identical on every rank) as attribute crc32c. */
 int ckpt_put_crcs(hid_t d, const uint32_t *crc, size_t n);
