@@ -152,15 +152,6 @@ build/asan/tests/%: build/asan/tests/%.o $(subst build/emu/,build/asan/,$(EMU_OB
 	@echo "LINK $@ (emulated CUDA, asan)"
 	@$(CC) $(CFLAGS) $(ASAN) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(EMU_LIBS)
 
-# The safetensors parser and its test under AddressSanitizer and UBSan (tests/test_convert.sh runs it).
-ST_ASAN_SRC := tests/test_safetensors.c train/safetensors.c model/common.c
-build/asan/tests/test_safetensors: $(ST_ASAN_SRC) $(wildcard train/safetensors.h model/common.h) | deps
-	@mkdir -p $(dir $@)
-	@echo "LINK $@ (asan, ubsan)"
-	@$(CC) $(OPT) -std=c11 -Wall -Wextra -Werror -I. $(ASAN) -fsanitize=undefined -fno-sanitize-recover=all \
-	    $(shell pkg-config --cflags libcjson) $(ST_ASAN_SRC) -o $@ $(shell pkg-config --libs libcjson) -lm
-all: build/asan/tests/test_safetensors
-
 # make CUDA=1: the real CUDA build of bin/train (CUDA_TRAIN names another output, as the tests do).
 NVCC        = $(CUDA_HOME)/bin/nvcc
 NVCC_FLAGS  = -O3 -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
