@@ -255,6 +255,7 @@ static void test_non_finite(const char *dir, const model_config *cfg) {
     tu_check(rc == -1 && strstr(err.msg, "params/h.1.mlp.fc_out.weight holds NaN or infinite values"),
              "non_finite.not_loaded", "rc %d, message '%s'", rc, err.msg);
     free(x);
+    ckpt_meta_free(&meta);
     tu_trainee_drop(&a);
 }
 
