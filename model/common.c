@@ -107,6 +107,26 @@ char *mt_read_file(const char *path, size_t *len, mt_err *err) {
     return buf;
 }
 
+int mt_make_dirs(const char *path, mt_err *err) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
+        return mt_fail(err, "%.200s...: path too long", path);
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c)
+            continue;
+        char keep = *c;
+        *c = 0;
+        struct stat st;
+        if (mkdir(p, 0777) && errno != EEXIST)
+            return mt_fail(err, "%s: cannot create folder: %s", p, strerror(errno));
+        if (stat(p, &st) || !S_ISDIR(st.st_mode))
+            return mt_fail(err, "%s: cannot create folder: not a folder", p);
+        *c = keep;
+        if (!keep)
+            return 0;
+    }
+}
+
 double mt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -40,6 +40,9 @@ void *mt_calloc(size_t n, size_t size);
 char *mt_strdup(const char *s);
 /* Reads a whole file into a NUL-terminated buffer; NULL with err set on failure. */
 char *mt_read_file(const char *path, size_t *len, mt_err *err);
+/* Creates the folder path and its missing parents (mkdir -p); a one-line error naming the component that
+ * cannot be created or is not a folder. */
+int mt_make_dirs(const char *path, mt_err *err);
 double mt_now(void); /* monotonic seconds */
 
 /* Whether p is device memory of the SIMT emulator (tests/simt defines it for the emulated build; elsewhere

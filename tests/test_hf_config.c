@@ -4,20 +4,14 @@
  * others are refused naming the field. */
 #include <string.h>
 
+#include "tests/test_model.h"
 #include "tests/testutil.h"
 #include "train/hf_config.h"
 
 static model_config load(const char *name) {
     char path[256];
     snprintf(path, sizeof path, "configs/models/%s.json", name);
-    mt_err err;
-    cJSON *j = jcfg_load(path, &err);
-    CHECK(j, "%s", err.msg);
-    jcfg_src src = {.file = path};
-    model_config c;
-    CHECK(!model_config_parse(&src, "", j, &c, &err), "%s", err.msg);
-    cJSON_Delete(j);
-    return c;
+    return tu_model_config(path);
 }
 
 /* The fields HF's configs carry; 0 when equal. */

@@ -29,8 +29,9 @@ typedef struct {
 
 /* Writes DIR/step_<meta->step>.h5 (DIR must exist), points DIR/latest at it, then deletes the checkpoints
  * that are neither among the newest keep_last (at least 1: the new one) nor at a step that is a multiple of
- * keep_every (0: no such extra ones). opt may be NULL: moments are then saved as zeros. Any layout: the
- * tensor-parallel shards and ZeRO-1 slices of every tensor are gathered on rank 0, which writes it. */
+ * keep_every (0: no such extra ones). opt may be NULL: moments are then saved as zeros. Any layout: every
+ * rank writes the part of each tensor it owns (its tensor-parallel shard, its ZeRO-1 slice of the moments)
+ * into the global dataset, and the block checksums are joined on rank 0 from every rank's pieces. */
 int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
               int keep_every, MPI_Comm comm, mt_err *err);
 

@@ -1,5 +1,5 @@
-/* The directory side of checkpoints (DESIGN 7): atomic publication and retention. A crash at any moment
- * leaves `latest` pointing at a complete, fsynced file (or absent if none was ever published). */
+/* The directory side of checkpoints (DESIGN 7): space, atomic publication and retention. A crash at any
+ * moment leaves `latest` pointing at a complete, fsynced file (or absent if none was ever published). */
 #define _GNU_SOURCE /* fallocate */
 #include <dirent.h>
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "ckpt_crc.h"
 #include "ckpt_internal.h"
 
 /* N from "step_<N>.h5" (decimal digits only), else -1. */
@@ -50,6 +51,15 @@ int ckpt_list_steps(const char *dir, long **steps) {
     return n;
 }
 
+uint64_t ckpt_file_bytes(const param_table *t, const ckpt_meta *meta, int n_kinds) {
+    uint64_t bytes = 65536 + (meta->config_json ? strlen(meta->config_json) : 0);
+    for (int i = 0; i < t->n; i++) {
+        size_t n = ckpt_numel(&t->p[i]);
+        bytes += (uint64_t)n_kinds * (n * sizeof(float) + 4 * ckpt_crc_blocks(n) + 1024);
+    }
+    return bytes;
+}
+
 static double mb(uint64_t bytes) { return (double)bytes / 1e6; }
 
 int ckpt_check_space(const char *dir, const char *name, uint64_t bytes, mt_err *err) {
@@ -70,7 +80,8 @@ int ckpt_reserve(const char *path, uint64_t bytes, mt_err *err) {
     int rc = fallocate(fd, 0, 0, (off_t)bytes) ? errno : 0;
     close(fd);
     if (rc == ENOSPC || rc == EDQUOT)
-        return mt_fail(err, "%s: cannot reserve %.1f MB for the checkpoint: %s", path, mb(bytes), strerror(rc));
+        return mt_fail(err, "%s: cannot reserve %.1f MB for the checkpoint: %s", path, mb(bytes),
+                       strerror(rc));
     return 0; /* reserved, or a file system without fallocate (EOPNOTSUPP): the writes will tell */
 }
 

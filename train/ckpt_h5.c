@@ -1,5 +1,5 @@
-/* HDF5 side of checkpoints: typed attributes, and float32 datasets written by parts with per-block
- * CRC32C checksums (DESIGN 6, 7). */
+/* HDF5 side of checkpoints: files and groups, typed attributes, and float32 datasets written by parts
+ * with per-block CRC32C checksums (DESIGN 6, 7). */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +9,36 @@
 #include "ckpt_crc.h"
 #include "ckpt_internal.h"
 #include "data/shard.h"
+
+hid_t ckpt_create(const char *path, MPI_Comm comm) {
+    hid_t fapl = h5_fapl(), fcpl = h5_fcpl();
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    return f;
+}
+
+hid_t ckpt_open(const char *path, mt_err *err) {
+    if (access(path, R_OK))
+        return mt_fail(err, "%s: cannot open checkpoint", path);
+    hid_t fapl = h5_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return mt_fail(err, "%s: not an HDF5 file, or truncated or corrupted", path);
+    return f;
+}
+
+hid_t ckpt_make_group(hid_t file, const char *name) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    H5Pset_obj_track_times(gcpl, 0);
+    hid_t g = H5Gcreate2(file, name, lcpl, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    H5Pclose(lcpl);
+    return g;
+}
 
 static int put_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
     hid_t sp = H5Screate(H5S_SCALAR);

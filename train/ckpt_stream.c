@@ -18,16 +18,6 @@ struct ckpt_writer {
     unsigned char *written; /* per tensor of t */
 };
 
-static size_t numel(const param_info *p) { return (size_t)p->shape[0] * (size_t)p->shape[1]; }
-
-/* Bytes the file takes: every tensor, its checksums and object header, and the root attributes. */
-static uint64_t file_bytes(const param_table *t, const ckpt_meta *meta) {
-    uint64_t bytes = 65536 + (meta->config_json ? strlen(meta->config_json) : 0);
-    for (int i = 0; i < t->n; i++)
-        bytes += numel(&t->p[i]) * sizeof(float) + 4 * ckpt_crc_blocks(numel(&t->p[i])) + 1024;
-    return bytes;
-}
-
 /* The folder of path and its last component. */
 static void split_path(const char *path, char *dir, size_t dir_cap, const char **base) {
     const char *slash = strrchr(path, '/');
@@ -40,17 +30,13 @@ static void split_path(const char *path, char *dir, size_t dir_cap, const char *
 
 /* As ckpt_save does: free space checked, the file reserved, then the attributes and /params. */
 static int start_file(ckpt_writer *w, const ckpt_meta *meta, mt_err *err) {
-    uint64_t bytes = file_bytes(w->t, meta);
+    uint64_t bytes = ckpt_file_bytes(w->t, meta, 1);
     char dir[4096];
     const char *base;
     split_path(w->path, dir, sizeof dir, &base);
     if (ckpt_check_space(dir, base, bytes, err))
         return -1;
-    hid_t fapl = h5_fapl(), fcpl = h5_fcpl();
-    H5Pset_fapl_mpio(fapl, MPI_COMM_SELF, MPI_INFO_NULL);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl);
-    H5Pclose(fcpl);
-    H5Pclose(fapl);
+    w->file = ckpt_create(w->tmp, MPI_COMM_SELF);
     if (w->file < 0)
         return mt_fail(err, "%s: cannot create (does the folder exist and is it writable?)", w->tmp);
     if (ckpt_reserve(w->tmp, bytes, err))
@@ -97,7 +83,7 @@ static int write_rows(hid_t d, const param_info *p, const float *data) {
 
 int ckpt_writer_put(ckpt_writer *w, int i, const float *data, mt_err *err) {
     const param_info *p = &w->t->p[i];
-    size_t n = numel(p), n_crc = ckpt_crc_blocks(n);
+    size_t n = ckpt_numel(p), n_crc = ckpt_crc_blocks(n);
     uint32_t *crc = mt_malloc((n_crc ? n_crc : 1) * sizeof *crc);
     for (size_t b = 0; b < n_crc; b++) {
         size_t start = b * CKPT_CRC_BLOCK_FLOATS;
@@ -145,17 +131,9 @@ struct ckpt_reader {
 
 ckpt_reader *ckpt_reader_open(const char *path, ckpt_meta *meta, mt_err *err) {
     h5_quiet();
-    if (access(path, R_OK)) {
-        mt_fail(err, "%s: cannot open checkpoint", path);
+    hid_t f = ckpt_open(path, err);
+    if (f < 0)
         return NULL;
-    }
-    hid_t fapl = h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    if (f < 0) {
-        mt_fail(err, "%s: not an HDF5 file, or truncated or corrupted", path);
-        return NULL;
-    }
     if (ckpt_read_meta(f, path, meta, err)) {
         H5Fclose(f);
         return NULL;
@@ -177,7 +155,7 @@ int ckpt_reader_get(ckpt_reader *r, const param_info *p, float *out, mt_err *err
         return mt_fail(err, "%s: dataset /%s is [%llu, %llu]; its model config says [%ld, %ld]", r->path,
                        dname, (unsigned long long)dims[0], (unsigned long long)(nd == 2 ? dims[1] : 1),
                        p->shape[0], p->shape[1]);
-    return ckpt_read_dataset(r->file, r->path, dname, numel(p), out, err);
+    return ckpt_read_dataset(r->file, r->path, dname, ckpt_numel(p), out, err);
 }
 
 void ckpt_reader_close(ckpt_reader *r) {

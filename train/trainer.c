@@ -42,23 +42,6 @@ void trainer_dry_run(const run_config *rc) {
     sizer->destroy(sizer);
 }
 
-static int make_dirs(const char *path, mt_err *err) {
-    char buf[4400];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return mt_fail(err, "%s: cannot create: %s", buf, strerror(errno));
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    return 0;
-}
-
 static int write_config(const run_config *rc, mt_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", rc->run_dir);
@@ -97,7 +80,8 @@ static int evaluate(trainer *t, double *loss, mt_err *err) {
     int failed = 0;
     for (int i = t->dp_rank; i < rc->eval_batches && !failed; i += t->dp) {
         double w;
-        failed = loader_fixed(&t->val, (long)i * rc->micro_batch, rc->micro_batch, t->tokens, t->weights, err);
+        failed =
+            loader_fixed(&t->val, (long)i * rc->micro_batch, rc->micro_batch, t->tokens, t->weights, err);
         if (!failed) {
             sums[0] += model_forward(t->m, t->tokens, t->weights, &w);
             sums[1] += w;
@@ -151,7 +135,7 @@ static int open_outputs(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
     if (t->comm.rank[COMM_WORLD] != 0)
         return 0;
-    if (make_dirs(t->ckpt_dir, err) || write_config(rc, err))
+    if (mt_make_dirs(t->ckpt_dir, err) || write_config(rc, err))
         return -1;
     char msg[1024];
     return metrics_open(&t->log, rc->run_dir, msg, sizeof msg) ? mt_fail(err, "%s", msg) : 0;
@@ -273,8 +257,8 @@ static int check_data(trainer *t, mt_err *err) {
     if (preflight_data(&t->train, t->has_val ? &t->val : NULL, t->rc->model.eot_token, &t->comm, err))
         return -1;
     long tokens = t->train.n_tokens + (t->has_val ? t->val.n_tokens : 0);
-    metrics_note(&t->log, "data: %d shards, %ld tokens checked in %.1f s", t->train.n_shards + t->val.n_shards,
-                 tokens, mt_now() - t0);
+    metrics_note(&t->log, "data: %d shards, %ld tokens checked in %.1f s",
+                 t->train.n_shards + t->val.n_shards, tokens, mt_now() - t0);
     return 0;
 }
 
