@@ -49,6 +49,11 @@ int loader_open(loader *l, loader_kind kind, char *const *paths, int n, int T, u
                 int loss_vocab, mt_err *err);
 void loader_close(loader *l);
 
+/* Checks shard s (0 <= s < n_shards) in one pass: /doc_offsets from 0 to n_tokens in order, its eot_token
+ * equal to the model's, every token id below vocab_size and every id the loader uses as a target below
+ * loss_vocab. A one-line error naming the file and offset otherwise. */
+int loader_check_shard(loader *l, int s, int eot_token, mt_err *err);
+
 /* Sequence s of the dataset's own order (0 <= s < n_seq): tokens [T+1], weights [T]. */
 int loader_sequence(loader *l, long s, int32_t *tokens, float *weights, mt_err *err);
 

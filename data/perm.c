@@ -1,5 +1,7 @@
 #include "perm.h"
 
+#include "model/common.h"
+
 static uint64_t mix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -28,6 +30,8 @@ static uint64_t feistel(const perm *p, uint64_t x) {
 }
 
 uint64_t perm_at(const perm *p, uint64_t i) {
+    /* Outside [0, n) the cycle walk may never come back into range. */
+    CHECK(i < p->n, "permutation position %llu of %llu", (unsigned long long)i, (unsigned long long)p->n);
     uint64_t x = feistel(p, i);
     while (x >= p->n)
         x = feistel(p, x); /* cycle-walking keeps it a bijection of [0, n) */

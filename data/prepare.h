@@ -33,7 +33,6 @@ typedef struct {
     tok *tk;
     int vocab_size, eot;
     const char *tmpl_input, *tmpl_no_input; /* alpaca */
-    long long rank_bytes;                   /* bytes of this rank's inputs, for progress */
 } prep_opts;
 
 /* One source being written: its train and val shard sequences. */
@@ -77,5 +76,8 @@ int prepare_text_json(prep_src *s, const char *path, mt_err *err);
 int prepare_text_files(prep_src *s, char **paths, int n, mt_err *err);
 int prepare_jsonl(prep_src *s, const char *path, mt_err *err);
 int prepare_alpaca(prep_src *s, const char *path, mt_err *err);
+/* The Alpaca prompt templates into o: SPEC 6.2's when path is NULL, else those of the template file path
+ * (read into v, which the caller frees); a one-line error naming the file and key otherwise. */
+int prep_alpaca_templates(prep_opts *o, const char *path, tok_bytes v[2], mt_err *err);
 
 #endif

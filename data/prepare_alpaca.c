@@ -131,6 +131,46 @@ static int from_lines(prep_src *s, alpaca_buf *b, const char *path, mt_err *err)
     return rc;
 }
 
+/* A template file: {"prompt_input": "...", "prompt_no_input": "..."} with {instruction} and {input}. */
+static int load_template(const char *path, tok_bytes v[2], mt_err *err) {
+    size_t len;
+    char *text = mt_read_file(path, &len, err);
+    if (!text)
+        return -1;
+    static const char *const keys[2] = {"prompt_input", "prompt_no_input"};
+    int state[2] = {0, 0}, rc = 0;
+    pj p;
+    pj_init(&p, text, len);
+    if (pj_fields(&p, keys, 2, v, state) || pj_end(&p))
+        rc = mt_fail(err, "%s: invalid JSON at byte %zu: %s", path, p.err_pos, p.err);
+    for (int k = 0; k < 2 && !rc; k++) {
+        if (state[k] != 1)
+            rc = mt_fail(err, "%s: %s: missing (a string is required)", path, keys[k]);
+        else {
+            v[k].data = realloc(v[k].data, v[k].n + 1);
+            v[k].data[v[k].n] = 0;
+            if (strlen(v[k].data) != v[k].n || !strstr(v[k].data, "{instruction}") ||
+                (k == 0 && !strstr(v[k].data, "{input}")))
+                rc = mt_fail(err, "%s: %s: must contain {instruction}%s", path, keys[k],
+                             k ? "" : " and {input}");
+        }
+    }
+    free(text);
+    return rc;
+}
+
+int prep_alpaca_templates(prep_opts *o, const char *path, tok_bytes v[2], mt_err *err) {
+    if (!path) {
+        o->tmpl_input = ALPACA_PROMPT_INPUT;
+        o->tmpl_no_input = ALPACA_PROMPT_NO_INPUT;
+        return 0;
+    }
+    int rc = load_template(path, v, err);
+    o->tmpl_input = v[0].data;
+    o->tmpl_no_input = v[1].data;
+    return rc;
+}
+
 int prepare_alpaca(prep_src *s, const char *path, mt_err *err) {
     alpaca_buf b = {0};
     int rc;

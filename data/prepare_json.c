@@ -31,6 +31,8 @@ int pj_peek(pj *p) {
 }
 
 static void put(tok_bytes *b, const char *src, size_t n) {
+    if (n == 0) /* src may be NULL then, and memcpy must not see it */
+        return;
     if (b->n + n > b->cap) {
         b->cap = b->cap * 2 > b->n + n ? b->cap * 2 : b->n + n + 64;
         b->data = realloc(b->data, b->cap);

@@ -6,6 +6,10 @@
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+static int h5_broken;
+void h5_mark_broken(void) { h5_broken = 1; }
+int h5_is_broken(void) { return h5_broken; }
+
 hid_t h5_fapl(void) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* Checksummed metadata: with the default bounds, corrupted files crashed HDF5 1.10.8. */

@@ -33,6 +33,10 @@ hid_t h5_fcpl(void);
 hid_t h5_dcpl(void);
 /* Turns off HDF5's own error stack printing, once (errors are reported as one line instead). */
 void h5_quiet(void);
+/* A file whose close failed stays half-open inside HDF5, which then crashes when the library shuts down
+ * (at exit, or in MPI_Finalize): such a process must end with _exit instead. */
+void h5_mark_broken(void);
+int h5_is_broken(void);
 /* Writes a fixed-length string attribute. */
 void h5_put_attr_str(hid_t obj, const char *name, const char *v);
 

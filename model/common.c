@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* program_invocation_short_name */
 #include "common.h"
 
 #include <errno.h>
@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void mt_check_failed(const char *file, int line, const char *cond, const char *fmt, ...) {
@@ -38,15 +39,25 @@ void mt_die(const char *prog, int code, const char *fmt, ...) {
     exit(code);
 }
 
+const char *mt_program(void) { return program_invocation_short_name; }
+
+void mt_out_of_memory(const char *what, size_t bytes) {
+    fprintf(stderr, "%s: out of memory: cannot allocate %.3f GiB for %s\n", mt_program(),
+            (double)bytes / (1024.0 * 1024.0 * 1024.0), what);
+    exit(MT_EXIT_INTERNAL);
+}
+
 void *mt_malloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
-    CHECK(p, "out of memory allocating %zu bytes", bytes);
+    if (!p)
+        mt_out_of_memory("a host buffer", bytes);
     return p;
 }
 
 void *mt_calloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    CHECK(p, "out of memory allocating %zu x %zu bytes", n, size);
+    if (!p)
+        mt_out_of_memory("a host buffer", n * size);
     return p;
 }
 
@@ -63,13 +74,20 @@ char *mt_read_file(const char *path, size_t *len, mt_err *err) {
         mt_fail(err, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) { /* /dev/zero would never end */
+        fclose(f);
+        mt_fail(err, "%s: not a regular file", path);
+        return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = mt_malloc(cap);
     for (;;) {
         if (n + 1 >= cap) {
             cap *= 2;
             buf = realloc(buf, cap);
-            CHECK(buf, "out of memory reading %s", path);
+            if (!buf)
+                mt_out_of_memory(path, cap);
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
@@ -87,6 +105,26 @@ char *mt_read_file(const char *path, size_t *len, mt_err *err) {
     if (len)
         *len = n;
     return buf;
+}
+
+int mt_make_dirs(const char *path, mt_err *err) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
+        return mt_fail(err, "%.200s...: path too long", path);
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c)
+            continue;
+        char keep = *c;
+        *c = 0;
+        struct stat st;
+        if (mkdir(p, 0777) && errno != EEXIST)
+            return mt_fail(err, "%s: cannot create folder: %s", p, strerror(errno));
+        if (stat(p, &st) || !S_ISDIR(st.st_mode))
+            return mt_fail(err, "%s: cannot create folder: not a folder", p);
+        *c = keep;
+        if (!keep)
+            return 0;
+    }
 }
 
 double mt_now(void) {

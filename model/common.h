@@ -30,11 +30,19 @@ int mt_fail(mt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* Prints "<prog>: <msg>" on stderr and exits with code. */
 void mt_die(const char *prog, int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
 
-void *mt_malloc(size_t bytes); /* never returns NULL (CHECKs) */
+/* The running binary's name ("train", "prepare"), for messages. */
+const char *mt_program(void);
+
+/* Ends the process with one line, "out of memory: cannot allocate X GiB for WHAT", and exit code 1. */
+void mt_out_of_memory(const char *what, size_t bytes) __attribute__((noreturn));
+void *mt_malloc(size_t bytes); /* never returns NULL (mt_out_of_memory) */
 void *mt_calloc(size_t n, size_t size);
 char *mt_strdup(const char *s);
 /* Reads a whole file into a NUL-terminated buffer; NULL with err set on failure. */
 char *mt_read_file(const char *path, size_t *len, mt_err *err);
+/* Creates the folder path and its missing parents (mkdir -p); a one-line error naming the component that
+ * cannot be created or is not a folder. */
+int mt_make_dirs(const char *path, mt_err *err);
 double mt_now(void); /* monotonic seconds */
 
 /* Whether p is device memory of the SIMT emulator (tests/simt defines it for the emulated build; elsewhere

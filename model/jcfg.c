@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void join(const char *prefix, const char *key, char *out, size_t cap) {
     if (prefix && *prefix)
@@ -34,6 +35,12 @@ static int failp(const jcfg_src *src, const char *prefix, const char *key, mt_er
 }
 
 cJSON *jcfg_load(const char *path, mt_err *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > JCFG_MAX_BYTES) {
+        mt_fail(err, "%s: %lld bytes is too large for a config file (the limit is %d MiB)", path,
+                (long long)st.st_size, JCFG_MAX_BYTES >> 20);
+        return NULL;
+    }
     size_t len;
     char *text = mt_read_file(path, &len, err);
     if (!text)

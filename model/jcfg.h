@@ -18,7 +18,10 @@ typedef struct {
 /* "FILE: path" or "--set path" or "MODELFILE: subpath" for the key path. */
 void jcfg_where(const jcfg_src *src, const char *path, char *out, size_t cap);
 
-/* Reads and parses a JSON file (one-line error with the byte offset of a syntax error). */
+enum { JCFG_MAX_BYTES = 64 << 20 };
+
+/* Reads and parses a JSON file of at most JCFG_MAX_BYTES (one-line error with the byte offset of a syntax
+ * error). */
 cJSON *jcfg_load(const char *path, mt_err *err);
 
 /* Errors on any key of obj not in the NULL-terminated list `allowed`. */

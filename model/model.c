@@ -222,10 +222,16 @@ void model_free(model *m) {
 }
 
 void model_init_params(model *m, uint64_t seed) {
-    float *flat = mt_malloc(m->table.total * sizeof *flat);
-    param_init(&m->table, &m->cfg, seed, flat);
-    m->o->from_host(m->o, P0(m->params), flat, m->table.total);
-    free(flat);
+    size_t biggest = 0; /* tensor by tensor: no second copy of the whole model */
+    for (int i = 0; i < m->table.n; i++)
+        biggest = m->table.p[i].numel > biggest ? m->table.p[i].numel : biggest;
+    float *host = mt_malloc(biggest * sizeof *host);
+    m->o->zero(m->o, P0(m->params), m->flat_n); /* the gaps between tensors */
+    for (int i = 0; i < m->table.n; i++) {
+        param_init_tensor(&m->table, &m->cfg, seed, i, host);
+        m->o->from_host(m->o, (ops_ptr){m->params, m->table.p[i].offset}, host, m->table.p[i].numel);
+    }
+    free(host);
 }
 
 void model_zero_grads(model *m) { m->o->zero(m->o, P0(m->grads), m->flat_n); }

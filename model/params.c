@@ -142,28 +142,25 @@ static double normal_at(uint64_t key, uint64_t index) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-void param_init(const param_table *t, const model_config *c, uint64_t seed, float *flat) {
-    memset(flat, 0, t->total * sizeof *flat);
-    for (int i = 0; i < t->n; i++) {
-        const param_info *p = &t->p[i];
-        float *dst = flat + p->offset;
-        double std = c->init_std;
-        /* GPT-2 / GPT-J scale the projections that write into the residual stream by 1/sqrt(2L). */
-        if (p->init == INIT_NORMAL_RESID)
-            std /= sqrt(2.0 * c->n_layer);
-        uint64_t key = mix64(seed ^ name_hash(p->name));
+void param_init_tensor(const param_table *t, const model_config *c, uint64_t seed, int i, float *out) {
+    const param_info *p = &t->p[i];
+    double std = c->init_std;
+    /* GPT-2 / GPT-J scale the projections that write into the residual stream by 1/sqrt(2L). */
+    if (p->init == INIT_NORMAL_RESID)
+        std /= sqrt(2.0 * c->n_layer);
+    uint64_t key = mix64(seed ^ name_hash(p->name));
+    memset(out, 0, p->numel * sizeof *out); /* padded vocabulary rows stay zero */
 #pragma omp parallel for schedule(static)
-        for (long r = 0; r < p->valid_rows; r++) { /* padded vocabulary rows stay zero */
-            long gr = r + p->row_start;
-            for (long col = 0; col < p->local_shape[1]; col++) {
-                long gc = col + p->col_start;
-                float v = 0.0f;
-                if (p->init == INIT_ONES)
-                    v = 1.0f;
-                if (p->init == INIT_NORMAL || p->init == INIT_NORMAL_RESID)
-                    v = (float)(std * normal_at(key, (uint64_t)(gr * p->shape[1] + gc)));
-                dst[r * p->local_shape[1] + col] = v;
-            }
+    for (long r = 0; r < p->valid_rows; r++) {
+        long gr = r + p->row_start;
+        for (long col = 0; col < p->local_shape[1]; col++) {
+            long gc = col + p->col_start;
+            float v = 0.0f;
+            if (p->init == INIT_ONES)
+                v = 1.0f;
+            if (p->init == INIT_NORMAL || p->init == INIT_NORMAL_RESID)
+                v = (float)(std * normal_at(key, (uint64_t)(gr * p->shape[1] + gc)));
+            out[r * p->local_shape[1] + col] = v;
         }
     }
 }

@@ -58,9 +58,9 @@ void param_table_free(param_table *t);
 /* The HF-layout parameter count (global shapes; what `params:` prints). */
 long param_count(const param_table *t);
 
-/* Fills a host copy of the flat parameter buffer: a pure function of (seed, name, global index), so
- * every world layout starts from the same weights; padded rows are zero. */
-void param_init(const param_table *t, const model_config *c, uint64_t seed, float *flat);
+/* Fills a host copy of this rank's shard of tensor i (numel floats): a pure function of (seed, name,
+ * global index), so every world layout starts from the same weights; padded rows are zero. */
+void param_init_tensor(const param_table *t, const model_config *c, uint64_t seed, int i, float *out);
 
 int param_find(const param_table *t, const char *name);
 

@@ -1,13 +1,8 @@
 #include "comm.h"
 
-#include <limits.h>
 #include <string.h>
 
-#define MPI_CHECK(call)                                                                                      \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        CHECK(rc_ == MPI_SUCCESS, "%s failed with MPI error %d", #call, rc_);                                \
-    } while (0)
+#include "coll.h"
 
 int comm_init(comm_ctx *c, MPI_Comm world_comm, int tp, mt_err *err) {
     memset(c, 0, sizeof *c);
@@ -61,6 +56,20 @@ static MPI_Datatype mpi_type(ops *o, ops_ptr p) {
 
 static double elem_bytes(ops *o, ops_ptr p) { return o->dtype(o, p) == OPS_BF16 ? 2.0 : 4.0; }
 
+/* "all-reduce on the tp group": what a timeout message names. */
+static const char *what(comm_group g, comm_kind k) {
+    static const char *const NAMES[COMM_N_GROUPS][COMM_N_KINDS] = {
+        {"all-reduce on the tp group", "reduce-scatter on the tp group", "all-gather on the tp group",
+         "broadcast on the tp group"},
+        {"all-reduce on the dp group", "reduce-scatter on the dp group", "all-gather on the dp group",
+         "broadcast on the dp group"},
+        {"all-reduce on the world", "reduce-scatter on the world", "all-gather on the world",
+         "broadcast on the world"}};
+    return NAMES[g][k];
+}
+
+static MPI_Op mpi_op(comm_op op) { return op == COMM_SUM ? MPI_SUM : MPI_MAX; }
+
 static void count(comm_ctx *c, comm_group g, comm_kind k, double bytes, double t0) {
     c->bytes[g][k] += bytes;
     c->calls[g][k]++;
@@ -75,8 +84,7 @@ void comm_allreduce(comm_ctx *c, comm_group g, comm_op op, ops *o, ops_ptr buf, 
     double t0 = mt_now();
     void *h = host(o, buf);
     if (h)
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, h, (int)n, mpi_type(o, buf), op == COMM_SUM ? MPI_SUM : MPI_MAX,
-                                c->comm[g]));
+        coll_allreduce(c->comm[g], h, n, mpi_type(o, buf), mpi_op(op), what(g, COMM_ALLREDUCE));
     else
         device(c, o)->allreduce(c->dev->ctx, g, op, o->device_ptr(o, buf), n, o->dtype(o, buf), o->stream(o));
     count(c, g, COMM_ALLREDUCE, elem_bytes(o, buf) * n, t0);
@@ -90,7 +98,7 @@ void comm_reduce_scatter(comm_ctx *c, comm_group g, ops *o, ops_ptr full, ops_pt
     double t0 = mt_now();
     void *h = host(o, full);
     if (h)
-        MPI_CHECK(MPI_Reduce_scatter_block(h, host(o, out), (int)n, mpi_type(o, full), MPI_SUM, c->comm[g]));
+        coll_reduce_scatter(c->comm[g], h, host(o, out), n, mpi_type(o, full), what(g, COMM_REDUCE_SCATTER));
     else
         device(c, o)->reduce_scatter(c->dev->ctx, g, o->device_ptr(o, full), o->device_ptr(o, out), n,
                                      o->dtype(o, full), o->stream(o));
@@ -103,8 +111,7 @@ void comm_allgather(comm_ctx *c, comm_group g, ops *o, ops_ptr full, size_t n) {
     double t0 = mt_now();
     void *h = host(o, full);
     if (h)
-        MPI_CHECK(
-            MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, (int)n, mpi_type(o, full), c->comm[g]));
+        coll_allgather(c->comm[g], h, n, mpi_type(o, full), what(g, COMM_ALLGATHER));
     else
         device(c, o)->allgather(c->dev->ctx, g, o->device_ptr(o, full), n, o->dtype(o, full), o->stream(o));
     count(c, g, COMM_ALLGATHER, elem_bytes(o, full) * n * c->size[g], t0);
@@ -116,7 +123,7 @@ void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, in
     double t0 = mt_now();
     void *h = host(o, buf);
     if (h)
-        MPI_CHECK(MPI_Bcast(h, (int)n, mpi_type(o, buf), root, c->comm[g]));
+        coll_bcast(c->comm[g], h, n, mpi_type(o, buf), root, what(g, COMM_BROADCAST));
     else
         device(c, o)->broadcast(c->dev->ctx, g, o->device_ptr(o, buf), n, o->dtype(o, buf), root,
                                 o->stream(o));
@@ -127,34 +134,25 @@ void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n
     if (c->size[g] == 1)
         return;
     double t0 = mt_now();
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, op == COMM_SUM ? MPI_SUM : MPI_MAX, c->comm[g]));
+    coll_allreduce(c->comm[g], x, (size_t)n, MPI_DOUBLE, mpi_op(op), what(g, COMM_ALLREDUCE));
     count(c, g, COMM_ALLREDUCE, 8.0 * n, t0);
 }
 
-void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, int n) {
-    if (c->size[g] == 1) {
-        memmove(all, mine, (size_t)n * sizeof *all);
+void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, size_t n) {
+    memmove(all + (size_t)c->rank[g] * n, mine, n * sizeof *all);
+    if (c->size[g] == 1)
         return;
-    }
     double t0 = mt_now();
-    MPI_CHECK(MPI_Allgather(mine, n, MPI_DOUBLE, all, n, MPI_DOUBLE, c->comm[g]));
-    count(c, g, COMM_ALLGATHER, 8.0 * n * c->size[g], t0);
+    coll_allgather(c->comm[g], all, n, MPI_DOUBLE, what(g, COMM_ALLGATHER));
+    count(c, g, COMM_ALLGATHER, 8.0 * (double)n * c->size[g], t0);
 }
 
 void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int root) {
     if (c->size[g] == 1)
         return;
     double t0 = mt_now();
-    CHECK(n <= (size_t)INT_MAX, "broadcast of %zu bytes", n);
-    MPI_CHECK(MPI_Bcast(buf, (int)n, MPI_BYTE, root, c->comm[g]));
+    coll_bcast(c->comm[g], buf, n, MPI_BYTE, root, what(g, COMM_BROADCAST));
     count(c, g, COMM_BROADCAST, (double)n, t0);
 }
 
-int comm_agree(comm_ctx *c, comm_group g, int failed, mt_err *err) {
-    double first = -(double)(failed ? c->rank[g] : c->size[g]); /* MAX of the negation: the lowest rank */
-    comm_allreduce_host(c, g, COMM_MAX, &first, 1);
-    if ((int)-first == c->size[g])
-        return 0;
-    comm_broadcast_host(c, g, err->msg, sizeof err->msg, (int)-first);
-    return -1;
-}
+int comm_agree(comm_ctx *c, int failed, mt_err *err) { return coll_agree(c->comm[COMM_WORLD], failed, err); }

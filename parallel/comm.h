@@ -53,13 +53,13 @@ void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, in
 /* Host doubles (scalars such as loss sums), in place. Payload: n doubles. */
 void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n);
 /* Host doubles: the n values of every rank of the group, in rank order, into all [size * n], which must
- * not overlap mine. A sum over them in that order gives the same bits on every rank, which an all-reduce
+ * may hold mine at block rank. A sum over them in that order gives the same bits on every rank, which an all-reduce
  * does not promise. Payload: size * n doubles. */
-void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, int n);
-/* Every rank learns whether any rank of the group failed (failed != 0): -1 on all of them if so, with the
- * message of the lowest failing rank in err, else 0. Payload: 1 double, plus the message. */
-int comm_agree(comm_ctx *c, comm_group g, int failed, mt_err *err);
+void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, size_t n);
 /* Host bytes from rank root of the group to the others. Payload: n bytes. */
 void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int root);
+/* coll_agree over the world: -1 on every rank when any failed, err holding the first failing rank's
+ * message with its rank. */
+int comm_agree(comm_ctx *c, int failed, mt_err *err);
 
 #endif

@@ -51,3 +51,5 @@ echo
 build/tests/bench_loader "$tmp/data.h5" "$(cat "$tmp/fastest_tps")"
 tests/tok/bench.sh
 build/tests/bench_ckpt
+echo
+tests/bench_convert.sh

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "data/shard.h"
-#include "model/cpu/cpu.h"
+#include "tests/test_model.h"
 #include "train/ckpt.h"
 
 static void drop_cache(const char *path) {
@@ -61,25 +61,20 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/mt_bench_ckpt_%d", base, (int)getpid());
     CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
     mt_err err;
-    const char *cfg_path = "configs/models/gpt2-124m.json";
-    cJSON *j = jcfg_load(cfg_path, &err);
-    jcfg_src src = {.file = cfg_path};
-    model_config cfg;
-    CHECK(j && !model_config_parse(&src, "", j, &cfg, &err), "%s", err.msg);
-    cJSON_Delete(j);
-    model *m = model_create(&cfg, ops_cpu_create(2), 1, 8);
-    optim_state opt;
-    optim_state_init(&opt, m, 0);
+    model_config cfg = tu_model_config("configs/models/gpt2-124m.json");
+    tu_trainee t = tu_trainee_make(&cfg, 2, 1, 8);
+    model *m = t.m;
+    optim_state *opt = &t.opt;
     model_init_params(m, 1);
-    float *mh = m->o->host_ptr(m->o, (ops_ptr){opt.m, 0}), *vh = m->o->host_ptr(m->o, (ops_ptr){opt.v, 0});
-    for (size_t i = 0; i < opt.hi - opt.lo; i++) {
+    float *mh = m->o->host_ptr(m->o, (ops_ptr){opt->m, 0}), *vh = m->o->host_ptr(m->o, (ops_ptr){opt->v, 0});
+    for (size_t i = 0; i < opt->hi - opt->lo; i++) {
         mh[i] = (float)((double)(i % 1000) * 1e-6);
         vh[i] = (float)((double)(i % 777) * 1e-9);
     }
     ckpt_meta meta = {.step = 1, .world_dp = 1, .world_tp = 1, .threads = 2, .config_json = "{}"};
 
     double t0 = mt_now();
-    CHECK(!ckpt_save(dir, &meta, m, &opt, 2, 0, MPI_COMM_SELF, &err), "%s", err.msg);
+    CHECK(!ckpt_save(dir, &meta, m, opt, 2, 0, MPI_COMM_SELF, &err), "%s", err.msg);
     double ckpt_w = mt_now() - t0;
     snprintf(path, sizeof path, "%s/step_1.h5", dir);
     struct stat st;
@@ -90,7 +85,7 @@ int main(int argc, char **argv) {
 
     drop_cache(path);
     t0 = mt_now();
-    CHECK(!ckpt_load(path, NULL, m, &opt, MPI_COMM_SELF, &err), "%s", err.msg);
+    CHECK(!ckpt_load(path, NULL, m, opt, MPI_COMM_SELF, &err), "%s", err.msg);
     double ckpt_r = mt_now() - t0;
     drop_cache(raw);
     double raw_r = raw_read(raw);
@@ -106,8 +101,7 @@ int main(int argc, char **argv) {
     snprintf(raw, sizeof raw, "%s/latest", dir);
     unlink(raw);
     rmdir(dir);
-    optim_state_free(&opt, m);
-    model_free(m);
+    tu_trainee_drop(&t);
     MPI_Finalize();
     return 0;
 }

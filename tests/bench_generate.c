@@ -19,7 +19,7 @@
 
 #include "model/cpu/cpu.h"
 #include "model/model.h"
-#include "tests/testmodel.h"
+#include "tests/test_model.h"
 #include "train/sample.h"
 
 enum { PROMPT = 64, STEPS = 32, FAR = 900, ROUNDS = 3 };
@@ -142,7 +142,7 @@ static char notes[8][300]; /* printed after the table */
 static int n_notes;
 
 static void bench(const char *path, ops *o) {
-    model_config cfg = tm_load_config(path);
+    model_config cfg = tu_model_config(path);
     model *m = model_create_infer(&cfg, o, 1, cfg.n_ctx, NULL);
     model_init_params(m, 1);
     model_infer_ready(m);

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "model/model.h"
-#include "tests/testmodel.h"
+#include "tests/test_model.h"
 #include "tests/testutil.h"
 #include "train/ckpt.h"
 #include "train/sample.h"
@@ -49,7 +49,7 @@ static void write_checkpoint(const model_config *cfg, const char *dir, uint64_t 
         ops *o = ops_cpu_create(1);
         model *m = model_create(cfg, o, 1, 8);
         model_init_params(m, seed);
-        tm_perturb_params(m);
+        tu_perturb_params(m);
         cJSON *j = cJSON_CreateObject();
         cJSON_AddItemToObject(j, "model", model_config_to_json(cfg));
         char *json = cJSON_PrintUnformatted(j);
@@ -74,7 +74,7 @@ static model *load(const model_config *cfg, ops *o, comm_ctx *comm, const char *
 }
 
 static void check_inference(const char *fam, const char *path, const char *dir) {
-    model_config cfg = tm_load_config(path);
+    model_config cfg = tu_model_config(path);
     write_checkpoint(&cfg, dir, tu_next());
     sync_rng();
     char file[4200];

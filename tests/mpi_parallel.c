@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "model/model.h"
-#include "tests/testmodel.h"
+#include "tests/test_model.h"
 #include "tests/testutil.h"
 #include "train/step.h"
 
@@ -19,8 +19,16 @@ enum { T = 16, G = 4, STEPS = 10 };
  * can step either way under another (equally correct) reduction order. With eps well above that rounding
  * noise such an element moves by about lr * g / eps, and the comparison measures the parallel math rather
  * than the sign of noise. */
-static const optim_config OPT = {.lr = 1e-2, .end_lr = 1e-3, .warmup_steps = 2, .anneal_steps = 8, .cosine = 1,
-                                 .weight_decay = 0.1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-4, .clip = 0.5};
+static const optim_config OPT = {.lr = 1e-2,
+                                 .end_lr = 1e-3,
+                                 .warmup_steps = 2,
+                                 .anneal_steps = 8,
+                                 .cosine = 1,
+                                 .weight_decay = 0.1,
+                                 .beta1 = 0.9,
+                                 .beta2 = 0.95,
+                                 .eps = 1e-4,
+                                 .clip = 0.5};
 
 typedef struct {
     int tp, dp, zero;
@@ -49,7 +57,7 @@ static float *gather_tensor(model *m, comm_ctx *c, int i) {
     model_get_tensor(m, m->params, i, local);
     float *global = NULL;
     if (c->rank[COMM_WORLD] == 0) {
-        global = mt_malloc((size_t)(p->shape[0] * p->shape[1]) * sizeof *global);
+        global = mt_malloc(tu_numel(p) * sizeof *global);
         for (int r = 0; r < tp; r++) {
             param_table t;
             param_table_build(&t, &m->cfg, tp, r);
@@ -59,8 +67,8 @@ static float *gather_tensor(model *m, comm_ctx *c, int i) {
             if (r)
                 MPI_Recv(block, (int)n, MPI_FLOAT, r, i, c->comm[COMM_WORLD], MPI_STATUS_IGNORE);
             for (long row = 0; row < q->valid_rows; row++)
-                memcpy(global + (row + q->row_start) * p->shape[1] + q->col_start, block + row * q->local_shape[1],
-                       (size_t)q->local_shape[1] * sizeof *global);
+                memcpy(global + (row + q->row_start) * p->shape[1] + q->col_start,
+                       block + row * q->local_shape[1], (size_t)q->local_shape[1] * sizeof *global);
             if (r)
                 free(block);
             param_table_free(&t);
@@ -93,8 +101,6 @@ static void analytic_bytes(const model *m, const layout *L, double out[COMM_N_GR
         }
     }
 }
-
-static int zero_grad_tensor(const char *name) { return strstr(name, "k_proj.bias") != NULL; }
 
 static void run_layout(const char *fam, const model_config *cfg, const layout *L, const double *ref_loss,
                        float **ref_params, const param_table *ref_table, double lr_sum) {
@@ -136,8 +142,8 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
     for (int i = 0; i < m->table.n; i++) {
         float *x = gather_tensor(m, &c, i);
         if (world_rank == 0) {
-            size_t n = (size_t)(ref_table->p[i].shape[0] * ref_table->p[i].shape[1]);
-            if (zero_grad_tensor(m->table.p[i].name)) {
+            size_t n = tu_numel(&ref_table->p[i]);
+            if (tu_zero_grad_tensor(m->table.p[i].name)) {
                 for (size_t j = 0; j < n; j++)
                     zero_dev = fmax(zero_dev, fabs(x[j] - ref_params[i][j]));
             } else {
@@ -165,15 +171,16 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
         const char *tag = L->dp > 1 ? (L->zero ? " zero1" : " plain-dp") : "";
         snprintf(name, sizeof name, "%s tp=%d dp=%d%s: losses x%d", fam, L->tp, L->dp, tag, STEPS);
         tu_check_rel(worst_loss, 1e-5, name);
-        snprintf(name, sizeof name, "%s tp=%d dp=%d%s: params after %d steps (worst %s)", fam, L->tp, L->dp, tag,
-                 STEPS, worst_name);
+        snprintf(name, sizeof name, "%s tp=%d dp=%d%s: params after %d steps (worst %s)", fam, L->tp, L->dp,
+                 tag, STEPS, worst_name);
         tu_check_rel(worst, 1e-5, name);
         if (zero_dev > 0 || strcmp(fam, "gpt2") == 0) {
-            snprintf(name, sizeof name, "%s tp=%d dp=%d%s: zero-gradient key bias within sum of lr", fam, L->tp,
-                     L->dp, tag);
+            snprintf(name, sizeof name, "%s tp=%d dp=%d%s: zero-gradient key bias within sum of lr", fam,
+                     L->tp, L->dp, tag);
             tu_check(zero_dev <= lr_sum, name, "max difference %.3e > %.3e", zero_dev, lr_sum);
         }
-        snprintf(name, sizeof name, "%s tp=%d dp=%d%s: counted collective bytes = analytic", fam, L->tp, L->dp, tag);
+        snprintf(name, sizeof name, "%s tp=%d dp=%d%s: counted collective bytes = analytic", fam, L->tp,
+                 L->dp, tag);
         tu_check(bytes_ok, name, "largest difference %.0f bytes (tp allreduce %.0f vs %.0f)", worst_bytes,
                  c.bytes[COMM_TP][COMM_ALLREDUCE], want[COMM_TP][COMM_ALLREDUCE]);
     }
@@ -185,7 +192,7 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
 }
 
 static void family(const char *fam, const char *path) {
-    model_config cfg = tm_load_config(path);
+    model_config cfg = tu_model_config(path);
     size_t ntok = (size_t)STEPS * G * (T + 1), nw = (size_t)STEPS * G * T;
     for (size_t i = 0; i < ntok; i++)
         tokens[i] = tu_int(i % (T + 1) == 0 ? cfg.vocab_size : cfg.loss_vocab);
@@ -198,22 +205,15 @@ static void family(const char *fam, const char *path) {
     param_table ref_table;
     param_table_build(&ref_table, &cfg, 1, 0);
     if (world_rank == 0) {
-        ops *o = ops_cpu_create(1);
-        model *m = model_create(&cfg, o, 1, T);
-        model_init_params(m, 1234);
-        optim_state st;
-        optim_state_init(&st, m, 0);
-        train(m, &st, 0, 1, ref_loss);
-        ref_params = mt_calloc((size_t)m->table.n, sizeof *ref_params);
-        for (int i = 0; i < m->table.n; i++) {
-            ref_params[i] = mt_malloc((size_t)(m->table.p[i].shape[0] * m->table.p[i].shape[1]) * sizeof(float));
-            model_get_tensor(m, m->params, i, ref_params[i]);
-        }
+        tu_trainee r = tu_trainee_make(&cfg, 1, 1, T);
+        model_init_params(r.m, 1234);
+        train(r.m, &r.opt, 0, 1, ref_loss);
+        ref_params = mt_calloc((size_t)r.m->table.n, sizeof *ref_params);
+        for (int i = 0; i < r.m->table.n; i++)
+            ref_params[i] = tu_get_tensor(r.m, r.m->params, i);
         for (int s = 0; s < STEPS; s++)
             lr_sum += optim_lr(&OPT, s);
-        optim_state_free(&st, m);
-        model_free(m);
-        o->destroy(o);
+        tu_trainee_drop(&r);
     }
     layout layouts[] = {{1, 2, 1}, {1, 2, 0}, {2, 1, 0}, {2, 2, 1}, {2, 2, 0}, {4, 1, 0}};
     for (size_t k = 0; k < sizeof layouts / sizeof *layouts; k++)

@@ -27,6 +27,10 @@ run() {
 # With arguments, just those tests (programs or .sh scripts), e.g. `make CUDA=1 test-gpu`.
 if [ $# -gt 0 ]; then tests=("$@"); else tests=(build/tests/test_* tests/test_*.sh); fi
 for t in "${tests[@]}"; do
+    # `make SAN=1 test` builds the CPU binaries with sanitizers; the emulated CUDA backend has its own
+    # AddressSanitizer run (test_cuda_asan.sh) in the plain suite, and the Slurm test runs the same
+    # bin/train under srun that test_parallel.sh runs under mpirun, in three times the time.
+    [ -n "${MT_SAN:-}" ] && [[ $t == *test_cuda_* || $t == *test_simt || $t == *test_slurm.sh ]] && continue
     case $t in
     *.sh) [ -f "$t" ] && run "$(basename "$t")" bash "$t" ;;
     *) [ -x "$t" ] && run "$(basename "$t")" "$t" ;;

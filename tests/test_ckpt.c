@@ -15,38 +15,20 @@
 #include <unistd.h>
 
 #include "data/shard.h"
-#include "model/cpu/cpu.h"
-#include "tests/testmodel.h"
+#include "tests/test_model.h"
 #include "tests/testutil.h"
 #include "train/ckpt.h"
 #include "train/ckpt_crc.h"
 
-typedef struct {
-    model *m;
-    optim_state opt;
-    ops *o;
-} trainee;
-
-static trainee make(const model_config *cfg) {
-    trainee t;
-    t.o = ops_cpu_create(2);
-    t.m = model_create(cfg, t.o, 1, 8);
-    optim_state_init(&t.opt, t.m, 0);
-    return t;
-}
-
-static void drop(trainee *t) {
-    optim_state_free(&t->opt, t->m);
-    model_free(t->m);
-    t->o = NULL;
-}
+/* The models of this file: 2 threads, micro-batches of 1 x 8 tokens. */
+static tu_trainee make_trainee(const model_config *cfg) { return tu_trainee_make(cfg, 2, 1, 8); }
 
 /* Random parameters and moments (v > 0), so that a misplaced tensor shows. */
-static void randomize(trainee *t) {
+static void randomize(tu_trainee *t) {
     model *m = t->m;
     for (int i = 0; i < m->table.n; i++) {
         const param_info *p = &m->table.p[i];
-        size_t n = (size_t)(p->shape[0] * p->shape[1]);
+        size_t n = tu_numel(p);
         float *x = mt_malloc(n * sizeof *x);
         tu_fill(x, n, 0.02);
         model_set_tensor(m, m->params, i, x);
@@ -60,16 +42,13 @@ static void randomize(trainee *t) {
 }
 
 /* The first tensor (of params, m, v) that differs bitwise, or NULL. */
-static const char *first_difference(trainee *a, trainee *b) {
+static const char *first_difference(tu_trainee *a, tu_trainee *b) {
     ops_buf *bufs_a[3] = {a->m->params, a->opt.m, a->opt.v}, *bufs_b[3] = {b->m->params, b->opt.m, b->opt.v};
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < a->m->table.n; i++) {
             const param_info *p = &a->m->table.p[i];
-            size_t n = (size_t)(p->shape[0] * p->shape[1]);
-            float *x = mt_malloc(n * sizeof *x), *y = mt_malloc(n * sizeof *y);
-            model_get_tensor(a->m, bufs_a[k], i, x);
-            model_get_tensor(b->m, bufs_b[k], i, y);
-            int same = !memcmp(x, y, n * sizeof *x);
+            float *x = tu_get_tensor(a->m, bufs_a[k], i), *y = tu_get_tensor(b->m, bufs_b[k], i);
+            int same = !memcmp(x, y, tu_numel(p) * sizeof *x);
             free(x);
             free(y);
             if (!same)
@@ -137,8 +116,7 @@ static void corrupt_dataset(const char *path, const char *group, const param_inf
     snprintf(dname, sizeof dname, "%s/%s", group, p->name);
     long off = dataset_offset(path, dname);
     CHECK(off > 0, "offset of %s", dname);
-    long n = p->shape[0] * p->shape[1] * 4;
-    flip_byte(path, off + (long)(tu_next() % (uint64_t)n));
+    flip_byte(path, off + (long)(tu_next() % (tu_numel(p) * sizeof(float))));
 }
 
 static void test_crc(void) {
@@ -174,7 +152,7 @@ static void test_crc(void) {
 
 static void test_round_trip(const char *dir, const model_config *cfg) {
     mt_err err = {""};
-    trainee a = make(cfg), b = make(cfg);
+    tu_trainee a = make_trainee(cfg), b = make_trainee(cfg);
     randomize(&a);
     ckpt_meta meta = make_meta(cfg, 5), got = {0};
     char d1[600], d2[600], path[700], path2[700];
@@ -199,30 +177,26 @@ static void test_round_trip(const char *dir, const model_config *cfg) {
      * carry unset bytes.) */
     rc = ckpt_save(d2, &meta, b.m, &b.opt, 3, 0, MPI_COMM_SELF, &err);
     snprintf(path2, sizeof path2, "%s/step_5.h5", d2);
-    trainee r = make(cfg);
+    tu_trainee r = make_trainee(cfg);
     rc = rc ? rc : ckpt_load(path2, NULL, r.m, &r.opt, MPI_COMM_SELF, &err);
     diff = rc ? NULL : first_difference(&a, &r);
     tu_check(!rc && !diff, "round_trip.resave_same_tensors", "%s", rc ? err.msg : diff);
-    drop(&r);
+    tu_trainee_drop(&r);
     /* Parameters only. */
-    trainee c = make(cfg);
+    tu_trainee c = make_trainee(cfg);
     rc = ckpt_load(path, NULL, c.m, NULL, MPI_COMM_SELF, &err);
-    float *x = mt_malloc(sizeof(float) * (size_t)(c.m->table.p[0].shape[0] * c.m->table.p[0].shape[1]));
-    float *y = mt_malloc(sizeof(float) * (size_t)(c.m->table.p[0].shape[0] * c.m->table.p[0].shape[1]));
-    model_get_tensor(a.m, a.m->params, 0, x);
-    model_get_tensor(c.m, c.m->params, 0, y);
-    tu_check(!rc &&
-                 !memcmp(x, y, sizeof(float) * (size_t)(c.m->table.p[0].shape[0] * c.m->table.p[0].shape[1])),
-             "round_trip.params_only", "%s", rc ? err.msg : "parameters differ");
+    float *x = tu_get_tensor(a.m, a.m->params, 0), *y = tu_get_tensor(c.m, c.m->params, 0);
+    tu_check(!rc && !memcmp(x, y, tu_numel(&c.m->table.p[0]) * sizeof *x), "round_trip.params_only", "%s",
+             rc ? err.msg : "parameters differ");
     free(x);
     free(y);
     rc = ckpt_verify(path, MPI_COMM_SELF, &err);
     tu_check(!rc, "round_trip.verify", "%s", err.msg);
     ckpt_meta_free(&got);
     ckpt_meta_free(&meta);
-    drop(&a);
-    drop(&b);
-    drop(&c);
+    tu_trainee_drop(&a);
+    tu_trainee_drop(&b);
+    tu_trainee_drop(&c);
 }
 
 /* The step_*.h5 files of dir as "3 6 9 10". */
@@ -243,9 +217,51 @@ static void list_steps(const char *dir, char *out, size_t cap) {
             snprintf(out + strlen(out), cap - strlen(out), "%s%d", out[0] ? " " : "", k);
 }
 
+/* A parameter that went NaN is never saved (the previous checkpoint stays latest), nor loaded. */
+static void test_non_finite(const char *dir, const model_config *cfg) {
+    mt_err err = {""};
+    tu_trainee a = make_trainee(cfg);
+    randomize(&a);
+    ckpt_meta meta = make_meta(cfg, 7);
+    char d[600], path[700];
+    snprintf(d, sizeof d, "%s/nan", dir);
+    mkdir(d, 0755);
+    int i = param_find(&a.m->table, "h.1.mlp.fc_out.weight");
+    const param_info *p = &a.m->table.p[i];
+    float *x = mt_malloc(p->numel * sizeof *x);
+    model_get_tensor(a.m, a.m->params, i, x);
+    x[p->numel / 2] = NAN;
+    model_set_tensor(a.m, a.m->params, i, x);
+    int rc = ckpt_save(d, &meta, a.m, &a.opt, 3, 0, MPI_COMM_SELF, &err);
+    snprintf(path, sizeof path, "%s/step_7.h5", d);
+    tu_check(rc && strstr(err.msg, "h.1.mlp.fc_out.weight holds NaN") && access(path, F_OK) != 0,
+             "non_finite.not_saved", "rc %d, message '%s'", rc, err.msg);
+    /* Written behind the guard's back, with a checksum that matches, it is refused on load. */
+    x[p->numel / 2] = 1.0f;
+    model_set_tensor(a.m, a.m->params, i, x);
+    rc = ckpt_save(d, &meta, a.m, &a.opt, 3, 0, MPI_COMM_SELF, &err);
+    x[p->numel / 2] = INFINITY;
+    CHECK(p->numel <= CKPT_CRC_BLOCK_FLOATS, "one checksum block");
+    uint32_t crc = crc32c(x, p->numel * sizeof *x);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "params/h.1.mlp.fc_out.weight", H5P_DEFAULT);
+    hid_t at = H5Aopen(ds, "crc32c", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    H5Awrite(at, H5T_NATIVE_UINT32, &crc);
+    H5Aclose(at);
+    H5Dclose(ds);
+    H5Fclose(f);
+    rc = rc ? -2 : ckpt_load(path, NULL, a.m, NULL, MPI_COMM_SELF, &err);
+    tu_check(rc == -1 && strstr(err.msg, "params/h.1.mlp.fc_out.weight holds NaN or infinite values"),
+             "non_finite.not_loaded", "rc %d, message '%s'", rc, err.msg);
+    free(x);
+    ckpt_meta_free(&meta);
+    tu_trainee_drop(&a);
+}
+
 static void test_retention_and_fallback(const char *dir, const model_config *cfg) {
     mt_err err = {""};
-    trainee a = make(cfg);
+    tu_trainee a = make_trainee(cfg);
     randomize(&a);
     char d[600], got[64], target[64] = "", path[4096], note[2048], want[700];
     snprintf(d, sizeof d, "%s/keep", dir);
@@ -307,7 +323,7 @@ static void test_retention_and_fallback(const char *dir, const model_config *cfg
     rc = rc ? rc : ckpt_latest_valid(d, path, sizeof path, note, sizeof note, MPI_COMM_SELF, &err);
     tu_check(!rc && !strcmp(path, want) && strstr(note, "step_13.h5") && strstr(note, victim->name),
              "latest_valid.corrupt_newest_falls_back", "got %s note '%s' %s", path, note, rc ? err.msg : "");
-    trainee b = make(cfg);
+    tu_trainee b = make_trainee(cfg);
     rc = ckpt_load(tmp, NULL, b.m, &b.opt, MPI_COMM_SELF, &err);
     char dname[200];
     snprintf(dname, sizeof dname, "%s/%s", group, victim->name);
@@ -338,20 +354,22 @@ static void test_retention_and_fallback(const char *dir, const model_config *cfg
     rc = ckpt_latest_valid(empty, path, sizeof path, note, sizeof note, MPI_COMM_SELF, &err);
     tu_check(rc && strstr(err.msg, empty), "latest_valid.none_is_error", "rc %d message '%s'", rc, err.msg);
 
-    /* A different model: refused naming the differences. */
-    model_config neo = tm_load_config("configs/models/tiny-neo.json");
-    trainee n = make(&neo);
+    /* A different model: refused naming the differing fields (nested ones by their path) with both values. */
+    model_config neo = tu_model_config("configs/models/tiny-neo.json");
+    tu_trainee n = make_trainee(&neo);
     rc = ckpt_load(tmp, NULL, n.m, &n.opt, MPI_COMM_SELF, &err);
-    tu_check(rc && strstr(err.msg, "different model") && strstr(err.msg, "n_layer") && strstr(err.msg, tmp),
+    tu_check(rc && strstr(err.msg, "different model") &&
+                 strstr(err.msg, "n_layer 2 (checkpoint) vs 3 (model)") &&
+                 strstr(err.msg, "bias.lm_head true (checkpoint) vs false (model)") && strstr(err.msg, tmp),
              "wrong_model.refused", "rc %d message '%s'", rc, err.msg);
     printf("#   message: %s\n", err.msg);
-    drop(&n);
-    drop(&a);
-    drop(&b);
+    tu_trainee_drop(&n);
+    tu_trainee_drop(&a);
+    tu_trainee_drop(&b);
 }
 
 /* Child of the crash test: saves forever (until killed). */
-static void save_forever(const char *dir, trainee *t, const model_config *cfg, long first_step) {
+static void save_forever(const char *dir, tu_trainee *t, const model_config *cfg, long first_step) {
     for (long s = first_step;; s++) {
         ckpt_meta meta = make_meta(cfg, s);
         mt_err err;
@@ -364,12 +382,12 @@ static void save_forever(const char *dir, trainee *t, const model_config *cfg, l
 }
 
 static void test_crash(const char *dir) {
-    model_config cfg = tm_load_config("configs/models/tiny-gptj.json");
+    model_config cfg = tu_model_config("configs/models/tiny-gptj.json");
     cfg.n_layer = 4;
     cfg.d_model = 256;
     cfg.n_head = 8;
     cfg.d_ff = 1024;
-    trainee t = make(&cfg), r = make(&cfg);
+    tu_trainee t = make_trainee(&cfg), r = make_trainee(&cfg);
     randomize(&t);
     char d[600], path[4096], note[2048];
     snprintf(d, sizeof d, "%s/crash", dir);
@@ -421,8 +439,8 @@ static void test_crash(const char *dir) {
     }
     tu_check(!bad && with_latest == kills, "crash.latest_always_valid",
              "%d of %d kills: %s (latest present %d)", bad, kills, why, with_latest);
-    drop(&t);
-    drop(&r);
+    tu_trainee_drop(&t);
+    tu_trainee_drop(&r);
 }
 
 int main(int argc, char **argv) {
@@ -431,9 +449,10 @@ int main(int argc, char **argv) {
     tu_srand(tu_seed("test_ckpt"));
     char dir[] = "/tmp/mt_ckpt_XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
-    model_config cfg = tm_load_config("configs/models/tiny-gptj.json");
+    model_config cfg = tu_model_config("configs/models/tiny-gptj.json");
     test_crc();
     test_round_trip(dir, &cfg);
+    test_non_finite(dir, &cfg);
     test_retention_and_fallback(dir, &cfg);
     test_crash(dir);
     char cmd[600];

@@ -85,7 +85,7 @@ PY
 run "$tmp/float.h5"
 expect shard-dtype 2 "float.h5: /tokens missing or not uint16" -- bin/train $R
 run "$tmp/bigid.h5"
-expect shard-token-id 2 "bigid.h5: token id 300 at offset 57 is not below vocab_size 250" -- bin/train $R
+expect shard-token-id 2 "bigid.h5: token id 300 at offset 57 is not below the model.s vocab_size 250" -- bin/train $R
 run "$tmp/empty.h5"
 expect shard-empty 2 "empty.h5: empty shard" -- bin/train $R
 run "$tmp/good.h5"

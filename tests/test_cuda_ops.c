@@ -66,50 +66,18 @@ static float bf16_round(float x) {
     return x;
 }
 
-enum { MAX_KEEP = 1024 };
-static void *keep[MAX_KEEP];
-static int n_keep;
-static void *hmem(size_t bytes) {
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p || n_keep == MAX_KEEP) {
-        fprintf(stderr, "test_cuda_ops: out of host scratch\n");
-        exit(2);
-    }
-    keep[n_keep++] = p;
-    return p;
-}
-static void release(void) {
-    while (n_keep)
-        free(keep[--n_keep]);
-}
-static float *hrand(size_t n, double std) {
-    float *x = hmem(n * sizeof *x);
-    tu_fill(x, n, std);
-    return x;
-}
 /* random values already representable in bf16 */
 static float *hact(size_t n, double std) {
-    float *x = hrand(n, std);
+    float *x = tu_host_normal(n, std);
     for (size_t i = 0; i < n; i++)
         x[i] = bf16_round(x[i]);
     return x;
 }
 static int32_t *hints(size_t n, int lo, int hi) {
-    int32_t *x = hmem(n * sizeof *x);
+    int32_t *x = tu_host(n * sizeof *x);
     for (size_t i = 0; i < n; i++)
         x[i] = lo + tu_int(hi - lo);
     return x;
-}
-
-static const char *nm(const char *fmt, ...) {
-    static char buf[16][160];
-    static int k;
-    k = (k + 1) % 16;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf[k], sizeof buf[k], fmt, ap);
-    va_end(ap);
-    return buf[k];
 }
 
 /* ---------------------------------------------------------------- the parity engine */
@@ -154,14 +122,14 @@ static void run_side(int s, arg *a, int na, call_fn fn, void *ctx, const char *n
         b[i] = o->alloc(o, tot, a[i].t);
         p[i] = (ops_ptr){b[i], OFF};
         if (a[i].t == OPS_I32) {
-            int32_t *h = hmem(tot * sizeof *h);
+            int32_t *h = tu_host(tot * sizeof *h);
             for (size_t j = 0; j < tot; j++)
                 h[j] = ISENT;
             if (a[i].hi)
                 memcpy(h + OFF, a[i].hi, n * sizeof *h);
             o->from_host(o, (ops_ptr){b[i], 0}, h, tot);
         } else {
-            float *h = hmem(tot * sizeof *h);
+            float *h = tu_host(tot * sizeof *h);
             for (size_t j = 0; j < tot; j++)
                 h[j] = FSENT;
             for (size_t j = 0; j < n; j++)
@@ -174,13 +142,13 @@ static void run_side(int s, arg *a, int na, call_fn fn, void *ctx, const char *n
     for (int i = 0; i < na; i++) {
         size_t n = a[i].n, tot = OFF + n + GUARD;
         if (a[i].t == OPS_I32) {
-            int32_t *h = hmem(tot * sizeof *h);
+            int32_t *h = tu_host(tot * sizeof *h);
             o->to_host(o, h, (ops_ptr){b[i], 0}, tot);
             for (size_t j = 0; j < tot; j++)
                 if (j < OFF || j >= OFF + n)
                     bad_guard += h[j] != ISENT;
         } else {
-            float *h = hmem(tot * sizeof *h);
+            float *h = tu_host(tot * sizeof *h);
             o->to_host(o, h, (ops_ptr){b[i], 0}, tot);
             for (size_t j = 0; j < tot; j++)
                 if (j < OFF || j >= OFF + n)
@@ -190,7 +158,7 @@ static void run_side(int s, arg *a, int na, call_fn fn, void *ctx, const char *n
         o->free(o, b[i]);
     }
     if (bad_guard)
-        tu_check(0, nm("%s.guards.%s", name, s == 0 ? "cpu" : "cuda"),
+        tu_check(0, tu_name("%s.guards.%s", name, s == 0 ? "cpu" : "cuda"),
                  "%d elements outside the arrays written", bad_guard);
 }
 
@@ -215,9 +183,9 @@ static void run_case(const char *name_in, arg *a, int na, call_fn fn, void *ctx)
         same &= memcmp(a[i].res[1], a[i].res[2], n * sizeof(float)) == 0;
         if (a[i].tol < 0)
             continue;
-        const char *cn = nm("%s.%s", name, a[i].name);
+        const char *cn = tu_name("%s.%s", name, a[i].name);
         /* split written elements from untouched padding */
-        float *g = hmem(n * sizeof *g), *c = hmem(n * sizeof *c);
+        float *g = tu_host(n * sizeof *g), *c = tu_host(n * sizeof *c);
         size_t m = 0, pad_bad = 0;
         for (size_t j = 0; j < n; j++) {
             if (a[i].ld > 0 && (int)(j % (size_t)a[i].ld) >= a[i].cols) {
@@ -240,7 +208,7 @@ static void run_case(const char *name_in, arg *a, int na, call_fn fn, void *ctx)
         }
         tu_check_rel(tu_rel_err_ff(g, c, m), a[i].tol, cn);
     }
-    tu_check(same, nm("%s.schedules", name), "results differ between emulator schedules 0 and 1");
+    tu_check(same, tu_name("%s.schedules", name), "results differ between emulator schedules 0 and 1");
 }
 
 /* ---------------------------------------------------------------- memory */
@@ -252,8 +220,8 @@ static void test_memory(void) {
     enum { N = 1001 };
     ops_buf *bf = o->alloc(o, N, OPS_F32), *ba = o->alloc(o, N, OPS_ACT), *bi = o->alloc(o, N, OPS_I32);
     ops_buf *ba2 = o->alloc(o, N, OPS_BF16);
-    float *h = hmem(N * sizeof *h);
-    int32_t *hi = hmem(N * sizeof *hi);
+    float *h = tu_host(N * sizeof *h);
+    int32_t *hi = tu_host(N * sizeof *hi);
     int zero = 1;
     o->to_host(o, h, (ops_ptr){bf, 0}, N);
     for (int i = 0; i < N; i++)
@@ -275,7 +243,7 @@ static void test_memory(void) {
              "mem.pointers", "host_ptr must be NULL, device_ptr offsets 2/4 bytes per element, stream set");
 
     /* round trips at offsets: f32 and i32 exact; act rounds to nearest even */
-    float *x = hrand(300, 3), *back = hmem(300 * sizeof *back);
+    float *x = tu_host_normal(300, 3), *back = tu_host(300 * sizeof *back);
     x[0] = 1.00390625f; /* halfway 1 + 2^-8: ties to even -> 1 */
     x[1] = 1.01171875f; /* halfway 1 + 3 * 2^-8: ties to even -> 1 + 2^-6 */
     x[2] = -0.0f;
@@ -291,13 +259,13 @@ static void test_memory(void) {
     for (int i = 0; i < 300; i++)
         ok &= !memcmp(&back[i], &(float){bf16_round(x[i])}, 4);
     tu_check(ok, "mem.roundtrip_act", "bf16 storage is not round-to-nearest-even of the host floats");
-    int32_t *ids = hints(40, -100000, 100000), *idb = hmem(40 * sizeof *idb);
+    int32_t *ids = hints(40, -100000, 100000), *idb = tu_host(40 * sizeof *idb);
     o->from_host(o, (ops_ptr){bi, 11}, ids, 40);
     o->to_host(o, idb, (ops_ptr){bi, 11}, 40);
     tu_check(!memcmp(ids, idb, 40 * sizeof *ids), "mem.roundtrip_i32", "i32 data read back differs");
 
     /* zero and copy in the middle of buffers, each dtype */
-    float *all = hmem(N * sizeof *all), *want = hmem(N * sizeof *want);
+    float *all = tu_host(N * sizeof *all), *want = tu_host(N * sizeof *want);
     float *y = hact(N, 1);
     o->from_host(o, (ops_ptr){ba, 0}, y, N);
     o->from_host(o, (ops_ptr){ba2, 0}, y, N);
@@ -309,7 +277,7 @@ static void test_memory(void) {
         want[500 + 10 + i] = 0.0f;
     o->to_host(o, all, (ops_ptr){ba2, 0}, N);
     ok = !memcmp(all, want, N * sizeof *all);
-    float *yf = hrand(N, 1);
+    float *yf = tu_host_normal(N, 1);
     o->from_host(o, (ops_ptr){bf, 0}, yf, N);
     o->zero(o, (ops_ptr){bf, 3}, 5);
     o->copy(o, (ops_ptr){bf, 900}, (ops_ptr){bf, 0}, 20);
@@ -329,7 +297,7 @@ static void test_memory(void) {
     o->free(o, ba);
     o->free(o, ba2);
     o->free(o, bi);
-    release();
+    tu_host_release();
 }
 
 /* cast: F32 -> ACT rounds to nearest even, ACT -> F32 is exact; both against the host rounding */
@@ -337,7 +305,7 @@ static void call_cast(ops *o, ops_ptr *p, void *ctx) {
     size_t n = *(size_t *)ctx;
     if (o == CPU) {
         /* the CPU reference: the host rounding of the same input */
-        float *h = hmem(n * sizeof *h);
+        float *h = tu_host(n * sizeof *h);
         o->to_host(o, h, p[0], n);
         for (size_t i = 0; i < n; i++)
             h[i] = bf16_round(h[i]);
@@ -353,13 +321,13 @@ static void call_cast(ops *o, ops_ptr *p, void *ctx) {
 static void test_cast(void) {
     size_t n = 1037;
     arg a[] = {
-        AF("src_f32", OPS_F32, n, IN, hrand(n, 5), 0),
+        AF("src_f32", OPS_F32, n, IN, tu_host_normal(n, 5), 0),
         AF("to_act", OPS_ACT, n, OUT, NULL, EXACT),
         AF("src_act", OPS_ACT, n, IN, hact(n, 5), 0),
         AF("to_f32", OPS_F32, n, OUT, NULL, EXACT),
     };
     run_case("cast", a, 4, call_cast, &n);
-    release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- matmul */
@@ -401,12 +369,12 @@ static void test_matmul(void) {
                     AF("a", OPS_ACT, na, IN, hact(na, 1), 0),
                     AF("b", OPS_ACT, nb, IN, hact(nb, 1), 0),
                     AF("c", var == 0 ? OPS_F32 : OPS_ACT, nc, var == 1 ? OUT : ACC,
-                       var == 0 ? hrand(nc, 3) : hact(nc, 3), var == 0 ? F32T : BF),
+                       var == 0 ? tu_host_normal(nc, 3) : hact(nc, 3), var == 0 ? F32T : BF),
                 };
                 a[2].cols = c.n;
                 a[2].ld = c.ldc;
-                run_case(nm("matmul.%c%c.%s", "NT"[ta], "NT"[tb], VN[var]), a, NA(a), call_mm, &c);
-                release();
+                run_case(tu_name("matmul.%c%c.%s", "NT"[ta], "NT"[tb], VN[var]), a, NA(a), call_mm, &c);
+                tu_host_release();
             }
 }
 
@@ -452,7 +420,7 @@ static void check_ret(const char *name) {
     if (!isfinite(ret[1]))
         err = NAN;
     tu_check_rel(err, DBL, name);
-    tu_check(memcmp(&ret[1], &ret[2], sizeof(double)) == 0, nm("%s.schedules", name),
+    tu_check(memcmp(&ret[1], &ret[2], sizeof(double)) == 0, tu_name("%s.schedules", name),
              "results differ between emulator schedules");
 }
 
@@ -464,7 +432,7 @@ static void test_dense(void) {
         a[0].cols = c.cols;
         a[0].ld = c.ld;
         run_case("add_bias", a, NA(a), call_add_bias, &c);
-        release();
+        tu_host_release();
     }
     {
         /* 300 rows: three row chunks of the CUDA column reduction */
@@ -472,10 +440,10 @@ static void test_dense(void) {
         for (int t = 0; t < 2; t++) {
             dn_ctx c = {rows[t], 77, 81, 0, 0};
             size_t ny = (size_t)c.rows * c.ld;
-            arg a[] = {AF("dbias", OPS_F32, 77, ACC, hrand(77, 1), F32T),
+            arg a[] = {AF("dbias", OPS_F32, 77, ACC, tu_host_normal(77, 1), F32T),
                        AF("dy", OPS_ACT, ny, IN, hact(ny, 1), 0)};
-            run_case(nm("bias_grad.rows%d", rows[t]), a, NA(a), call_bias_grad, &c);
-            release();
+            run_case(tu_name("bias_grad.rows%d", rows[t]), a, NA(a), call_bias_grad, &c);
+            tu_host_release();
         }
     }
     {
@@ -483,29 +451,29 @@ static void test_dense(void) {
         arg a[] = {AF("y", OPS_ACT, c.n, OUT, NULL, BF), AF("x", OPS_ACT, c.n, IN, hact(c.n, 1), 0),
                    AF("a", OPS_ACT, c.n, IN, hact(c.n, 1), 0)};
         run_case("add", a, NA(a), call_add, &c);
-        release();
+        tu_host_release();
         arg b[] = {AF("y", OPS_ACT, c.n, ACC, hact(c.n, 1), BF), AF("a", OPS_ACT, c.n, IN, hact(c.n, 1), 0)};
         run_case("add.alias", b, NA(b), call_add_alias, &c);
-        release();
+        tu_host_release();
     }
     {
         dn_ctx c = {0, 0, 0, 1037, -0.37f};
-        arg a[] = {AF("x", OPS_F32, c.n, ACC, hrand(c.n, 1), SAME)};
+        arg a[] = {AF("x", OPS_F32, c.n, ACC, tu_host_normal(c.n, 1), SAME)};
         run_case("scale", a, NA(a), call_scale, &c);
-        release();
+        tu_host_release();
     }
     {
         /* 5000 elements: several dot blocks; 200000: the grid-stride loop */
         size_t ns[2] = {5000, 200000};
         for (int t = 0; t < 2; t++) {
             dn_ctx c = {0, 0, 0, ns[t], 0};
-            arg a[] = {AF("x", OPS_F32, c.n, IN, hrand(c.n, 1), 0),
-                       AF("y", OPS_F32, c.n, IN, hrand(c.n, 1), 0)};
-            run_case(nm("sumsq.n%zu", ns[t]), a, 1, call_sumsq, &c);
-            check_ret(nm("sumsq.n%zu.value", ns[t]));
-            run_case(nm("dot.n%zu", ns[t]), a, 2, call_dot, &c);
-            check_ret(nm("dot.n%zu.value", ns[t]));
-            release();
+            arg a[] = {AF("x", OPS_F32, c.n, IN, tu_host_normal(c.n, 1), 0),
+                       AF("y", OPS_F32, c.n, IN, tu_host_normal(c.n, 1), 0)};
+            run_case(tu_name("sumsq.n%zu", ns[t]), a, 1, call_sumsq, &c);
+            check_ret(tu_name("sumsq.n%zu.value", ns[t]));
+            run_case(tu_name("dot.n%zu", ns[t]), a, 2, call_dot, &c);
+            check_ret(tu_name("dot.n%zu.value", ns[t]));
+            tu_host_release();
         }
     }
 }
@@ -519,13 +487,14 @@ static void call_adamw(ops *o, ops_ptr *p, void *v) {
 
 static void test_adamw(void) {
     size_t n = 1037;
-    float *vv = hrand(n, 1e-2);
+    float *vv = tu_host_normal(n, 1e-2);
     for (size_t i = 0; i < n; i++)
         vv[i] = fabsf(vv[i]);
-    arg a[] = {AF("p", OPS_F32, n, ACC, hrand(n, 1), SAME), AF("g", OPS_F32, n, IN, hrand(n, 0.1), 0),
-               AF("m", OPS_F32, n, ACC, hrand(n, 0.05), SAME), AF("v", OPS_F32, n, ACC, vv, SAME)};
+    arg a[] = {AF("p", OPS_F32, n, ACC, tu_host_normal(n, 1), SAME),
+               AF("g", OPS_F32, n, IN, tu_host_normal(n, 0.1), 0),
+               AF("m", OPS_F32, n, ACC, tu_host_normal(n, 0.05), SAME), AF("v", OPS_F32, n, ACC, vv, SAME)};
     run_case("adamw", a, NA(a), call_adamw, &n);
-    release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- layernorm, gelu */
@@ -561,26 +530,26 @@ static void test_norm(void) {
     for (int t = 0; t < 2; t++) {
         ln_ctx c = {rows[t], 77, 0};
         size_t n = (size_t)c.rows * c.cols;
-        float *x = hrand(n, 2);
+        float *x = tu_host_normal(n, 2);
         for (size_t i = 0; i < n; i++)
             x[i] = bf16_round(x[i] + 0.5f); /* non-zero mean */
         float *gamma = hact(77, 1), *beta = hact(77, 1);
         arg f[] = {AF("out", OPS_ACT, n, OUT, NULL, BF),         AF("mean", OPS_F32, c.rows, OUT, NULL, F32T),
                    AF("rstd", OPS_F32, c.rows, OUT, NULL, F32T), AF("x", OPS_ACT, n, IN, x, 0),
                    AF("gamma", OPS_ACT, 77, IN, gamma, 0),       AF("beta", OPS_ACT, 77, IN, beta, 0)};
-        run_case(nm("layernorm_fwd.rows%d", rows[t]), f, NA(f), call_ln_fwd, &c);
+        run_case(tu_name("layernorm_fwd.rows%d", rows[t]), f, NA(f), call_ln_fwd, &c);
         /* the backward from the CPU's statistics (rounded to what the CUDA op would have saved: fp32) */
         float *mean = f[1].res[0], *rstd = f[2].res[0];
         arg b[] = {AF("dx", OPS_ACT, n, ACC, hact(n, 0.5), BF),
-                   AF("dgamma", OPS_F32, 77, ACC, hrand(77, 1), F32T),
-                   AF("dbeta", OPS_F32, 77, ACC, hrand(77, 1), F32T),
+                   AF("dgamma", OPS_F32, 77, ACC, tu_host_normal(77, 1), F32T),
+                   AF("dbeta", OPS_F32, 77, ACC, tu_host_normal(77, 1), F32T),
                    AF("dout", OPS_ACT, n, IN, hact(n, 1), 0),
                    AF("x", OPS_ACT, n, IN, x, 0),
                    AF("mean", OPS_F32, c.rows, IN, mean, 0),
                    AF("rstd", OPS_F32, c.rows, IN, rstd, 0),
                    AF("gamma", OPS_ACT, 77, IN, gamma, 0)};
-        run_case(nm("layernorm_bwd.rows%d", rows[t]), b, NA(b), call_ln_bwd, &c);
-        release();
+        run_case(tu_name("layernorm_bwd.rows%d", rows[t]), b, NA(b), call_ln_bwd, &c);
+        tu_host_release();
     }
     ln_ctx c = {0, 0, 1037};
     float *x = hact(c.n, 2);
@@ -591,7 +560,7 @@ static void test_norm(void) {
     run_case("gelu_bwd", b, NA(b), call_gelu_bwd, &c);
     arg b2[] = {AF("dx", OPS_ACT, c.n, ACC, hact(c.n, 1), BF), AF("x", OPS_ACT, c.n, IN, x, 0)};
     run_case("gelu_bwd.alias", b2, NA(b2), call_gelu_bwd_alias, &c);
-    release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- rotary, attention */
@@ -610,7 +579,7 @@ static void call_rot_bwd(ops *o, ops_ptr *p, void *v) {
 }
 
 static float *cos_sin_table(int T, int rot) {
-    float *cs = hmem((size_t)T * rot * sizeof *cs);
+    float *cs = tu_host((size_t)T * rot * sizeof *cs);
     int half = rot / 2;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < half; i++) {
@@ -631,7 +600,7 @@ static void test_rotary(void) {
     a[0].ld = c.ld;
     run_case("rotary_fwd", a, NA(a), call_rot_fwd, &c);
     run_case("rotary_bwd", a, NA(a), call_rot_bwd, &c);
-    release();
+    tu_host_release();
 }
 
 typedef struct {
@@ -669,9 +638,9 @@ static void test_attention(void) {
                    AF("qkv", OPS_ACT, nq, IN, qkv, 0)};
         f[0].cols = c.s.H * c.s.dh;
         f[0].ld = c.s.ld_out;
-        run_case(nm("attention_fwd.%s", cn), f, NA(f), call_att_fwd, &c);
+        run_case(tu_name("attention_fwd.%s", cn), f, NA(f), call_att_fwd, &c);
         /* backward from the CPU's probabilities rounded to bf16 (what the CUDA forward stores) */
-        float *probs = hmem(np * sizeof *probs);
+        float *probs = tu_host(np * sizeof *probs);
         for (size_t i = 0; i < np; i++)
             probs[i] = bf16_round(f[1].res[0][i]);
         float *dout = hact(no, 1);
@@ -680,18 +649,19 @@ static void test_attention(void) {
                    AF("probs", OPS_ACT, np, IN, probs, 0)};
         b[0].cols = 3 * c.s.H * c.s.dh;
         b[0].ld = c.s.ld_qkv;
-        run_case(nm("attention_bwd.%s", cn), b, NA(b), call_att_bwd, &c);
+        run_case(tu_name("attention_bwd.%s", cn), b, NA(b), call_att_bwd, &c);
         /* dv alone, for its tighter tolerance */
         size_t hd = (size_t)c.s.H * c.s.dh;
-        float *g = hmem(nq * sizeof *g), *r = hmem(nq * sizeof *r);
+        float *g = tu_host(nq * sizeof *g), *r = tu_host(nq * sizeof *r);
         size_t m = 0;
         for (int row = 0; row < BT; row++)
             for (size_t j = 2 * hd; j < 3 * hd; j++, m++) {
                 g[m] = b[0].res[1][(size_t)row * c.s.ld_qkv + j];
                 r[m] = b[0].res[0][(size_t)row * c.s.ld_qkv + j];
             }
-        tu_check_rel(all_finite(g, m) ? tu_rel_err_ff(g, r, m) : NAN, BF2, nm("attention_bwd.%s.dv", cn));
-        release();
+        tu_check_rel(all_finite(g, m) ? tu_rel_err_ff(g, r, m) : NAN, BF2,
+                     tu_name("attention_bwd.%s.dv", cn));
+        tu_host_release();
     }
 }
 
@@ -722,8 +692,8 @@ static void test_attention_step(void) {
                    AF("v", OPS_ACT, nkv, IN, hact(nkv, 1), 0)};
         a[0].cols = s.H * s.dh;
         a[0].ld = s.ld_out;
-        run_case(nm("attention_step.%s", cases[ci].tag), a, NA(a), call_att_step, &s);
-        release();
+        run_case(tu_name("attention_step.%s", cases[ci].tag), a, NA(a), call_att_step, &s);
+        tu_host_release();
     }
 }
 
@@ -763,16 +733,16 @@ static void test_embed(void) {
     arg f[] = {AF("out", OPS_ACT, no, OUT, NULL, EXACT), AI("ids", c.n, ids),
                AF("wte", OPS_ACT, nw, IN, hact(nw, 1), 0)};
     run_case("embed_fwd", f, NA(f), call_emb_fwd, &c);
-    arg b[] = {AF("dwte", OPS_F32, nw, ACC, hrand(nw, 1), SAME), AI("ids", c.n, ids),
+    arg b[] = {AF("dwte", OPS_F32, nw, ACC, tu_host_normal(nw, 1), SAME), AI("ids", c.n, ids),
                AF("dout", OPS_ACT, no, IN, hact(no, 1), 0)};
     run_case("embed_bwd", b, NA(b), call_emb_bwd, &c);
     size_t nwp = (size_t)c.T * c.d;
     arg pf[] = {AF("out", OPS_ACT, no, ACC, hact(no, 1), BF), AF("wpe", OPS_ACT, nwp, IN, hact(nwp, 1), 0)};
     run_case("pos_fwd", pf, NA(pf), call_pos_fwd, &c);
-    arg pb[] = {AF("dwpe", OPS_F32, nwp, ACC, hrand(nwp, 1), SAME),
+    arg pb[] = {AF("dwpe", OPS_F32, nwp, ACC, tu_host_normal(nwp, 1), SAME),
                 AF("dout", OPS_ACT, no, IN, hact(no, 1), 0)};
     run_case("pos_bwd", pb, NA(pb), call_pos_bwd, &c);
-    release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- cross-entropy */
@@ -811,13 +781,13 @@ static void test_ce(void) {
     targets[1] = 100;
     targets[2] = 63;
     targets[3] = 0;
-    float *weights = hmem((size_t)N * sizeof *weights);
+    float *weights = tu_host((size_t)N * sizeof *weights);
     for (int i = 0; i < N; i++)
         weights[i] = i % 7 == 3 ? 0.0f : (float)(0.5 + tu_uniform());
     arg rm[] = {AF("rowmax", OPS_F32, N, OUT, NULL, EXACT), AF("logits", OPS_ACT, nl, IN, logits, 0)};
     run_case("ce_rowmax", rm, NA(rm), call_ce_rowmax, &c);
     /* the global max of a sharded softmax can exceed this shard's: add a rank's offset to some rows */
-    float *rowmax = hmem((size_t)N * sizeof *rowmax);
+    float *rowmax = tu_host((size_t)N * sizeof *rowmax);
     for (int i = 0; i < N; i++)
         rowmax[i] = rm[0].res[0][i] + (i % 3 == 0 ? 1.5f : 0.0f);
     arg se[] = {AF("sumexp", OPS_F32, N, OUT, NULL, F32T), AF("tgt", OPS_F32, N, OUT, NULL, SAME),
@@ -832,7 +802,7 @@ static void test_ce(void) {
                 AF("sumexp", OPS_F32, N, IN, sumexp, 0), AI("targets", N, targets),
                 AF("weights", OPS_F32, N, IN, weights, 0)};
     run_case("ce_bwd", bw, NA(bw), call_ce_bwd, &c);
-    release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- no device */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "model/model.h"
-#include "tests/testmodel.h"
+#include "tests/test_model.h"
 #include "tests/testutil.h"
 
 enum { B = 2, L = 40 };
@@ -59,10 +59,10 @@ static double worst_at(const float *logits, const float *full, int V, int pos) {
 }
 
 static void check_family(const char *fam, const char *config_path, ops *o) {
-    model_config cfg = tm_load_config(config_path);
+    model_config cfg = tu_model_config(config_path);
     model *train = model_create(&cfg, o, B, L);
     model_init_params(train, tu_next());
-    tm_perturb_params(train);
+    tu_perturb_params(train);
     int32_t *tokens = mt_malloc((size_t)B * (L + 1) * sizeof *tokens),
             *ids = mt_malloc((size_t)B * L * sizeof *ids);
     float *w = mt_malloc((size_t)B * L * sizeof *w);

@@ -23,29 +23,12 @@
 #define TOL_BWD 1e-5  /* backward kernels against finite differences */
 #define TOL_RED 1e-12 /* double-accumulated reductions (sumsq, dot) */
 
-/* ---------------------------------------------------------------- host scratch, freed per group */
+/* ---------------------------------------------------------------- typed host scratch (tu_host), freed per
+ * group */
 
-enum { MAX_HOST = 4096 };
-static void *host_keep[MAX_HOST];
-static int n_host;
-
-static void *hmem(size_t bytes) {
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p || n_host == MAX_HOST) {
-        fprintf(stderr, "test_ops: out of host scratch\n");
-        exit(2);
-    }
-    host_keep[n_host++] = p;
-    return p;
-}
-static float *hf(size_t n) { return hmem(n * sizeof(float)); }
-static double *hd(size_t n) { return hmem(n * sizeof(double)); }
-static int32_t *hi(size_t n) { return hmem(n * sizeof(int32_t)); }
-static float *hrand(size_t n, double std) {
-    float *x = hf(n);
-    tu_fill(x, n, std);
-    return x;
-}
+static float *hf(size_t n) { return tu_host(n * sizeof(float)); }
+static double *hd(size_t n) { return tu_host(n * sizeof(double)); }
+static int32_t *hi(size_t n) { return tu_host(n * sizeof(int32_t)); }
 static float *hcopy(const float *x, size_t n) {
     float *y = hf(n);
     memcpy(y, x, n * sizeof *y);
@@ -56,19 +39,6 @@ static double *hdbl(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
         y[i] = x[i];
     return y;
-}
-static void host_release(void) {
-    while (n_host)
-        free(host_keep[--n_host]);
-}
-
-static const char *nm(const char *fmt, ...) {
-    static char buf[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return buf;
 }
 
 /* ---------------------------------------------------------------- device arrays with guard bands */
@@ -142,7 +112,7 @@ static void dev_release(const char *group) {
         O->free(O, b);
     }
     n_dev = 0;
-    tu_check(bad == 0, nm("%s.guards", group), "%d elements outside the arrays were overwritten", bad);
+    tu_check(bad == 0, tu_name("%s.guards", group), "%d elements outside the arrays were overwritten", bad);
 }
 
 /* ---------------------------------------------------------------- comparison and finite differences */
@@ -197,7 +167,7 @@ static int same(const void *a, const void *b, size_t bytes) { return memcmp(a, b
 
 static void test_mem(void) {
     enum { N = 1001, NI = 77 };
-    float *h = hrand(N, 1), *zf = hf(N);
+    float *h = tu_host_normal(N, 1), *zf = hf(N);
     int32_t *hiv = hi(NI), *zi = hi(NI);
     for (int i = 0; i < NI; i++)
         hiv[i] = 1;
@@ -215,7 +185,7 @@ static void test_mem(void) {
              "fresh buffers are not zero-filled");
 
     /* from_host / to_host at offsets, both dtypes */
-    float *a = hrand(300, 1), *expf_ = hf(N), *all = hf(N), *part = hf(50);
+    float *a = tu_host_normal(300, 1), *expf_ = hf(N), *all = hf(N), *part = hf(50);
     memcpy(expf_ + 17, a, 300 * sizeof(float));
     O->from_host(O, (ops_ptr){bf, 17}, a, 300);
     O->to_host(O, all, (ops_ptr){bf, 0}, N);
@@ -242,7 +212,7 @@ static void test_mem(void) {
              "zero(offset 40, 61) / zero(offset 15, 7) wrong");
 
     /* copy */
-    float *noise = hrand(N, 1), *exp2 = hcopy(noise, N);
+    float *noise = tu_host_normal(N, 1), *exp2 = hcopy(noise, N);
     O->from_host(O, (ops_ptr){bf2, 0}, noise, N);
     O->copy(O, (ops_ptr){bf2, 5}, (ops_ptr){bf, 20}, 200);
     memcpy(exp2 + 5, expf_ + 20, 200 * sizeof(float));
@@ -261,7 +231,7 @@ static void test_mem(void) {
     O->free(O, bf2);
     O->free(O, bi);
     O->free(O, bi2);
-    host_release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- matmul */
@@ -304,8 +274,8 @@ static void test_matmul(void) {
                 int m = shape ? 1 : 37, n = shape == 3 ? 1003 : 29, k = shape == 3 ? 77 : 70;
                 int ar = ta ? k : m, ac = ta ? m : k, lda = ac + 5;
                 int br = tb ? n : k, bc = tb ? k : n, ldb = bc + 3, ldc = n + 7;
-                float *A = hrand((size_t)ar * lda, 1), *B = hrand((size_t)br * ldb, 1);
-                float *C0 = hrand((size_t)m * ldc, 1);
+                float *A = tu_host_normal((size_t)ar * lda, 1), *B = tu_host_normal((size_t)br * ldb, 1);
+                float *C0 = tu_host_normal((size_t)m * ldc, 1);
                 float alpha = 0.75f, beta = shape == 2 ? 0.0f : -0.5f;
                 for (int c = 0; c < n && shape == 2; c++)
                     C0[c] = NAN;
@@ -318,7 +288,7 @@ static void test_matmul(void) {
                 ref_matmul(ta, tb, m, n, k, alpha, hdbl(A, (size_t)ar * lda), lda, hdbl(B, (size_t)br * ldb),
                            ldb, beta, ref, ldc);
                 static const char *SHAPE[4] = {"", ".row", ".row.beta0", ".row.threads"};
-                check_mat(nm("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc), C0,
+                check_mat(tu_name("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc), C0,
                           ref, 0, m, n, ldc, TOL_FWD);
             }
 
@@ -329,8 +299,8 @@ static void test_matmul(void) {
             int br = tb ? n : k, bc = tb ? k : n, ldb = bc + 3;
             int ldr = n + 4;
             size_t nA = (size_t)ar * lda, nB = (size_t)br * ldb, nR = (size_t)m * ldr;
-            float *A = hrand(nA, 1), *B = hrand(nB, 1);
-            float *R = hrand(nR, 1), *dA0 = hrand(nA, 1), *dB0 = hrand(nB, 1);
+            float *A = tu_host_normal(nA, 1), *B = tu_host_normal(nB, 1);
+            float *R = tu_host_normal(nR, 1), *dA0 = tu_host_normal(nA, 1), *dB0 = tu_host_normal(nB, 1);
             mm_ctx c = {ta,  tb,  m,           n,           k,           lda,
                         ldb, ldr, hdbl(A, nA), hdbl(B, nB), hdbl(R, nR), hd((size_t)m * n)};
             double *gA = hd(nA), *gB = hd(nB);
@@ -346,13 +316,13 @@ static void test_matmul(void) {
                 O->matmul(O, !ta, 0, k, n, m, 1.0f, pA, lda, pR, ldr, 1.0f, pdB, ldb);
             else
                 O->matmul(O, 1, ta, n, k, m, 1.0f, pR, ldr, pA, lda, 1.0f, pdB, ldb);
-            check_mat(nm("matmul_bwd.%s%s.dA", TN[ta], TN[tb]), downf(pdA, nA), dA0, gA, 0, ar, ac, lda,
+            check_mat(tu_name("matmul_bwd.%s%s.dA", TN[ta], TN[tb]), downf(pdA, nA), dA0, gA, 0, ar, ac, lda,
                       TOL_BWD);
-            check_mat(nm("matmul_bwd.%s%s.dB", TN[ta], TN[tb]), downf(pdB, nB), dB0, gB, 1, br, bc, ldb,
+            check_mat(tu_name("matmul_bwd.%s%s.dB", TN[ta], TN[tb]), downf(pdB, nB), dB0, gB, 1, br, bc, ldb,
                       TOL_BWD);
         }
     dev_release("matmul");
-    host_release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- bias, elementwise, reductions, adamw */
@@ -375,7 +345,7 @@ static void test_dense(void) {
     /* add_bias / bias_grad on a 37 x 70 block with row stride 75 */
     int rows = 37, cols = 70, ld = 75;
     size_t ny = (size_t)rows * ld;
-    float *y0 = hrand(ny, 1), *bias = hrand(cols, 1);
+    float *y0 = tu_host_normal(ny, 1), *bias = tu_host_normal(cols, 1);
     ops_ptr py = upf(y0, ny), pb = upf(bias, cols);
     O->add_bias(O, py, pb, rows, cols, ld);
     double *ref = hd(ny);
@@ -384,7 +354,7 @@ static void test_dense(void) {
             ref[(size_t)r * ld + c] = (double)y0[(size_t)r * ld + c] + bias[c];
     check_mat("add_bias", downf(py, ny), y0, ref, 0, rows, cols, ld, TOL_ELEM);
 
-    float *dy = hrand(ny, 1), *db0 = hrand(cols, 1);
+    float *dy = tu_host_normal(ny, 1), *db0 = tu_host_normal(cols, 1);
     bias_ctx bc = {rows, cols, ld, hdbl(bias, cols), hdbl(dy, ny)};
     double *gb = hd(cols);
     fd_grad(bias_loss, &bc, bc.bias, cols, gb);
@@ -394,7 +364,7 @@ static void test_dense(void) {
 
     /* add (also aliased), scale */
     size_t n = 1001;
-    float *x = hrand(n, 1), *a = hrand(n, 1), *yg = hrand(n, 1);
+    float *x = tu_host_normal(n, 1), *a = tu_host_normal(n, 1), *yg = tu_host_normal(n, 1);
     ops_ptr px = upf(x, n), pa = upf(a, n), pyy = upf(yg, n);
     O->add(O, pyy, px, pa, n);
     double *sum = hd(n);
@@ -414,7 +384,7 @@ static void test_dense(void) {
     }
     tu_check_rel(sqrt((e1 > e2 ? e1 : e2) / den), TOL_ELEM, "add.alias");
 
-    float *xs = hrand(n, 1);
+    float *xs = tu_host_normal(n, 1);
     ops_ptr pxs = upf(xs, n);
     O->scale(O, pxs, -0.37f, n);
     double *sc = hd(n);
@@ -424,7 +394,7 @@ static void test_dense(void) {
 
     /* sumsq / dot over several of the backend's reduction chunks */
     size_t nr = 300007;
-    float *ra = hrand(nr, 1), *rb = hrand(nr, 1);
+    float *ra = tu_host_normal(nr, 1), *rb = tu_host_normal(nr, 1);
     ops_ptr pra = upf(ra, nr), prb = upf(rb, nr);
     double ss = 0, dt = 0;
     for (size_t i = 0; i < nr; i++) {
@@ -437,7 +407,7 @@ static void test_dense(void) {
 
     /* adamw: two steps from zero moments, grad_scale != 1, wd > 0, some zero gradients */
     size_t np = 1037;
-    float *p0 = hrand(np, 1), *gr[2] = {hrand(np, 1), hrand(np, 1)};
+    float *p0 = tu_host_normal(np, 1), *gr[2] = {tu_host_normal(np, 1), tu_host_normal(np, 1)};
     for (size_t i = 0; i < np; i += 97)
         gr[0][i] = gr[1][i] = 0.0f;
     float gs = 0.37f, lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f;
@@ -465,7 +435,7 @@ static void test_dense(void) {
     check_vec("adamw.v", downf(pv, np), NULL, V, 0, np, TOL_ELEM);
 
     dev_release("dense");
-    host_release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- layernorm, gelu */
@@ -525,12 +495,12 @@ static void test_norm(void) {
     int rows = 37, cols = 70;
     size_t nx = (size_t)rows * cols;
     float eps = 1e-5f;
-    float *x = hf(nx), *g = hf(cols), *b = hrand(cols, 0.2);
+    float *x = hf(nx), *g = hf(cols), *b = tu_host_normal(cols, 0.2);
     for (size_t i = 0; i < nx; i++)
         x[i] = (float)(0.7 + 1.5 * tu_normal());
     for (int c = 0; c < cols; c++)
         g[c] = (float)(1.0 + 0.3 * tu_normal());
-    float *out0 = hrand(nx, 1), *mean0 = hrand(rows, 1), *rstd0 = hrand(rows, 1);
+    float *out0 = tu_host_normal(nx, 1), *mean0 = tu_host_normal(rows, 1), *rstd0 = tu_host_normal(rows, 1);
     ops_ptr px = upf(x, nx), pg = upf(g, cols), pb = upf(b, cols), pout = upf(out0, nx),
             pmean = upf(mean0, rows), prstd = upf(rstd0, rows);
     O->layernorm_fwd(O, pout, pmean, prstd, px, pg, pb, rows, cols, eps);
@@ -541,7 +511,8 @@ static void test_norm(void) {
     check_vec("layernorm_fwd.mean", downf(pmean, rows), NULL, mu, 0, rows, TOL_FWD);
     check_vec("layernorm_fwd.rstd", downf(prstd, rows), NULL, rs, 0, rows, TOL_FWD);
 
-    float *dy = hrand(nx, 1), *dx0 = hrand(nx, 1), *dg0 = hrand(cols, 1), *db0 = hrand(cols, 1);
+    float *dy = tu_host_normal(nx, 1), *dx0 = tu_host_normal(nx, 1), *dg0 = tu_host_normal(cols, 1),
+          *db0 = tu_host_normal(cols, 1);
     lc.R = hdbl(dy, nx);
     double *gx = hd(nx), *gg = hd(cols), *gb = hd(cols);
     fd_grad(ln_loss, &lc, lc.x, nx, gx);
@@ -554,7 +525,7 @@ static void test_norm(void) {
     check_vec("layernorm_bwd.dbeta", downf(pdb, cols), db0, gb, 1, cols, TOL_BWD);
 
     size_t n = 1001;
-    float *gx_ = hrand(n, 2.5), *gy0 = hrand(n, 1);
+    float *gx_ = tu_host_normal(n, 2.5), *gy0 = tu_host_normal(n, 1);
     ops_ptr pgx = upf(gx_, n), pgy = upf(gy0, n);
     O->gelu_fwd(O, pgy, pgx, n);
     double *gref = hd(n);
@@ -562,7 +533,7 @@ static void test_norm(void) {
         gref[i] = ref_gelu(gx_[i]);
     check_vec("gelu_fwd", downf(pgy, n), NULL, gref, 0, n, TOL_FWD);
 
-    float *gdy = hrand(n, 1), *gdx0 = hrand(n, 1);
+    float *gdy = tu_host_normal(n, 1), *gdx0 = tu_host_normal(n, 1);
     gelu_ctx gc = {n, hdbl(gx_, n), hdbl(gdy, n)};
     double *gd = hd(n);
     fd_grad(gelu_loss, &gc, gc.x, n, gd);
@@ -573,7 +544,7 @@ static void test_norm(void) {
     check_vec("gelu_bwd.alias", downf(pgdy, n), NULL, gd, 0, n, TOL_BWD);
 
     dev_release("norm");
-    host_release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- rotary */
@@ -623,7 +594,7 @@ static void test_rotary(void) {
     /* rot_dim 6 < dh 8, ld 29 > H * dh: features 6, 7 of each head and the 5 padding columns pass */
     int B = 2, T = 13, H = 3, dh = 8, rot = 6, ld = 29;
     size_t n = (size_t)B * T * ld;
-    float *cs = rope_table(T, rot), *x = hrand(n, 1);
+    float *cs = rope_table(T, rot), *x = tu_host_normal(n, 1);
     ops_ptr pcs = upf(cs, (size_t)T * rot), px = upf(x, n);
     O->rotary_fwd(O, px, pcs, B, T, H, dh, rot, ld);
     rot_ctx rc = {B, T, H, dh, rot, ld, hdbl(cs, (size_t)T * rot), hdbl(x, n), NULL, hd(n)};
@@ -631,7 +602,7 @@ static void test_rotary(void) {
     ref_rotary(ref, rc.cs, B, T, H, dh, rot, ld);
     check_vec("rotary_fwd", downf(px, n), NULL, ref, 0, n, TOL_ELEM);
 
-    float *dy = hrand(n, 1);
+    float *dy = tu_host_normal(n, 1);
     rc.R = hdbl(dy, n);
     double *g = hd(n);
     fd_grad(rot_loss, &rc, rc.x, n, g);
@@ -652,7 +623,7 @@ static void test_rotary(void) {
     tu_check_rel(tu_rel_err_fd(got, want, 6), 1e-6, "rotary_fwd.spec_example");
 
     dev_release("rotary");
-    host_release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -734,20 +705,21 @@ static void test_attention(void) {
         const char *tag = cases[ci].tag;
         int rows = s.B * s.T, w = s.H * s.dh;
         size_t nq = (size_t)rows * s.ld_qkv, no = (size_t)rows * s.ld_out, np = (size_t)s.B * s.H * s.T * s.T;
-        float *q = hrand(nq, 1), *k = hrand(nq, 1), *v = hrand(nq, 1), *out0 = hrand(no, 1),
-              *probs0 = hrand(np, 1);
+        float *q = tu_host_normal(nq, 1), *k = tu_host_normal(nq, 1), *v = tu_host_normal(nq, 1),
+              *out0 = tu_host_normal(no, 1), *probs0 = tu_host_normal(np, 1);
         ops_ptr pq = upf(q, nq), pk = upf(k, nq), pv = upf(v, nq), pout = upf(out0, no),
                 pprobs = upf(probs0, np);
         O->attention_fwd(O, pout, pprobs, pq, pk, pv, &s);
         att_ctx ac = {&s, hdbl(q, nq), hdbl(k, nq), hdbl(v, nq), NULL, hd(no)};
         double *ref = hd(no), *pref = hd(np);
         ref_attention(&s, ac.q, ac.k, ac.v, ref, pref);
-        check_mat(nm("attention_fwd[%s]", tag), downf(pout, no), out0, ref, 0, rows, w, s.ld_out, TOL_FWD);
-        check_vec(nm("attention_fwd.probs[%s]", tag), downf(pprobs, np), NULL, pref, 0, np, TOL_FWD);
+        check_mat(tu_name("attention_fwd[%s]", tag), downf(pout, no), out0, ref, 0, rows, w, s.ld_out,
+                  TOL_FWD);
+        check_vec(tu_name("attention_fwd.probs[%s]", tag), downf(pprobs, np), NULL, pref, 0, np, TOL_FWD);
 
         /* dout with garbage in its padding columns; dq, dk, dv, scratch start as garbage */
-        float *dout = hrand(no, 1), *dq0 = hrand(nq, 1), *dk0 = hrand(nq, 1), *dv0 = hrand(nq, 1),
-              *scr = hrand(np, 1);
+        float *dout = tu_host_normal(no, 1), *dq0 = tu_host_normal(nq, 1), *dk0 = tu_host_normal(nq, 1),
+              *dv0 = tu_host_normal(nq, 1), *scr = tu_host_normal(np, 1);
         ac.R = hdbl(dout, no);
         double *gq = hd(nq), *gk = hd(nq), *gv = hd(nq);
         fd_grad(att_loss, &ac, ac.q, nq, gq);
@@ -756,10 +728,13 @@ static void test_attention(void) {
         ops_ptr pdout = upf(dout, no), pdq = upf(dq0, nq), pdk = upf(dk0, nq), pdv = upf(dv0, nq),
                 pscr = upf(scr, np);
         O->attention_bwd(O, pdq, pdk, pdv, pscr, pdout, pq, pk, pv, pprobs, &s);
-        check_mat(nm("attention_bwd.dq[%s]", tag), downf(pdq, nq), dq0, gq, 0, rows, w, s.ld_qkv, TOL_BWD);
-        check_mat(nm("attention_bwd.dk[%s]", tag), downf(pdk, nq), dk0, gk, 0, rows, w, s.ld_qkv, TOL_BWD);
-        check_mat(nm("attention_bwd.dv[%s]", tag), downf(pdv, nq), dv0, gv, 0, rows, w, s.ld_qkv, TOL_BWD);
-        host_release();
+        check_mat(tu_name("attention_bwd.dq[%s]", tag), downf(pdq, nq), dq0, gq, 0, rows, w, s.ld_qkv,
+                  TOL_BWD);
+        check_mat(tu_name("attention_bwd.dk[%s]", tag), downf(pdk, nq), dk0, gk, 0, rows, w, s.ld_qkv,
+                  TOL_BWD);
+        check_mat(tu_name("attention_bwd.dv[%s]", tag), downf(pdv, nq), dv0, gv, 0, rows, w, s.ld_qkv,
+                  TOL_BWD);
+        tu_host_release();
     }
     dev_release("attention");
 }
@@ -820,14 +795,14 @@ static void test_attention_step(void) {
         int w = s.H * s.dh;
         size_t nq = (size_t)s.B * s.ld_q, nkv = (size_t)s.B * s.slots * s.ld_kv, no = (size_t)s.B * s.ld_out,
                nsc = (size_t)s.B * s.H * s.slots;
-        float *q = hrand(nq, 1), *k = hrand(nkv, 1), *v = hrand(nkv, 1), *out0 = hrand(no, 1);
-        ops_ptr pout = upf(out0, no), pscr = upf(hrand(nsc, 1), nsc);
+        float *q = tu_host_normal(nq, 1), *k = tu_host_normal(nkv, 1), *v = tu_host_normal(nkv, 1), *out0 = tu_host_normal(no, 1);
+        ops_ptr pout = upf(out0, no), pscr = upf(tu_host_normal(nsc, 1), nsc);
         O->attention_step(O, pout, pscr, upf(q, nq), upf(k, nkv), upf(v, nkv), &s);
         double *ref = hd(no);
         ref_attention_step(&s, hdbl(q, nq), hdbl(k, nkv), hdbl(v, nkv), ref);
-        check_mat(nm("attention_step[%s]", cases[ci].tag), downf(pout, no), out0, ref, 0, s.B, w, s.ld_out,
+        check_mat(tu_name("attention_step[%s]", cases[ci].tag), downf(pout, no), out0, ref, 0, s.B, w, s.ld_out,
                   TOL_FWD);
-        host_release();
+        tu_host_release();
     }
     dev_release("attention_step");
 }
@@ -876,7 +851,7 @@ static void test_embed(void) {
         ids[i] = 30 + tu_int(80);
     ids[0] = 49, ids[1] = 50, ids[2] = 89, ids[3] = 90, ids[4] = ids[5] = ids[6] = 61;
     size_t nw = (size_t)rows * d, no = (size_t)n * d;
-    float *wte = hrand(nw, 1), *out0 = hrand(no, 1);
+    float *wte = tu_host_normal(nw, 1), *out0 = tu_host_normal(no, 1);
     ops_ptr pids = upi(ids, n), pwte = upf(wte, nw), pout = upf(out0, no);
     O->embed_fwd(O, pout, pids, pwte, n, d, row_start, rows);
     double *ref = hd(no);
@@ -887,7 +862,7 @@ static void test_embed(void) {
     }
     check_vec("embed_fwd", downf(pout, no), NULL, ref, 0, no, TOL_EXACT);
 
-    float *dout = hrand(no, 1), *dw0 = hrand(nw, 1);
+    float *dout = tu_host_normal(no, 1), *dw0 = tu_host_normal(nw, 1);
     emb_ctx ec = {n, d, row_start, rows, ids, hdbl(wte, nw), hdbl(dout, no)};
     double *g = hd(nw);
     fd_grad(emb_loss, &ec, ec.wte, nw, g);
@@ -898,7 +873,7 @@ static void test_embed(void) {
     /* positions: wpe has n_ctx = 17 rows of which T = 13 are used; dwpe rows >= T must not change */
     int B = 3, T = 13, nctx = 17;
     size_t nx = (size_t)B * T * d, np = (size_t)nctx * d;
-    float *x0 = hrand(nx, 1), *wpe = hrand(np, 1);
+    float *x0 = tu_host_normal(nx, 1), *wpe = tu_host_normal(np, 1);
     ops_ptr px = upf(x0, nx), pwpe = upf(wpe, np);
     O->pos_fwd(O, px, pwpe, B, T, d);
     double *pref = hd(nx);
@@ -907,7 +882,7 @@ static void test_embed(void) {
             pref[(size_t)r * d + j] = (double)x0[(size_t)r * d + j] + wpe[(size_t)(r % T) * d + j];
     check_vec("pos_fwd", downf(px, nx), NULL, pref, 0, nx, TOL_ELEM);
 
-    float *pdy = hrand(nx, 1), *dwpe0 = hrand(np, 1);
+    float *pdy = tu_host_normal(nx, 1), *dwpe0 = tu_host_normal(np, 1);
     pos_ctx pc = {B, T, d, hdbl(wpe, np), hdbl(pdy, nx)};
     double *gp = hd(np);
     fd_grad(pos_loss, &pc, pc.wpe, np, gp);
@@ -916,7 +891,7 @@ static void test_embed(void) {
     check_vec("pos_bwd", downf(pdwpe, np), dwpe0, gp, 1, np, TOL_FWD);
 
     dev_release("embed");
-    host_release();
+    tu_host_release();
 }
 
 /* ---------------------------------------------------------------- cross-entropy */
@@ -974,14 +949,14 @@ static void test_ce(void) {
         tg[0] = s.col_start - 1, tg[1] = 0, tg[2] = s.col_start, tg[3] = s.col_start + s.ncols - 1;
         if (full)
             tg[5] = s.col_start + s.ld + 3;
-        float *L = hrand(nl, 2.0);
+        float *L = tu_host_normal(nl, 2.0);
         int outside = 0;
         for (int i = 0; i < N; i++)
             outside += tg[i] < s.col_start || tg[i] >= s.col_start + s.ncols;
         printf("# ce[%s]: %d of %d targets outside the local columns\n", tag, outside, N);
 
         /* ce_rowmax */
-        float *m0 = hrand(N, 1);
+        float *m0 = tu_host_normal(N, 1);
         ops_ptr pL = upf(L, nl), ptg = upi(tg, N), pm = upf(m0, N);
         O->ce_rowmax(O, pm, pL, &s);
         double *mref = hd(N);
@@ -992,10 +967,10 @@ static void test_ce(void) {
                 mx = L[(size_t)i * s.ld + j] > mx ? L[(size_t)i * s.ld + j] : mx;
             mloc[i] = mx, mref[i] = mx;
         }
-        check_vec(nm("ce_rowmax[%s]", tag), downf(pm, N), NULL, mref, 0, N, TOL_EXACT);
+        check_vec(tu_name("ce_rowmax[%s]", tag), downf(pm, N), NULL, mref, 0, N, TOL_EXACT);
 
         /* ce_sumexp with a rowmax above the local one on even rows (the all-reduced max) */
-        float *min_ = hf(N), *S0 = hrand(N, 1), *t0 = hrand(N, 1);
+        float *min_ = hf(N), *S0 = tu_host_normal(N, 1), *t0 = tu_host_normal(N, 1);
         for (int i = 0; i < N; i++)
             min_[i] = mloc[i] + (i % 2 ? 0.0f : (float)tu_uniform());
         ops_ptr pmin = upf(min_, N), pS = upf(S0, N), pt = upf(t0, N);
@@ -1011,11 +986,11 @@ static void test_ce(void) {
             tref[i] = (t >= 0 && t < s.ncols) ? (double)l[t] - min_[i] : 0.0;
         }
         float *Sg = downf(pS, N), *tgot = downf(pt, N);
-        check_vec(nm("ce_sumexp[%s]", tag), Sg, NULL, Sref, 0, N, TOL_FWD);
-        check_vec(nm("ce_sumexp.tgt[%s]", tag), tgot, NULL, tref, 0, N, TOL_ELEM);
+        check_vec(tu_name("ce_sumexp[%s]", tag), Sg, NULL, Sref, 0, N, TOL_FWD);
+        check_vec(tu_name("ce_sumexp.tgt[%s]", tag), tgot, NULL, tref, 0, N, TOL_ELEM);
 
         /* ce_loss from those pieces */
-        float *loss0 = hrand(N, 1);
+        float *loss0 = tu_host_normal(N, 1);
         ops_ptr ploss = upf(loss0, N);
         O->ce_loss(O, ploss, pmin, pS, pt, z, N);
         double *lref = hd(N);
@@ -1023,7 +998,7 @@ static void test_ce(void) {
             double lse = (double)min_[i] + log((double)Sg[i]);
             lref[i] = log((double)Sg[i]) - tgot[i] + (double)z * lse * lse;
         }
-        check_vec(nm("ce_loss[%s]", tag), downf(ploss, N), NULL, lref, 0, N, TOL_FWD);
+        check_vec(tu_name("ce_loss[%s]", tag), downf(ploss, N), NULL, lref, 0, N, TOL_FWD);
 
         /* ce_bwd with this rank's (exact) rowmax and sumexp, against d(sum_i w_i loss_i)/d logits */
         float *Sl = hf(N);
@@ -1038,8 +1013,8 @@ static void test_ce(void) {
         fd_grad(ce_total, &cc, cc.L, nl, g);
         ops_ptr pG = upf(L, nl), pml = upf(mloc, N), pSl = upf(Sl, N), pw = upf(w, N);
         O->ce_bwd(O, pG, pml, pSl, ptg, pw, z, &s);
-        check_vec(nm("ce_bwd[%s]", tag), downf(pG, nl), NULL, g, 0, nl, TOL_BWD);
-        host_release();
+        check_vec(tu_name("ce_bwd[%s]", tag), downf(pG, nl), NULL, g, 0, nl, TOL_BWD);
+        tu_host_release();
     }
     dev_release("ce");
 }
@@ -1149,28 +1124,31 @@ static void test_determinism(void) {
     det_in d = {0};
     d.ln_rows = 333, d.ln_cols = 150; /* three column blocks of 64 */
     size_t nx = (size_t)d.ln_rows * d.ln_cols;
-    d.ln_x = hrand(nx, 1), d.ln_g = hrand(d.ln_cols, 1), d.ln_b = hrand(d.ln_cols, 1);
-    d.ln_dy = hrand(nx, 1), d.ln_dx0 = hrand(nx, 1), d.ln_dg0 = hrand(d.ln_cols, 1),
-    d.ln_db0 = hrand(d.ln_cols, 1);
+    d.ln_x = tu_host_normal(nx, 1), d.ln_g = tu_host_normal(d.ln_cols, 1),
+    d.ln_b = tu_host_normal(d.ln_cols, 1);
+    d.ln_dy = tu_host_normal(nx, 1), d.ln_dx0 = tu_host_normal(nx, 1),
+    d.ln_dg0 = tu_host_normal(d.ln_cols, 1), d.ln_db0 = tu_host_normal(d.ln_cols, 1);
     d.bg_rows = 333, d.bg_cols = 150, d.bg_ld = 155;
-    d.bg_dy = hrand((size_t)d.bg_rows * d.bg_ld, 1), d.bg_db0 = hrand(d.bg_cols, 1);
+    d.bg_dy = tu_host_normal((size_t)d.bg_rows * d.bg_ld, 1), d.bg_db0 = tu_host_normal(d.bg_cols, 1);
     d.em_n = 500, d.em_d = 150, d.em_start = 13, d.em_rows = 97;
     d.em_ids = hi(d.em_n);
     for (int i = 0; i < d.em_n; i++)
         d.em_ids[i] = tu_int(120);
-    d.em_dy = hrand((size_t)d.em_n * d.em_d, 1), d.em_dw0 = hrand((size_t)d.em_rows * d.em_d, 1);
+    d.em_dy = tu_host_normal((size_t)d.em_n * d.em_d, 1),
+    d.em_dw0 = tu_host_normal((size_t)d.em_rows * d.em_d, 1);
     d.ps_B = 5, d.ps_T = 37, d.ps_d = 150;
-    d.ps_dy = hrand((size_t)d.ps_B * d.ps_T * d.ps_d, 1), d.ps_dw0 = hrand((size_t)d.ps_T * d.ps_d, 1);
+    d.ps_dy = tu_host_normal((size_t)d.ps_B * d.ps_T * d.ps_d, 1),
+    d.ps_dw0 = tu_host_normal((size_t)d.ps_T * d.ps_d, 1);
     d.at = (ops_attn_shape){2, 37, 4, 16, 67, 64, 11, 0.25f};
     size_t nq = (size_t)d.at.B * d.at.T * d.at.ld_qkv;
-    d.at_q = hrand(nq, 1), d.at_k = hrand(nq, 1), d.at_v = hrand(nq, 1);
-    d.at_dy = hrand((size_t)d.at.B * d.at.T * d.at.ld_out, 1);
+    d.at_q = tu_host_normal(nq, 1), d.at_k = tu_host_normal(nq, 1), d.at_v = tu_host_normal(nq, 1);
+    d.at_dy = tu_host_normal((size_t)d.at.B * d.at.T * d.at.ld_out, 1);
     d.st = (ops_step_shape){3, 5, 16, 80, 83, 81, 600, 590, 600, 0.25f}; /* two threads split sequence 1 */
-    d.st_q = hrand((size_t)d.st.B * d.st.ld_q, 1);
-    d.st_k = hrand((size_t)d.st.B * d.st.slots * d.st.ld_kv, 1);
-    d.st_v = hrand((size_t)d.st.B * d.st.slots * d.st.ld_kv, 1);
+    d.st_q = tu_host_normal((size_t)d.st.B * d.st.ld_q, 1);
+    d.st_k = tu_host_normal((size_t)d.st.B * d.st.slots * d.st.ld_kv, 1);
+    d.st_v = tu_host_normal((size_t)d.st.B * d.st.slots * d.st.ld_kv, 1);
     d.rd_n = 300007;
-    d.rd_a = hrand(d.rd_n, 1), d.rd_b = hrand(d.rd_n, 1);
+    d.rd_a = tu_host_normal(d.rd_n, 1), d.rd_b = tu_host_normal(d.rd_n, 1);
 
     /* ops_cpu_create sets the process-wide OpenMP / OpenBLAS thread counts, so the two backends are
      * created one after the other, each used (twice) while it is the current one. */
@@ -1203,14 +1181,15 @@ static void test_determinism(void) {
         for (int ti = 0; ti < 2; ti++)
             for (int run = 0; run < 2; run++)
                 ok = ok && same(det_field(&res[ti][run], op), base, sz[op] * sizeof(float));
-        tu_check(ok, nm("determinism.%s", names[op]), "results differ between runs or thread counts (1, 2)");
+        tu_check(ok, tu_name("determinism.%s", names[op]),
+                 "results differ between runs or thread counts (1, 2)");
     }
     int ok = 1;
     for (int ti = 0; ti < 2; ti++)
         for (int run = 0; run < 2; run++)
             ok = ok && same(res[ti][run].red, res[0][0].red, sizeof res[0][0].red);
     tu_check(ok, "determinism.sumsq_dot", "results differ between runs or thread counts (1, 2)");
-    host_release();
+    tu_host_release();
 }
 
 int main(void) {

@@ -11,7 +11,7 @@
 
 #include "data/shard.h"
 #include "model/model.h"
-#include "tests/testmodel.h"
+#include "tests/test_model.h"
 #include "tests/testutil.h"
 #include "train/step.h"
 
@@ -76,8 +76,7 @@ static void write_case(const char *path, model *m, const int32_t *tokens, const 
     cJSON_Delete(cfg);
     for (int i = 0; i < m->table.n; i++) {
         const param_info *p = &m->table.p[i];
-        float *x = mt_malloc((size_t)(p->shape[0] * p->shape[1]) * sizeof *x);
-        model_get_tensor(m, m->params, i, x);
+        float *x = tu_get_tensor(m, m->params, i);
         char name[128];
         snprintf(name, sizeof name, "params/%s", p->name);
         hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
@@ -94,45 +93,53 @@ static void write_case(const char *path, model *m, const int32_t *tokens, const 
     H5Fclose(f);
 }
 
-/* GPT-2's key bias has a true gradient of exactly zero (SPEC 8.1): compare it against absolute bounds. */
-static int zero_grad_tensor(const char *name) { return strstr(name, "k_proj.bias") != NULL; }
-
+/* Every gradient to 1e-5 in relative norm, or to 4 times the error of the reference's own float32
+ * computation where the inputs make fp32 inherently less accurate than that (a gradient with much
+ * cancellation, such as GPT-Neo's unscaled attention sometimes produces). */
 static void compare_grads(model *m, hid_t ref, const char *fam, double wsum) {
-    double worst = 0;
+    double worst = 0, worst_tol = 1e-5, worst32 = 0;
     const char *worst_name = "";
     for (int i = 0; i < m->table.n; i++) {
         const param_info *p = &m->table.p[i];
-        long n = p->shape[0] * p->shape[1];
-        float *g = mt_malloc((size_t)n * sizeof *g);
-        double *r = mt_malloc((size_t)n * sizeof *r);
-        model_get_tensor(m, m->grads, i, g);
+        long n = (long)tu_numel(p);
+        float *g = tu_get_tensor(m, m->grads, i), *g32 = mt_malloc((size_t)n * sizeof *g32);
+        double *r = mt_malloc((size_t)n * sizeof *r), *r32 = mt_malloc((size_t)n * sizeof *r32);
         for (long j = 0; j < n; j++)
             g[j] = (float)(g[j] / wsum);
-        char name[160], check[200];
+        char name[160], name32[160], check[200];
         snprintf(name, sizeof name, "grads/%s", p->name);
-        long got = read_f64(ref, name, r, n);
-        if (got != n) {
+        snprintf(name32, sizeof name32, "grads32/%s", p->name);
+        long got = read_f64(ref, name, r, n), got32 = read_f64(ref, name32, r32, n);
+        if (got != n || got32 != n) {
             snprintf(check, sizeof check, "%s.grad.%s", fam, p->name);
-            tu_check(0, check, "reference has no gradient of %ld elements", n);
-        } else if (zero_grad_tensor(p->name)) {
+            tu_check(0, check, "reference has no float64 and float32 gradients of %ld elements", n);
+        } else if (tu_zero_grad_tensor(p->name)) {
             double mx = 0;
             for (long j = 0; j < n; j++)
                 mx = fmax(mx, fabs(g[j]) + fabs(r[j]));
             snprintf(check, sizeof check, "%s.grad.%s (true gradient 0)", fam, p->name);
             tu_check(mx < 1e-6, check, "|g| = %.3e, not ~0", mx);
         } else {
-            double e = tu_rel_err_fd(g, r, (size_t)n);
-            if (!(e <= worst)) {
+            for (long j = 0; j < n; j++)
+                g32[j] = (float)r32[j];
+            double e = tu_rel_err_fd(g, r, (size_t)n), e32 = tu_rel_err_fd(g32, r, (size_t)n);
+            double tol = fmax(1e-5, 4 * e32);
+            if (!(e / tol <= worst / worst_tol)) {
                 worst = e;
+                worst_tol = tol;
+                worst32 = e32;
                 worst_name = p->name;
             }
         }
         free(g);
+        free(g32);
         free(r);
+        free(r32);
     }
-    char check[128];
-    snprintf(check, sizeof check, "%s.grads (%d tensors, worst %s)", fam, m->table.n, worst_name);
-    tu_check_rel(worst, 1e-5, check);
+    char check[200];
+    snprintf(check, sizeof check, "%s.grads (%d tensors, worst %s; PyTorch float32 there: %.2e)", fam,
+             m->table.n, worst_name, worst32);
+    tu_check_rel(worst, worst_tol, check);
 }
 
 static void compare_final(model *m, hid_t ref, const char *fam, double lr_sum) {
@@ -140,14 +147,13 @@ static void compare_final(model *m, hid_t ref, const char *fam, double lr_sum) {
     const char *worst_name = "";
     for (int i = 0; i < m->table.n; i++) {
         const param_info *p = &m->table.p[i];
-        long n = p->shape[0] * p->shape[1];
-        float *x = mt_malloc((size_t)n * sizeof *x);
+        long n = (long)tu_numel(p);
+        float *x = tu_get_tensor(m, m->params, i);
         double *r = mt_malloc((size_t)n * sizeof *r);
-        model_get_tensor(m, m->params, i, x);
         char name[160];
         snprintf(name, sizeof name, "final/%s", p->name);
         double e = read_f64(ref, name, r, n) == n ? 0 : NAN;
-        if (zero_grad_tensor(p->name)) {
+        if (tu_zero_grad_tensor(p->name)) {
             /* Adam turns the rounding noise of a zero gradient into steps of up to lr (SPEC 8.1). */
             double mx = 0;
             for (long j = 0; j < n; j++)
@@ -199,12 +205,12 @@ static void recompute_identical(const char *fam, model *m, const int32_t *tokens
 
 /* z_loss > 0 adds z * logsumexp^2 per counted token (SPEC 9) to the objective of both sides. */
 static void parity(const char *fam, const char *config_path, double z_loss, const char *dir) {
-    model_config cfg = tm_load_config(config_path);
-    ops *o = ops_cpu_create(2);
-    model *m = model_create(&cfg, o, B, T);
+    model_config cfg = tu_model_config(config_path);
+    tu_trainee t = tu_trainee_make(&cfg, 2, B, T);
+    model *m = t.m;
     m->z_loss = (float)z_loss;
     model_init_params(m, tu_next());
-    tm_perturb_params(m);
+    tu_perturb_params(m);
 
     size_t ntok = (size_t)B * (T + 1), nw = (size_t)B * T;
     int32_t *tokens = mt_malloc(STEPS * MICRO * ntok * sizeof *tokens);
@@ -227,8 +233,7 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     tu_check(rc == 0, check, "'%s' exited with %d", cmd, rc);
     hid_t ref = rc == 0 ? H5Fopen(out_path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     if (ref < 0) {
-        model_free(m);
-        o->destroy(o);
+        tu_trainee_drop(&t);
         free(tokens);
         free(weights);
         return;
@@ -257,14 +262,12 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     recompute_identical(fam, m, tokens, weights, sum);
 
     /* 10 optimizer steps through the trainer's own step function. */
-    optim_state st;
-    optim_state_init(&st, m, 0);
     double ref_losses[STEPS], worst = 0, lr_sum = 0;
     int clipped = 0;
     long got = read_f64(ref, "step_loss", ref_losses, STEPS);
     for (int s = 0; s < STEPS; s++) {
         step_result r;
-        train_step(m, &st, &OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,
+        train_step(m, &t.opt, &OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,
                    weights + (size_t)s * MICRO * nw, &r);
         double e = got == STEPS ? fabs(r.loss - ref_losses[s]) / fabs(ref_losses[s]) : NAN;
         printf("#   %s step %d: loss %.8f reference %.8f (rel %.2e), grad norm %.4f, lr %.5f\n", fam, s,
@@ -280,9 +283,7 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     compare_final(m, ref, fam, lr_sum);
 
     H5Fclose(ref);
-    optim_state_free(&st, m);
-    model_free(m);
-    o->destroy(o);
+    tu_trainee_drop(&t);
     free(tokens);
     free(weights);
     free(logits);

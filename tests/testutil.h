@@ -1,6 +1,6 @@
-/* Helpers for the C test programs: a printed seed, a reproducible RNG, relative-norm comparison, and the
- * report protocol that tests/run.sh counts: one line "ok NAME" or "FAIL NAME: why" per check, and a
- * non-zero exit status when anything failed. */
+/* Helpers for the C test programs: a printed seed, a reproducible RNG, relative-norm comparison, host
+ * scratch arrays, and the report protocol that tests/run.sh counts: one line "ok NAME" or "FAIL NAME: why"
+ * per check, and a non-zero exit status when anything failed. */
 #ifndef MT_TESTUTIL_H
 #define MT_TESTUTIL_H
 
@@ -80,6 +80,43 @@ static inline void tu_check_rel(double err, double tol, const char *name) {
     tu_check(err <= tol, name, "relative error %.3e > %.1e", err, tol);
     if (err <= tol)
         printf("#   %s: relative error %.3e (tolerance %.1e)\n", name, err, tol);
+}
+
+/* A check name formatted like printf, in one of 16 rotating buffers (valid for the next 15 calls). */
+static inline const char *tu_name(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline const char *tu_name(const char *fmt, ...) {
+    static char buf[16][160];
+    static int k;
+    k = (k + 1) % 16;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf[k], sizeof buf[k], fmt, ap);
+    va_end(ap);
+    return buf[k];
+}
+
+/* Zeroed host scratch that lives until tu_host_release (a test group's arrays, freed together). */
+enum { TU_MAX_HOST = 4096 };
+static void *tu_host_keep[TU_MAX_HOST];
+static int tu_host_n;
+static inline void *tu_host(size_t bytes) {
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p || tu_host_n == TU_MAX_HOST) {
+        fprintf(stderr, "out of host scratch\n");
+        exit(2);
+    }
+    tu_host_keep[tu_host_n++] = p;
+    return p;
+}
+static inline void tu_host_release(void) {
+    while (tu_host_n)
+        free(tu_host_keep[--tu_host_n]);
+}
+/* n values drawn from N(0, std^2), in host scratch. */
+static inline float *tu_host_normal(size_t n, double std) {
+    float *x = (float *)tu_host(n * sizeof *x);
+    tu_fill(x, n, std);
+    return x;
 }
 
 static inline int tu_exit(void) {

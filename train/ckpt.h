@@ -17,29 +17,33 @@
 #include "optim.h"
 
 #define CKPT_FORMAT "meshtrain.checkpoint"
-enum { CKPT_FORMAT_VERSION = 1 };
+enum { CKPT_FORMAT_VERSION = 2 }; /* 2: the root attributes carry a checksum, meta_crc32c */
 
 typedef struct {
     long step, tokens_seen, loader_epoch, loader_cursor;
     uint64_t rng_state;
     int world_dp, world_tp, threads;
     char *config_json; /* the resolved run config; ckpt_load allocates it (ckpt_meta_free) */
+    int params_only;   /* ckpt_load found no /optim group (bin/convert hf-import): moments start at zero */
 } ckpt_meta;
 
 /* Writes DIR/step_<meta->step>.h5 (DIR must exist), points DIR/latest at it, then deletes the checkpoints
  * that are neither among the newest keep_last (at least 1: the new one) nor at a step that is a multiple of
- * keep_every (0: no such extra ones). opt may be NULL: moments are then saved as zeros. Any layout: the
- * tensor-parallel shards and ZeRO-1 slices of every tensor are gathered on rank 0, which writes it. */
+ * keep_every (0: no such extra ones). opt may be NULL: moments are then saved as zeros. Any layout: every
+ * rank writes the part of each tensor it owns (its tensor-parallel shard, its ZeRO-1 slice of the moments)
+ * into the global dataset, and the block checksums are joined on rank 0 from every rank's pieces. */
 int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
               int keep_every, MPI_Comm comm, mt_err *err);
 
 /* Reads a checkpoint into m (and opt unless NULL: parameters only) after checking the format, version, the
  * tensor set and every shape against m's parameter table (a different model is refused naming the
  * differing tensors and config fields) and every block checksum. meta_out (may be NULL) gets the
- * attributes. Any layout loads any checkpoint. On failure m and opt hold unspecified values. */
+ * attributes. Any layout loads any checkpoint. On failure m and opt hold unspecified values. A file without
+ * /optim (parameters only, from bin/convert hf-import) gives opt zero moments and sets params_only. */
 int ckpt_load(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, MPI_Comm comm, mt_err *err);
 
-/* Checks a checkpoint without a model: format, version, attributes and every dataset's checksums. */
+/* Checks a checkpoint without a model: format, version, attributes and every dataset's checksums. A file
+ * without /optim (parameters only, as bin/convert hf-import writes) is valid. */
 int ckpt_verify(const char *path, MPI_Comm comm, mt_err *err);
 
 /* The checkpoint to resume from: DIR/latest if it verifies, else the newest DIR/step_*.h5 that does, with

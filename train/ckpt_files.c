@@ -1,14 +1,16 @@
-/* The directory side of checkpoints (DESIGN 7): atomic publication and retention. A crash at any moment
- * leaves `latest` pointing at a complete, fsynced file (or absent if none was ever published). */
-#define _POSIX_C_SOURCE 200809L
+/* The directory side of checkpoints (DESIGN 7): space, atomic publication and retention. A crash at any
+ * moment leaves `latest` pointing at a complete, fsynced file (or absent if none was ever published). */
+#define _GNU_SOURCE /* fallocate */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "ckpt_crc.h"
 #include "ckpt_internal.h"
 
 /* N from "step_<N>.h5" (decimal digits only), else -1. */
@@ -49,6 +51,40 @@ int ckpt_list_steps(const char *dir, long **steps) {
     return n;
 }
 
+uint64_t ckpt_file_bytes(const param_table *t, const ckpt_meta *meta, int n_kinds) {
+    uint64_t bytes = 65536 + (meta->config_json ? strlen(meta->config_json) : 0);
+    for (int i = 0; i < t->n; i++) {
+        size_t n = ckpt_numel(&t->p[i]);
+        bytes += (uint64_t)n_kinds * (n * sizeof(float) + 4 * ckpt_crc_blocks(n) + 1024);
+    }
+    return bytes;
+}
+
+static double mb(uint64_t bytes) { return (double)bytes / 1e6; }
+
+int ckpt_check_space(const char *dir, const char *name, uint64_t bytes, mt_err *err) {
+    struct statvfs st;
+    if (statvfs(dir, &st))
+        return 0; /* no answer: the reservation and the writes will tell */
+    uint64_t avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    if (avail < bytes)
+        return mt_fail(err, "%s: not enough free space for %s: it needs %.1f MB, %.1f MB are free", dir, name,
+                       mb(bytes), mb(avail));
+    return 0;
+}
+
+int ckpt_reserve(const char *path, uint64_t bytes, mt_err *err) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return mt_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int rc = fallocate(fd, 0, 0, (off_t)bytes) ? errno : 0;
+    close(fd);
+    if (rc == ENOSPC || rc == EDQUOT)
+        return mt_fail(err, "%s: cannot reserve %.1f MB for the checkpoint: %s", path, mb(bytes),
+                       strerror(rc));
+    return 0; /* reserved, or a file system without fallocate (EOPNOTSUPP): the writes will tell */
+}
+
 static int fsync_path(const char *path, int flags) {
     int fd = open(path, flags);
     if (fd < 0)
@@ -58,17 +94,30 @@ static int fsync_path(const char *path, int flags) {
     return rc;
 }
 
-int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err) {
-    char final[4096], link_tmp[4096], link[4096];
-    snprintf(final, sizeof final, "%s/%s", dir, name);
-    snprintf(link_tmp, sizeof link_tmp, "%s/latest.tmp", dir);
-    snprintf(link, sizeof link, "%s/latest", dir);
+int ckpt_commit(const char *tmp, const char *final, mt_err *err) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", final);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir] = 0; /* "/x" keeps "/" */
+    else
+        snprintf(dir, sizeof dir, ".");
     if (fsync_path(tmp, O_RDONLY))
         return mt_fail(err, "%s: fsync failed: %s", tmp, strerror(errno));
     if (rename(tmp, final))
         return mt_fail(err, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
     if (fsync_path(dir, O_RDONLY | O_DIRECTORY))
         return mt_fail(err, "%s: fsync of the folder failed: %s", dir, strerror(errno));
+    return 0;
+}
+
+int ckpt_publish(const char *dir, const char *tmp, const char *name, mt_err *err) {
+    char final[4096], link_tmp[4096], link[4096];
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    snprintf(link_tmp, sizeof link_tmp, "%s/latest.tmp", dir);
+    snprintf(link, sizeof link, "%s/latest", dir);
+    if (ckpt_commit(tmp, final, err))
+        return -1;
     /* The file's rename is durable before `latest` can point at it. */
     if (unlink(link_tmp) && errno != ENOENT)
         return mt_fail(err, "%s: cannot remove: %s", link_tmp, strerror(errno));

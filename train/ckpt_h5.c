@@ -1,5 +1,5 @@
-/* HDF5 side of checkpoints: typed attributes, and float32 datasets written by parts with per-block
- * CRC32C checksums (DESIGN 6, 7). */
+/* HDF5 side of checkpoints: files and groups, typed attributes, and float32 datasets written by parts
+ * with per-block CRC32C checksums (DESIGN 6, 7). */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +9,36 @@
 #include "ckpt_crc.h"
 #include "ckpt_internal.h"
 #include "data/shard.h"
+
+hid_t ckpt_create(const char *path, MPI_Comm comm) {
+    hid_t fapl = h5_fapl(), fcpl = h5_fcpl();
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    return f;
+}
+
+hid_t ckpt_open(const char *path, mt_err *err) {
+    if (access(path, R_OK))
+        return mt_fail(err, "%s: cannot open checkpoint", path);
+    hid_t fapl = h5_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return mt_fail(err, "%s: not an HDF5 file, or truncated or corrupted", path);
+    return f;
+}
+
+hid_t ckpt_make_group(hid_t file, const char *name) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    H5Pset_obj_track_times(gcpl, 0);
+    hid_t g = H5Gcreate2(file, name, lcpl, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    H5Pclose(lcpl);
+    return g;
+}
 
 static int put_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
     hid_t sp = H5Screate(H5S_SCALAR);
@@ -100,7 +130,7 @@ static uint32_t *get_crcs(hid_t d, size_t *n) {
     return crc;
 }
 
-static int put_crcs(hid_t d, const uint32_t *crc, size_t n) {
+int ckpt_put_crcs(hid_t d, const uint32_t *crc, size_t n) {
     hsize_t dims = n;
     hid_t sp = H5Screate_simple(1, &dims, NULL);
     hid_t a = H5Acreate2(d, "crc32c", H5T_STD_U32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -111,25 +141,18 @@ static int put_crcs(hid_t d, const uint32_t *crc, size_t n) {
     return rc < 0 ? -1 : 0;
 }
 
-/* Selects this rank's part in the file space and returns the matching memory space: a 1-D run of the
- * selected elements, or an empty selection that still lets the rank join the collective write. */
+/* Selects the part in the file space and returns the matching memory space: a 1-D run of its elements. */
 static hid_t select_part(hid_t fs, const ckpt_part *part) {
     hsize_t total = 0;
-    H5Sselect_none(fs);
     for (int k = 0; k < part->n; k++) {
         H5Sselect_hyperslab(fs, k ? H5S_SELECT_OR : H5S_SELECT_SET, part->start[k], NULL, part->count[k],
                             NULL);
         total += part->count[k][0] * part->count[k][1];
     }
-    hsize_t n = total ? total : 1;
-    hid_t ms = H5Screate_simple(1, &n, NULL);
-    if (!total)
-        H5Sselect_none(ms);
-    return ms;
+    return H5Screate_simple(1, &total, NULL);
 }
 
-int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims, const ckpt_part *part,
-                       const uint32_t *crc, size_t n_crc) {
+hid_t ckpt_create_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dims) {
     hid_t dcpl = h5_dcpl();
     /* Contiguous, allocated at creation (what parallel HDF5 needs), never filled: every byte is written. */
     H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
@@ -137,18 +160,21 @@ int ckpt_write_dataset(hid_t loc, const char *name, int ndim, const hsize_t *dim
     hid_t fs = H5Screate_simple(ndim, dims, NULL);
     hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
-    int rc = -1;
-    if (d >= 0) {
-        hid_t ms = select_part(fs, part), dxpl = H5Pcreate(H5P_DATASET_XFER);
-        H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-        static const float nothing = 0; /* a rank with an empty part still joins the collective write */
-        rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, part->data ? part->data : &nothing) < 0 ? -1 : 0;
-        H5Pclose(dxpl);
-        H5Sclose(ms);
-        if (put_crcs(d, crc, n_crc))
-            rc = -1;
-        H5Dclose(d);
-    }
+    H5Sclose(fs);
+    return d;
+}
+
+int ckpt_write_part(hid_t d, const ckpt_part *part) {
+    CHECK(part->n > 0, "an empty part is not written");
+    hid_t fs = H5Dget_space(d);
+    hid_t ms = select_part(fs, part), dxpl = H5Pcreate(H5P_DATASET_XFER);
+    /* Independent: every rank writes its own rectangles. Collective MPI-IO buys nothing for parts this
+     * large and contiguous, and Open MPI 4.1's OMPIO deadlocked in its collective write (fcoll vulcan)
+     * when some ranks had nothing to write in a round. */
+    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT);
+    int rc = H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, dxpl, part->data) < 0 ? -1 : 0;
+    H5Pclose(dxpl);
+    H5Sclose(ms);
     H5Sclose(fs);
     return rc;
 }

@@ -40,7 +40,7 @@ typedef struct {
 } session;
 
 static int agree(session *s, int failed, mt_err *err) {
-    return comm_agree(&s->comm, COMM_WORLD, failed, err);
+    return comm_agree(&s->comm, failed, err);
 }
 
 static tok *load_tokenizer(const char *dir, mt_err *err) {

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "data/shard.h"
 #include "train/signals.h"
 #include "train/trainer.h"
 
@@ -17,11 +19,63 @@ static void usage(void) {
         "  2 bad input, 3 stopped on a signal after writing a checkpoint (requeue).\n");
 }
 
-/* Every rank sees the same bad input; rank 0 alone says so, and all exit with the same code. */
+/* Every rank sees the same bad input (or has agreed on the failing rank's message); rank 0 alone says so,
+ * and all exit with the same code. */
 static int finish(int rank, int code, const char *msg) {
     if (code && rank == 0)
         fprintf(stderr, "train: %s\n", msg);
+    if (h5_is_broken()) { /* HDF5 would crash while shutting down (MPI_Finalize, atexit) */
+        fflush(NULL);
+        _exit(code ? code : MT_EXIT_INTERNAL);
+    }
     MPI_Finalize();
+    return code;
+}
+
+typedef struct {
+    const char *config;
+    char **sets; /* the --set assignments, pointing into argv */
+    int n_sets, dry_run, help;
+    trainer_options topt;
+} cli;
+
+/* 0, or MT_EXIT_BAD_INPUT with err set. */
+static int parse_args(int argc, char **argv, cli *c, mt_err *err) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--set") && i + 1 < argc)
+            c->sets[c->n_sets++] = argv[++i];
+        else if (!strncmp(argv[i], "--set=", 6))
+            c->sets[c->n_sets++] = argv[i] + 6;
+        else if (!strcmp(argv[i], "--dry-run"))
+            c->dry_run = 1;
+        else if (!strcmp(argv[i], "--resume") && i + 1 < argc)
+            c->topt.resume = argv[++i];
+        else if (!strcmp(argv[i], "--no-resume"))
+            c->topt.no_resume = 1;
+        else if (!strcmp(argv[i], "--eval-only"))
+            c->topt.eval_only = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            c->help = 1;
+        else if (argv[i][0] == '-' || c->config)
+            return mt_fail(err, "unexpected argument '%s' (see --help)", argv[i]), MT_EXIT_BAD_INPUT;
+        else
+            c->config = argv[i];
+    }
+    if (!c->config && !c->help)
+        return mt_fail(err, "no config given (see --help)"), MT_EXIT_BAD_INPUT;
+    return MT_EXIT_OK;
+}
+
+static int run(const cli *c, int rank, int world, mt_err *err) {
+    run_config rc;
+    if (run_config_load(&rc, c->config, c->sets, c->n_sets, c->dry_run, world, err))
+        return MT_EXIT_BAD_INPUT;
+    int code = MT_EXIT_OK;
+    if (!c->dry_run)
+        code = trainer_run(&rc, &c->topt, err);
+    else if (rank == 0)
+        trainer_dry_run(&rc);
+    run_config_free(&rc);
     return code;
 }
 
@@ -34,47 +88,13 @@ int main(int argc, char **argv) {
     int rank, world;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
-    const char *config = NULL;
-    char **sets = calloc((size_t)argc, sizeof *sets);
-    int n_sets = 0, dry_run = 0;
-    trainer_options topt = {0};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            sets[n_sets++] = argv[++i];
-        else if (!strncmp(argv[i], "--set=", 6))
-            sets[n_sets++] = argv[i] + 6;
-        else if (!strcmp(argv[i], "--dry-run"))
-            dry_run = 1;
-        else if (!strcmp(argv[i], "--resume") && i + 1 < argc)
-            topt.resume = argv[++i];
-        else if (!strcmp(argv[i], "--no-resume"))
-            topt.no_resume = 1;
-        else if (!strcmp(argv[i], "--eval-only"))
-            topt.eval_only = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage();
-            return finish(rank, MT_EXIT_OK, "");
-        } else if (argv[i][0] == '-' || config) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[i]);
-            return finish(rank, MT_EXIT_BAD_INPUT, msg);
-        } else
-            config = argv[i];
-    }
-    if (!config)
-        return finish(rank, MT_EXIT_BAD_INPUT, "no config given (see --help)");
-    run_config rc;
-    mt_err err;
-    if (run_config_load(&rc, config, sets, n_sets, dry_run, world, &err))
-        return finish(rank, MT_EXIT_BAD_INPUT, err.msg);
-    int code = MT_EXIT_OK;
-    if (dry_run) {
-        if (rank == 0)
-            trainer_dry_run(&rc);
-    } else {
-        code = trainer_run(&rc, &topt, &err);
-    }
-    run_config_free(&rc);
-    free(sets);
+    cli c = {.sets = mt_calloc((size_t)argc, sizeof *c.sets)};
+    mt_err err = {""};
+    int code = parse_args(argc, argv, &c, &err);
+    if (!code && c.help && rank == 0)
+        usage();
+    else if (!code && !c.help)
+        code = run(&c, rank, world, &err);
+    free(c.sets);
     return finish(rank, code, err.msg);
 }

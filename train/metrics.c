@@ -6,21 +6,33 @@
 #include <string.h>
 
 int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    m->jsonl = fopen(path, "a");
-    if (m->jsonl) {
-        snprintf(path, sizeof path, "%s/train.log", run_dir);
-        m->log = fopen(path, "a");
-    }
+    snprintf(m->jsonl_path, sizeof m->jsonl_path, "%s/metrics.jsonl", run_dir);
+    snprintf(m->log_path, sizeof m->log_path, "%s/train.log", run_dir);
+    m->failed = 0;
+    m->jsonl = fopen(m->jsonl_path, "a");
+    if (m->jsonl)
+        m->log = fopen(m->log_path, "a");
     if (!m->jsonl || !m->log) {
-        snprintf(errbuf, cap, "%s: cannot open for writing: %s", path, strerror(errno));
+        snprintf(errbuf, cap, "%s: cannot open for writing: %s", m->jsonl ? m->log_path : m->jsonl_path,
+                 strerror(errno));
         metrics_close(m);
         return -1;
     }
     m->active = 1;
     return 0;
 }
+
+/* Flushes f and records the first failure of any write to it since the last check. */
+static void settle(metrics *m, FILE *f, const char *path) {
+    int bad = fflush(f) != 0 || ferror(f);
+    if (bad && !m->failed) {
+        mt_fail(&m->failure, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
+        m->failed = 1;
+    }
+    clearerr(f);
+}
+
+int metrics_failed(const metrics *m) { return m->failed; }
 
 void metrics_close(metrics *m) {
     if (m->jsonl)
@@ -54,10 +66,15 @@ void metrics_note(metrics *m, const char *fmt, ...) {
     va_end(ap);
     fprintf(stdout, "%s\n", line);
     fflush(stdout);
-    if (m->log) {
-        fprintf(m->log, "%s\n", line);
-        fflush(m->log);
-    }
+    fprintf(m->log, "%s\n", line);
+    settle(m, m->log, m->log_path);
+}
+
+void metrics_error(metrics *m, const char *msg) {
+    if (!m->active)
+        return;
+    fprintf(m->log, "error: %s\n", msg);
+    settle(m, m->log, m->log_path);
 }
 
 void metrics_step(metrics *m, const step_report *r, int print) {
@@ -84,7 +101,7 @@ void metrics_step(metrics *m, const step_report *r, int print) {
     json_num(m->jsonl, "comm_share", r->comm_share);
     json_num(m->jsonl, "elapsed_s", r->elapsed);
     fprintf(m->jsonl, "\"skipped\": %s}\n", r->skipped ? "true" : "false");
-    fflush(m->jsonl);
+    settle(m, m->jsonl, m->jsonl_path);
 }
 
 void metrics_eval(metrics *m, long step, double loss) {
@@ -92,5 +109,5 @@ void metrics_eval(metrics *m, long step, double loss) {
         return;
     metrics_note(m, "eval at step %ld | val loss %.4f", step, loss);
     fprintf(m->jsonl, "{\"step\": %ld, \"val_loss\": %.9g}\n", step, loss);
-    fflush(m->jsonl);
+    settle(m, m->jsonl, m->jsonl_path);
 }

@@ -5,9 +5,14 @@
 
 #include <stdio.h>
 
+#include "model/common.h"
+
 typedef struct {
     int active;
     FILE *jsonl, *log;
+    char jsonl_path[4200], log_path[4200];
+    int failed;
+    mt_err failure; /* the first failed write: "PATH: write failed: REASON" */
 } metrics;
 
 typedef struct {
@@ -26,5 +31,10 @@ void metrics_step(metrics *m, const step_report *r, int print);
 void metrics_eval(metrics *m, long step, double loss);
 /* A line for stdout and train.log. */
 void metrics_note(metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "error: MSG" into train.log only (the CLI prints the error on stderr). */
+void metrics_error(metrics *m, const char *msg);
+/* Whether a write to metrics.jsonl or train.log has failed (full disk, I/O error): the run must stop,
+ * since it would go on without a record. m->failure names the file. */
+int metrics_failed(const metrics *m);
 
 #endif

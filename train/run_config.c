@@ -2,6 +2,7 @@
 #include "run_config.h"
 
 #include <glob.h>
+#include <limits.h>
 #include <libgen.h>
 #include <omp.h>
 #include <stdio.h>
@@ -140,7 +141,7 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
         jcfg_num(src, "train", tr, "weight_decay", 0, 0, 10, &o->weight_decay, err) ||
         jcfg_num(src, "train", tr, "beta1", 0, 0, 0.999999, &o->beta1, err) ||
         jcfg_num(src, "train", tr, "beta2", 0, 0, 0.999999999, &o->beta2, err) ||
-        jcfg_num(src, "train", tr, "eps", 0, 0, 1, &o->eps, err) ||
+        jcfg_num(src, "train", tr, "eps", 0, 1e-30, 1, &o->eps, err) ||
         jcfg_num(src, "train", tr, "clip", 0, 0, 1e30, &o->clip, err) ||
         jcfg_num(src, "train", tr, "z_loss", 0, 0, 1, &rc->z_loss, err) ||
         jcfg_long(src, "train", tr, "eval_every", 0, 0, 1L << 40, &rc->eval_every, err) ||
@@ -194,6 +195,17 @@ static int include_model(cJSON *root, const char *run_path, char *model_path, si
     if (!obj)
         return -1;
     cJSON_ReplaceItemInObjectCaseSensitive(root, "model", obj);
+    return 0;
+}
+
+/* The run directory gets config.json, the logs and ckpt/: never "" (the current folder's files would mix
+ * with them, and "" + "/ckpt" is the root's) nor the root folder itself. */
+static int check_run_dir(const jcfg_src *src, const char *run_dir, mt_err *err) {
+    char real[PATH_MAX];
+    if (!run_dir[0])
+        return fail_at(src, "run_dir", err, "must not be empty");
+    if (realpath(run_dir, real) && !strcmp(real, "/"))
+        return fail_at(src, "run_dir", err, "must not be the root folder");
     return 0;
 }
 
@@ -302,8 +314,10 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
             snprintf(rc->run_dir, sizeof rc->run_dir, "runs/%s", b);
             free(base);
         }
-        fill_resolved(rc, root);
+        rcode = check_run_dir(&src, rc->run_dir, err);
     }
+    if (!rcode)
+        fill_resolved(rc, root);
     cJSON_Delete(root);
     if (rcode)
         run_config_free(rc);

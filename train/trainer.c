@@ -16,6 +16,7 @@
 #include "train/ckpt.h"
 #include "train/config_diff.h"
 #include "train/metrics.h"
+#include "train/preflight.h"
 #include "train/signals.h"
 #include "train/step.h"
 
@@ -41,23 +42,6 @@ void trainer_dry_run(const run_config *rc) {
     sizer->destroy(sizer);
 }
 
-static int make_dirs(const char *path, mt_err *err) {
-    char buf[4400];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return mt_fail(err, "%s: cannot create: %s", buf, strerror(errno));
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    return 0;
-}
-
 static int write_config(const run_config *rc, mt_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", rc->run_dir);
@@ -75,6 +59,7 @@ typedef struct {
     const trainer_options *opt_cli;
     char ckpt_dir[4200];
     long step, tokens_seen; /* optimizer steps done; tokens trained on */
+    long saved_step;        /* step of the newest checkpoint written or resumed from; -1 when none */
     comm_ctx comm;
     int dp_rank, dp;
     model *m;
@@ -88,41 +73,47 @@ typedef struct {
 } trainer;
 
 /* Token-weighted mean loss over eval_batches fixed micro-batches of the validation set, dealt out over
- * the data-parallel ranks. */
+ * the data-parallel ranks. Collective: every rank returns the same result. */
 static int evaluate(trainer *t, double *loss, mt_err *err) {
     const run_config *rc = t->rc;
     double sums[2] = {0, 0};
-    for (int i = t->dp_rank; i < rc->eval_batches; i += t->dp) {
+    int failed = 0;
+    for (int i = t->dp_rank; i < rc->eval_batches && !failed; i += t->dp) {
         double w;
-        if (loader_fixed(&t->val, (long)i * rc->micro_batch, rc->micro_batch, t->tokens, t->weights, err))
-            return -1;
-        sums[0] += model_forward(t->m, t->tokens, t->weights, &w);
-        sums[1] += w;
+        failed =
+            loader_fixed(&t->val, (long)i * rc->micro_batch, rc->micro_batch, t->tokens, t->weights, err);
+        if (!failed) {
+            sums[0] += model_forward(t->m, t->tokens, t->weights, &w);
+            sums[1] += w;
+        }
     }
+    if (comm_agree(&t->comm, failed, err))
+        return -1;
     comm_allreduce_host(&t->comm, COMM_DP, COMM_SUM, sums, 2);
     *loss = sums[0] / sums[1];
     return 0;
 }
 
-/* Loads this rank's share of one global batch and runs the step. */
-static int step_once(trainer *t, long step, step_report *rep, mt_err *err) {
+/* Loads this rank's share of the next global batch. Collective: when any rank fails, every rank returns
+ * -1 with its message, and the loader is back where it was (the state stays that of the last step). */
+static int load_batch(trainer *t, mt_err *err) {
+    loader_state before = loader_get_state(&t->train);
+    int failed =
+        loader_global_batch(&t->train, t->rc->global_batch, t->dp_rank, t->dp, t->tokens, t->weights, err);
+    if (!comm_agree(&t->comm, failed, err))
+        return 0;
+    loader_set_state(&t->train, before);
+    return -1;
+}
+
+static void run_step(trainer *t, step_report *rep) {
     const run_config *rc = t->rc;
-    if (loader_global_batch(&t->train, rc->global_batch, t->dp_rank, t->dp, t->tokens, t->weights, err))
-        return -1;
     step_result r;
-    train_step(t->m, &t->opt, &rc->optim, step, rc->accum, t->tokens, t->weights, &r);
+    train_step(t->m, &t->opt, &rc->optim, t->step, rc->accum, t->tokens, t->weights, &r);
     rep->loss = r.loss;
     rep->grad_norm = r.grad_norm;
     rep->lr = r.lr;
     rep->skipped = r.skipped;
-    return 0;
-}
-
-/* Every rank learns whether any rank failed; the failing rank keeps its message. */
-static int agree(trainer *t, int failed) {
-    double f = failed != 0;
-    comm_allreduce_host(&t->comm, COMM_WORLD, COMM_MAX, &f, 1);
-    return f > 0 ? -1 : 0;
 }
 
 static int open_data(trainer *t, mt_err *err) {
@@ -144,7 +135,7 @@ static int open_outputs(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
     if (t->comm.rank[COMM_WORLD] != 0)
         return 0;
-    if (make_dirs(t->ckpt_dir, err) || write_config(rc, err))
+    if (mt_make_dirs(t->ckpt_dir, err) || write_config(rc, err))
         return -1;
     char msg[1024];
     return metrics_open(&t->log, rc->run_dir, msg, sizeof msg) ? mt_fail(err, "%s", msg) : 0;
@@ -167,9 +158,11 @@ static int save(trainer *t, mt_err *err) {
     double t0 = mt_now();
     int bad = ckpt_save(t->ckpt_dir, &meta, t->m, &t->opt, rc->keep_last, (int)rc->keep_every, world(t), err);
     free(json);
-    if (!bad)
+    if (!bad) {
+        t->saved_step = t->step;
         metrics_note(&t->log, "checkpoint %s/step_%ld.h5 written in %.1f s", t->ckpt_dir, t->step,
                      mt_now() - t0);
+    }
     return bad;
 }
 
@@ -219,15 +212,24 @@ static int load(trainer *t, const char *path, int params_only, mt_err *err) {
                      "%s: the model config differs from the checkpoint's: %s (start a new run_dir, or use "
                      "train.init_from to take only its parameters)",
                      path, model_diff);
+    else if (!params_only && meta.loader_cursor >= t->train.n_seq)
+        rc = mt_fail(err,
+                     "%s: loader_cursor %ld is beyond the %ld sequences of data.train (did the training data "
+                     "change since the checkpoint?)",
+                     path, meta.loader_cursor, t->train.n_seq);
     if (!rc && params_only) {
         metrics_note(&t->log, "init_from %s: parameters of step %ld", path, meta.step);
     } else if (!rc) {
-        t->step = meta.step;
+        t->step = t->saved_step = meta.step;
         t->tokens_seen = meta.tokens_seen;
         loader_set_state(&t->train, (loader_state){meta.loader_epoch, meta.loader_cursor});
         metrics_note(&t->log, "resumed from %s at step %ld (layout then: dp %d x tp %d, %d threads)", path,
                      meta.step, meta.world_dp, meta.world_tp, meta.threads);
-        if (train_diff[0])
+        if (meta.params_only) /* bin/convert hf-import: no training settings to compare either */
+            metrics_note(&t->log,
+                         "note: %s holds parameters only (no optimizer state): Adam's moments start at zero",
+                         path);
+        else if (train_diff[0])
             metrics_note(&t->log, "warning: settings changed since the checkpoint: %s", train_diff);
         if (meta.world_dp != t->dp || meta.world_tp != t->rc->tp || meta.threads != t->rc->threads)
             metrics_note(&t->log,
@@ -249,26 +251,49 @@ static int restore(trainer *t, mt_err *err) {
     return 0;
 }
 
+/* The one pass over the data (preflight_data), timed in train.log. */
+static int check_data(trainer *t, mt_err *err) {
+    double t0 = mt_now();
+    if (preflight_data(&t->train, t->has_val ? &t->val : NULL, t->rc->model.eot_token, &t->comm, err))
+        return -1;
+    long tokens = t->train.n_tokens + (t->has_val ? t->val.n_tokens : 0);
+    metrics_note(&t->log, "data: %d shards, %ld tokens checked in %.1f s",
+                 t->train.n_shards + t->val.n_shards, tokens, mt_now() - t0);
+    return 0;
+}
+
+/* The backend with its device collectives, once the model is known to fit in memory. */
+static ops *open_backend(trainer *t, mt_err *err) {
+    const run_config *rc = t->rc;
+    ops *o = backend_create(rc->backend, rc->threads, err);
+    if (comm_agree(&t->comm, !o, err) ||
+        comm_agree(&t->comm, backend_attach_comm(o, &t->comm, err), err) || /* collective: every rank has o */
+        comm_agree(&t->comm, preflight_memory(rc, o, &t->comm, err), err)) {
+        if (o)
+            o->destroy(o);
+        return NULL;
+    }
+    return o;
+}
+
 static int setup(trainer *t, const run_config *rc, const trainer_options *opt, mt_err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
     t->opt_cli = opt;
+    t->saved_step = -1;
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/ckpt", rc->run_dir);
     if (comm_init(&t->comm, MPI_COMM_WORLD, rc->tp, err))
         return -1;
     t->dp_rank = t->comm.rank[COMM_DP];
     t->dp = t->comm.size[COMM_DP];
-    int failed = open_data(t, err);
-    if (agree(t, failed) || (failed = open_outputs(t, err), agree(t, failed)))
+    if (comm_agree(&t->comm, open_data(t, err), err) ||
+        comm_agree(&t->comm, preflight_ckpt_dir(t->ckpt_dir, err), err) ||
+        comm_agree(&t->comm, open_outputs(t, err), err))
         return -1;
-    ops *o = backend_create(rc->backend, rc->threads, err);
-    if (agree(t, !o)) {
-        if (o)
-            o->destroy(o);
+    ops *o = open_backend(t, err);
+    if (!o)
         return -1;
-    }
-    failed = backend_attach_comm(o, &t->comm, err); /* collective: only once every rank has its backend */
-    if (agree(t, failed)) {
+    if (check_data(t, err)) {
         o->destroy(o);
         return -1;
     }
@@ -308,12 +333,17 @@ static void teardown(trainer *t) {
     free(t->weights);
 }
 
-/* A rank that fails in the middle of training cannot wait for the others: it takes the job down. */
-static int fail_mid_run(trainer *t, int code, mt_err *err) {
-    if (t->comm.size[COMM_WORLD] > 1) {
-        fprintf(stderr, "train: rank %d: %s\n", t->comm.rank[COMM_WORLD], err->msg);
-        MPI_Abort(MPI_COMM_WORLD, code);
-    }
+/* A fatal error in the middle of training, agreed on by every rank, with the training state sound (the
+ * last step complete): a checkpoint of it first, unless this step has one, so that at most the steps since
+ * the last checkpoint are lost (none here). */
+static int stop_with_error(trainer *t, int code, mt_err *err) {
+    if (t->step <= t->saved_step || t->step == 0)
+        return code;
+    mt_err save_err;
+    if (save(t, &save_err))
+        metrics_note(&t->log, "no checkpoint could be written before stopping: %s", save_err.msg);
+    else
+        metrics_note(&t->log, "stopping after a checkpoint of step %ld: %s", t->step, err->msg);
     return code;
 }
 
@@ -325,47 +355,61 @@ static double payload_mb(const comm_ctx *c) {
     return b / 1e6;
 }
 
-/* Every rank stops after the same step: the stop request is MAX-reduced over the world (DESIGN 5). */
-static int stop_agreed(trainer *t) {
-    double sig = signals_stop_requested();
-    comm_allreduce_host(&t->comm, COMM_WORLD, COMM_MAX, &sig, 1);
-    return (int)sig;
+/* The end of a step, on every rank together: the stop request is MAX-reduced over the world (DESIGN 5),
+ * and with it whether rank 0 failed to write its logs (a run never goes on without its record). */
+static int step_boundary(trainer *t, int *sig, mt_err *err) {
+    double v[2] = {signals_stop_requested(), metrics_failed(&t->log)};
+    comm_allreduce_host(&t->comm, COMM_WORLD, COMM_MAX, v, 2);
+    *sig = (int)v[0];
+    if (v[1] == 0)
+        return 0;
+    if (metrics_failed(&t->log))
+        *err = t->log.failure;
+    return comm_agree(&t->comm, metrics_failed(&t->log), err);
+}
+
+static void report(trainer *t, step_report *r, double t0, double ts, long first) {
+    const run_config *rc = t->rc;
+    long tokens_per_step = (long)rc->global_batch * rc->seq_len;
+    double now = mt_now();
+    r->tokens_per_s = tokens_per_step / (now - ts);
+    r->sgemm_util = r->tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9 * t->comm.size[COMM_WORLD]);
+    r->comm_mb = payload_mb(&t->comm);
+    r->comm_share = t->comm.seconds / (now - ts);
+    r->elapsed = now - t0;
+    r->eta = r->elapsed / (double)(t->step - first) * (double)(rc->steps - t->step);
+    metrics_step(&t->log, r, r->step % rc->log_every == 0 || r->step == rc->steps || r->skipped);
 }
 
 static int run_loop(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
     double t0 = mt_now();
-    long tokens_per_step = (long)rc->global_batch * rc->seq_len, first = t->step;
+    long first = t->step;
     int bad_in_a_row = 0;
     while (t->step < rc->steps) {
         double ts = mt_now();
         step_report r = {.step = t->step + 1, .steps = rc->steps};
         comm_reset_stats(&t->comm);
-        if (step_once(t, t->step, &r, err))
-            return fail_mid_run(t, MT_EXIT_BAD_INPUT, err);
+        if (load_batch(t, err))
+            return stop_with_error(t, MT_EXIT_BAD_INPUT, err);
+        run_step(t, &r);
         t->step++;
-        t->tokens_seen += tokens_per_step;
-        double now = mt_now();
-        r.tokens_per_s = tokens_per_step / (now - ts);
-        r.sgemm_util =
-            r.tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9 * t->comm.size[COMM_WORLD]);
-        r.comm_mb = payload_mb(&t->comm);
-        r.comm_share = t->comm.seconds / (now - ts);
-        r.elapsed = now - t0;
-        r.eta = r.elapsed / (double)(t->step - first) * (double)(rc->steps - t->step);
-        metrics_step(&t->log, &r, r.step % rc->log_every == 0 || r.step == rc->steps || r.skipped);
+        t->tokens_seen += (long)rc->global_batch * rc->seq_len;
+        report(t, &r, t0, ts, first);
         bad_in_a_row = r.skipped ? bad_in_a_row + 1 : 0;
-        if (bad_in_a_row >= rc->max_bad_steps) {
+        if (bad_in_a_row >= rc->max_bad_steps) { /* the skipped steps left the parameters as they were */
             mt_fail(err, "stopping: %d non-finite steps in a row (train.max_bad_steps)", bad_in_a_row);
-            return MT_EXIT_INTERNAL;
+            return stop_with_error(t, MT_EXIT_INTERNAL, err);
         }
         if (t->has_val && rc->eval_every && (r.step % rc->eval_every == 0 || r.step == rc->steps)) {
             double vl;
             if (evaluate(t, &vl, err))
-                return fail_mid_run(t, MT_EXIT_BAD_INPUT, err);
+                return stop_with_error(t, MT_EXIT_BAD_INPUT, err);
             metrics_eval(&t->log, r.step, vl);
         }
-        int sig = stop_agreed(t);
+        int sig;
+        if (step_boundary(t, &sig, err))
+            return stop_with_error(t, MT_EXIT_INTERNAL, err);
         if (sig || (rc->ckpt_every && t->step % rc->ckpt_every == 0) || t->step == rc->steps) {
             if (save(t, err))
                 return MT_EXIT_INTERNAL;
@@ -399,6 +443,8 @@ int trainer_run(const run_config *rc, const trainer_options *opt, mt_err *err) {
     int code = setup(&t, rc, opt, err) ? MT_EXIT_BAD_INPUT
                : opt->eval_only        ? eval_only(&t, err)
                                        : run_loop(&t, err);
+    if (code != MT_EXIT_OK && code != MT_EXIT_STOPPED)
+        metrics_error(&t.log, err->msg); /* train.log keeps the reason with the run */
     teardown(&t);
     return code;
 }

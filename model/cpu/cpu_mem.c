@@ -15,7 +15,8 @@ static ops_buf *cpu_alloc(ops *o, size_t n, ops_dtype dtype) {
     ops_buf *b = mt_calloc(1, sizeof *b);
     size_t bytes = mt_round_up(n * elem_size(dtype) + 1, 64);
     b->data = aligned_alloc(64, bytes);
-    CHECK(b->data, "out of memory allocating %zu bytes", bytes);
+    if (!b->data)
+        mt_out_of_memory("a CPU backend buffer", bytes);
     memset(b->data, 0, bytes);
     b->n = n;
     b->dtype = dtype;

@@ -50,7 +50,7 @@ def rotary(x, pos, r):
     x'[2i] = x[2i] cos phi - x[2i+1] sin phi,  x'[2i+1] = x[2i+1] cos phi + x[2i] sin phi.
     """
     phi = pos.to(DT)[:, None] * inv_freq(r)[None, :]            # [T, r/2]
-    cos, sin = torch.cos(phi), torch.sin(phi)
+    cos, sin = torch.cos(phi).to(x.dtype), torch.sin(phi).to(x.dtype)
     even, odd = x[..., 0:r:2], x[..., 1:r:2]
     rot = torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
     return torch.cat((rot, x[..., r:]), dim=-1)
@@ -175,7 +175,16 @@ def train(cfg, tr, params, tokens, weights):
                     step = step + tr["weight_decay"] * p[n]
                 p[n].sub_(lr * step)
     out["final"] = {n: p[n].detach() for n in names}
+    out["grads32"] = float32_grads(cfg, z_loss, params, tokens[0], weights[0])
     return out
+
+
+def float32_grads(cfg, z_loss, params, tokens, weights):
+    """The step-0 gradients computed in float32 by the same code: how far an fp32 implementation of this
+    model lands from the float64 truth on these inputs (ill-conditioned inputs make it large)."""
+    p = {n: t.to(torch.float32).requires_grad_(True) for n, t in params.items()}
+    loss, _ = objective(cfg, z_loss, p, tokens, weights.to(torch.float32))
+    return dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
 
 
 # ------------------------------------------------------------------------------------------------ io
@@ -304,7 +313,7 @@ def write_out(path, out):
         f["logits"] = f32(out["logits"])
         f["loss"] = np.float64(out["loss"])
         f["step_loss"] = np.asarray(out["step_loss"], dtype=np.float64)
-        for group in ("grads", "final"):
+        for group in ("grads", "grads32", "final"):
             for name, t in out[group].items():
                 f[f"{group}/{name}"] = f32(t)
 
