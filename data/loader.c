@@ -165,9 +165,15 @@ int loader_global_batch(loader *l, int G, int dp_rank, int dp_size, int32_t *tok
 }
 
 int loader_fixed(loader *l, long first, int n, int32_t *tokens, float *weights, mt_err *err) {
-    for (int k = 0; k < n; k++)
-        if (loader_sequence(l, (first + k) % l->n_seq, tokens + (size_t)k * (l->T + 1),
-                            weights + (size_t)k * l->T, err))
+    for (int k = 0; k < n; k++) {
+        int32_t *tk = tokens + (size_t)k * (l->T + 1);
+        float *wk = weights + (size_t)k * l->T;
+        if (first + k >= l->n_seq) { /* padding of a last, partial batch: counts nothing */
+            memset(tk, 0, (size_t)(l->T + 1) * sizeof *tk);
+            memset(wk, 0, (size_t)l->T * sizeof *wk);
+        } else if (loader_sequence(l, first + k, tk, wk, err)) {
             return -1;
+        }
+    }
     return 0;
 }

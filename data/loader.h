@@ -62,7 +62,8 @@ int loader_sequence(loader *l, long s, int32_t *tokens, float *weights, mt_err *
 int loader_global_batch(loader *l, int G, int dp_rank, int dp_size, int32_t *tokens, float *weights,
                         mt_err *err);
 
-/* The first n sequences in dataset order (evaluation uses a fixed list). */
+/* Sequences [first, first + n) in dataset order (evaluation uses a fixed list); those at n_seq and beyond
+ * are padding, token 0 with weight 0, so a last partial batch counts each sequence once. */
 int loader_fixed(loader *l, long first, int n, int32_t *tokens, float *weights, mt_err *err);
 
 #endif

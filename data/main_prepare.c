@@ -11,8 +11,11 @@ static int synthetic(int argc, char **argv) {
     synth_options o;
     const char *out;
     mt_err err;
-    if (prep_parse_synthetic(argc, argv, &o, &out))
-        return 2;
+    int parsed = prep_parse_synthetic(argc, argv, &o, &out);
+    if (parsed == PREP_ARGS_HELP)
+        prep_usage(stdout);
+    if (parsed)
+        return parsed == PREP_ARGS_HELP ? 0 : 2;
     if (synth_write_shard(out, &o, &err)) {
         fprintf(stderr, "prepare: %s\n", err.msg);
         return 2;
@@ -26,7 +29,7 @@ static int run(const char *cmd, int argc, char **argv, int rank, int size) {
     prep_args a;
     int parsed = prep_parse_args(cmd, argc, argv, &a);
     if (parsed == PREP_ARGS_HELP && rank == 0)
-        prep_usage();
+        prep_usage(stdout);
     if (parsed != PREP_ARGS_OK) {
         prep_args_free(&a);
         return parsed == PREP_ARGS_HELP ? 0 : 2;
@@ -53,7 +56,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "synthetic"))
         return synthetic(argc - 2, argv + 2);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        prep_usage();
+        prep_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];

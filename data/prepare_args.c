@@ -8,9 +8,9 @@
 
 #include "data/prepare_cli.h"
 
-void prep_usage(void) {
+void prep_usage(FILE *f) {
     fprintf(
-        stderr,
+        f,
         "usage: bin/prepare text   --in FILE_OR_DIR... --out DIR [common options]\n"
         "       bin/prepare jsonl  --in FILE_OR_DIR... --out DIR [--field text] [common options]\n"
         "       bin/prepare pile   --in FILE_OR_DIR... --out DIR [common options]   (jsonl, field text)\n"
@@ -189,8 +189,7 @@ static int set_synth_option(const char *flag, const char *v, long val[SYN_N], co
     for (int k = 0; k < SYN_N; k++)
         if (!strcmp(flag, SYNTH[k].flag))
             return parse_long(flag, v, SYNTH[k].lo, SYNTH[k].hi, &val[k]);
-    fprintf(stderr, "prepare: unknown option %s\n", flag);
-    prep_usage();
+    fprintf(stderr, "prepare: unknown option %s for synthetic (see bin/prepare --help)\n", flag);
     return -1;
 }
 
@@ -199,6 +198,9 @@ int prep_parse_synthetic(int argc, char **argv, synth_options *o, const char **o
     for (int k = 0; k < SYN_N; k++)
         val[k] = SYNTH[k].def;
     *out = NULL;
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return PREP_ARGS_HELP;
     for (int i = 0; i < argc; i += 2) {
         if (i + 1 == argc) {
             fprintf(stderr, "prepare: %s needs a value\n", argv[i]);

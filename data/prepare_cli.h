@@ -3,6 +3,8 @@
 #ifndef MT_PREPARE_CLI_H
 #define MT_PREPARE_CLI_H
 
+#include <stdio.h>
+
 #include "data/prepare.h"
 #include "data/synth.h"
 
@@ -30,7 +32,8 @@ typedef struct {
 
 enum { PREP_ARGS_OK, PREP_ARGS_HELP, PREP_ARGS_BAD };
 
-void prep_usage(void);
+/* The usage text, to stdout for --help and to stderr after a usage error. */
+void prep_usage(FILE *f);
 /* The options after the subcommand cmd: PREP_ARGS_OK, PREP_ARGS_HELP (--help; nothing printed), or
  * PREP_ARGS_BAD after one line on stderr. */
 int prep_parse_args(const char *cmd, int argc, char **argv, prep_args *a);
@@ -38,7 +41,8 @@ int prep_parse_args(const char *cmd, int argc, char **argv, prep_args *a);
  * found writable) and the tokenizer. The Alpaca templates are prep_alpaca_templates' (a->templates). */
 int prep_args_open(prep_args *a, mt_err *err);
 void prep_args_free(prep_args *a);
-/* The options of `bin/prepare synthetic`: 0, or 2 after one line on stderr. */
+/* The options of `bin/prepare synthetic`: 0, PREP_ARGS_HELP (--help; nothing printed), or 2 after one line
+ * on stderr. */
 int prep_parse_synthetic(int argc, char **argv, synth_options *o, const char **out);
 
 /* ---- prepare_sources.c: the sources and the work of each */

@@ -1,5 +1,6 @@
 #include "shard.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,36 +30,114 @@ hid_t h5_dcpl(void) {
     return dcpl;
 }
 
-static int attr_long(hid_t file, const char *name, long *out) {
-    if (H5Aexists(file, name) <= 0)
+/* The attribute `name` of obj if it holds a single value of class cls (else H5_ATTR_MISSING/H5_ATTR_KIND). */
+static hid_t open_single(hid_t obj, const char *name, H5T_class_t cls, int *rc) {
+    *rc = H5_ATTR_MISSING;
+    if (H5Aexists(obj, name) <= 0)
         return -1;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0)
         return -1;
-    long long v;
-    herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, &v);
-    H5Aclose(a);
-    *out = (long)v;
-    return rc < 0 ? -1 : 0;
+    hid_t sp = H5Aget_space(a), t = H5Aget_type(a);
+    int ok = H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(t) == cls;
+    H5Tclose(t);
+    H5Sclose(sp);
+    *rc = H5_ATTR_KIND;
+    if (!ok) {
+        H5Aclose(a);
+        return -1;
+    }
+    *rc = 0;
+    return a;
 }
 
-static int attr_str(hid_t file, const char *name, char *out, size_t cap) {
-    if (H5Aexists(file, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT), t = H5Aget_type(a);
-    int rc = -1;
-    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-        size_t n = H5Tget_size(t);
-        char *buf = mt_calloc(n + 1, 1);
-        if (n < cap && H5Aread(a, t, buf) >= 0) {
-            memcpy(out, buf, n + 1);
-            rc = 0;
-        }
-        free(buf);
-    }
-    H5Tclose(t);
+int h5_get_attr_i64(hid_t obj, const char *name, long long *out) {
+    int rc;
+    hid_t a = open_single(obj, name, H5T_INTEGER, &rc);
+    if (a < 0)
+        return rc;
+    rc = H5Aread(a, H5T_NATIVE_LLONG, out) < 0 ? H5_ATTR_KIND : 0;
     H5Aclose(a);
     return rc;
+}
+
+int h5_get_attr_u64(hid_t obj, const char *name, uint64_t *out) {
+    int rc;
+    hid_t a = open_single(obj, name, H5T_INTEGER, &rc);
+    if (a < 0)
+        return rc;
+    rc = H5Aread(a, H5T_NATIVE_UINT64, out) < 0 ? H5_ATTR_KIND : 0;
+    H5Aclose(a);
+    return rc;
+}
+
+/* A variable-length string (h5py's `f.attrs[k] = "text"`), copied. */
+static char *read_vlen_str(hid_t a, hid_t t) {
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 converts no character set to another (h5py writes UTF-8) */
+    char *v = NULL, *out = NULL;
+    if (H5Aread(a, mt, &v) >= 0 && v)
+        out = mt_strdup(v);
+    if (v)
+        H5free_memory(v);
+    H5Tclose(mt);
+    return out;
+}
+
+/* A fixed-length string (h5py's np.bytes_, and h5_put_attr_str), NUL-terminated. */
+static char *read_fixed_str(hid_t a, hid_t t) {
+    size_t n = H5Tget_size(t);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n + 1);
+    H5Tset_cset(mt, H5Tget_cset(t));
+    char *out = mt_calloc(n + 1, 1);
+    if (H5Aread(a, mt, out) < 0) {
+        free(out);
+        out = NULL;
+    }
+    H5Tclose(mt);
+    return out;
+}
+
+char *h5_get_attr_str(hid_t obj, const char *name, int *rc) {
+    hid_t a = open_single(obj, name, H5T_STRING, rc);
+    if (a < 0)
+        return NULL;
+    hid_t t = H5Aget_type(a);
+    char *out = H5Tis_variable_str(t) > 0 ? read_vlen_str(a, t) : read_fixed_str(a, t);
+    H5Tclose(t);
+    H5Aclose(a);
+    *rc = out ? 0 : H5_ATTR_KIND;
+    return out;
+}
+
+/* An integer root attribute of a shard in [lo, hi]: 0, or -1 with a line naming it. */
+static int shard_attr(const shard *s, const char *name, long long lo, long long hi, long *out, mt_err *err) {
+    long long v;
+    int rc = h5_get_attr_i64(s->file, name, &v);
+    if (rc == H5_ATTR_MISSING)
+        return mt_fail(err, "%s: attribute %s is missing", s->path, name);
+    if (rc)
+        return mt_fail(err, "%s: attribute %s is not a single integer", s->path, name);
+    if (v < lo || v > hi)
+        return mt_fail(err, "%s: attribute %s = %lld is outside [%lld, %lld]", s->path, name, v, lo, hi);
+    *out = (long)v;
+    return 0;
+}
+
+/* The format attribute, a string (either storage) equal to SHARD_FORMAT. */
+static int shard_format(const shard *s, mt_err *err) {
+    int rc;
+    char *fmt = h5_get_attr_str(s->file, "format", &rc), clip[MT_CLIP_CAP];
+    if (!fmt)
+        rc = mt_fail(err, "%s: not a token shard (attribute format is %s; a shard's is \"%s\")", s->path,
+                     rc == H5_ATTR_MISSING ? "missing" : "not a string", SHARD_FORMAT);
+    else if (strcmp(fmt, SHARD_FORMAT))
+        rc = mt_fail(err, "%s: not a token shard (attribute format is \"%s\"; a shard's is \"%s\")", s->path,
+                     mt_clip(fmt, clip), SHARD_FORMAT);
+    free(fmt);
+    return rc ? -1 : 0;
 }
 
 static long dataset_len(hid_t d) {
@@ -83,27 +162,30 @@ int shard_open(shard *s, const char *path, mt_err *err) {
     memset(s, 0, sizeof *s);
     s->file = s->tokens = s->mask = -1;
     snprintf(s->path, sizeof s->path, "%s", path);
+    char clip[MT_CLIP_CAP];
+    if (!path[0])
+        return mt_fail(err, "an empty file name is not a token shard");
     FILE *probe = fopen(path, "rb");
     if (!probe)
-        return mt_fail(err, "%s: cannot open token shard", path);
+        return mt_fail(err, "%s: cannot open token shard: %s", mt_clip(path, clip), strerror(errno));
     fclose(probe);
     hid_t fapl = h5_fapl();
     s->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (s->file < 0)
         return mt_fail(err, "%s: not an HDF5 file (or corrupted)", path);
-    char fmt[64] = "";
     long version = 0, vocab = 0, eot = 0;
-    if (attr_str(s->file, "format", fmt, sizeof fmt) || strcmp(fmt, SHARD_FORMAT)) {
+    const long long MAXN = 1LL << 50;
+    if (shard_format(s, err) || shard_attr(s, "format_version", 0, MAXN, &version, err) ||
+        (version != SHARD_FORMAT_VERSION &&
+         mt_fail(err, "%s: format_version %ld is not supported (this build reads %d)", path, version,
+                 SHARD_FORMAT_VERSION)) ||
+        shard_attr(s, "vocab_size", 1, INT32_MAX, &vocab, err) ||
+        shard_attr(s, "eot_token", 0, vocab - 1, &eot, err) ||
+        shard_attr(s, "n_tokens", 0, MAXN, &s->n_tokens, err) ||
+        shard_attr(s, "n_docs", 0, MAXN, &s->n_docs, err)) {
         shard_close(s);
-        return mt_fail(err, "%s: not a token shard (attribute format != \"%s\")", path, SHARD_FORMAT);
-    }
-    if (attr_long(s->file, "format_version", &version) || version != SHARD_FORMAT_VERSION ||
-        attr_long(s->file, "vocab_size", &vocab) || attr_long(s->file, "eot_token", &eot) ||
-        attr_long(s->file, "n_tokens", &s->n_tokens) || attr_long(s->file, "n_docs", &s->n_docs)) {
-        shard_close(s);
-        return mt_fail(err, "%s: missing or unsupported shard attributes (format_version %ld)", path,
-                       version);
+        return -1;
     }
     s->vocab_size = (int)vocab;
     s->eot_token = (int)eot;
@@ -113,9 +195,12 @@ int shard_open(shard *s, const char *path, mt_err *err) {
         shard_close(s);
         return mt_fail(err, "%s: /tokens missing or not uint%zu", path, want * 8);
     }
-    if (dataset_len(s->tokens) != s->n_tokens) {
+    long len = dataset_len(s->tokens);
+    if (len != s->n_tokens) {
         shard_close(s);
-        return mt_fail(err, "%s: /tokens has %ld entries but n_tokens says %ld", path, dataset_len(s->tokens),
+        if (len < 0)
+            return mt_fail(err, "%s: /tokens is not one-dimensional", path);
+        return mt_fail(err, "%s: /tokens has %ld entries but attribute n_tokens says %ld", path, len,
                        s->n_tokens);
     }
     if (s->n_tokens == 0) {

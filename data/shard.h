@@ -37,6 +37,14 @@ void h5_quiet(void);
  * (at exit, or in MPI_Finalize): such a process must end with _exit instead. */
 void h5_mark_broken(void);
 int h5_is_broken(void);
+/* Readers of single-value attributes: 0, H5_ATTR_MISSING, or H5_ATTR_KIND (another type, or not one value).
+ */
+enum { H5_ATTR_MISSING = -1, H5_ATTR_KIND = -2 };
+int h5_get_attr_i64(hid_t obj, const char *name, long long *out);
+int h5_get_attr_u64(hid_t obj, const char *name, uint64_t *out);
+/* A string attribute stored either way (fixed length, or variable length as h5py writes str), newly
+ * allocated; NULL with *rc set. */
+char *h5_get_attr_str(hid_t obj, const char *name, int *rc);
 /* Writes a fixed-length string attribute. */
 void h5_put_attr_str(hid_t obj, const char *name, const char *v);
 

@@ -61,6 +61,14 @@ void *mt_calloc(size_t n, size_t size) {
     return p;
 }
 
+const char *mt_clip(const char *s, char *buf) {
+    size_t n = strlen(s);
+    if (n < MT_CLIP_CAP - 32)
+        return s;
+    snprintf(buf, MT_CLIP_CAP, "%.64s... (%zu bytes)", s, n);
+    return buf;
+}
+
 char *mt_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = mt_malloc(n);

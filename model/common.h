@@ -44,6 +44,10 @@ char *mt_read_file(const char *path, size_t *len, mt_err *err);
  * cannot be created or is not a folder. */
 int mt_make_dirs(const char *path, mt_err *err);
 double mt_now(void); /* monotonic seconds */
+/* s for a message: as it is when short, else its first bytes and "... (N bytes)", so that a 10 MB value
+ * never fills (or cuts) an error line. buf holds at least MT_CLIP_CAP bytes. */
+enum { MT_CLIP_CAP = 128 };
+const char *mt_clip(const char *s, char *buf);
 
 /* Whether p is device memory of the SIMT emulator (tests/simt defines it for the emulated build; elsewhere
  * this weak default says no). MPI and HDF5 calls CHECK their buffers with it: device memory must never

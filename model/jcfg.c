@@ -1,5 +1,7 @@
 #include "jcfg.h"
 
+#include "data/prepare_json.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,8 @@ static void join(const char *prefix, const char *key, char *out, size_t cap) {
 void jcfg_where(const jcfg_src *src, const char *path, char *out, size_t cap) {
     for (int i = 0; i < src->n_sets; i++) {
         size_t n = strcspn(src->sets[i], "=");
+        if (src->model_file && n == 5 && !strncmp(src->sets[i], "model", 5) && strcmp(path, "model"))
+            continue; /* --set model=PATH: the keys inside are the file's */
         if (strncmp(path, src->sets[i], n) == 0 && (path[n] == 0 || path[n] == '.')) {
             snprintf(out, cap, "--set %s", path);
             return;
@@ -34,6 +38,68 @@ static int failp(const jcfg_src *src, const char *prefix, const char *key, mt_er
     return mt_fail(err, "%s: %s", where, what);
 }
 
+static int by_name(const void *a, const void *b) {
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* The first key that appears twice in an object of the tree, as a key path into path; 0 if none. */
+static int duplicate_key(const cJSON *obj, char *path, size_t cap) {
+    size_t n = 0, plen = strlen(path);
+    for (const cJSON *it = obj->child; it; it = it->next)
+        n++;
+    const cJSON **kids = mt_calloc(n, sizeof *kids);
+    n = 0;
+    for (const cJSON *it = obj->child; it; it = it->next)
+        kids[n++] = it;
+    int found = 0;
+    if (cJSON_IsObject(obj)) {
+        qsort(kids, n, sizeof *kids, by_name);
+        for (size_t i = 1; i < n && !found; i++)
+            if (!strcmp(kids[i - 1]->string, kids[i]->string)) {
+                snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", kids[i]->string);
+                found = 1;
+            }
+    }
+    for (size_t i = 0; i < n && !found; i++) {
+        if (!cJSON_IsObject(kids[i]) && !cJSON_IsArray(kids[i]))
+            continue;
+        if (kids[i]->string)
+            snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", kids[i]->string);
+        else
+            snprintf(path + plen, cap - plen, "[%zu]", i);
+        found = duplicate_key(kids[i], path, cap);
+        if (!found)
+            path[plen] = 0;
+    }
+    free(kids);
+    return found;
+}
+
+cJSON *jcfg_parse(const char *text, size_t len, const char *name, mt_err *err) {
+    pj p;
+    pj_init(&p, text, len);
+    if (pj_skip(&p) || pj_end(&p)) {
+        mt_fail(err, "%s: invalid JSON at byte %zu (line %ld): %s", name, p.err_pos,
+                pj_line_of(text, p.err_pos), p.err);
+        return NULL;
+    }
+    /* cJSON refuses a lone surrogate escape ("\ud800"), which the strict check lets through */
+    cJSON *root = p.surrogates ? NULL : cJSON_ParseWithLength(text, len);
+    char path[256] = "";
+    if (!root) {
+        mt_fail(err, "%s: a string holds a lone UTF-16 surrogate escape", name);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root))
+        mt_fail(err, "%s: the top level must be a JSON object", name);
+    else if (duplicate_key(root, path, sizeof path))
+        mt_fail(err, "%s: %s: duplicate key (each key may appear once)", name, path);
+    else
+        return root;
+    cJSON_Delete(root);
+    return NULL;
+}
+
 cJSON *jcfg_load(const char *path, mt_err *err) {
     struct stat st;
     if (stat(path, &st) == 0 && st.st_size > JCFG_MAX_BYTES) {
@@ -45,16 +111,7 @@ cJSON *jcfg_load(const char *path, mt_err *err) {
     char *text = mt_read_file(path, &len, err);
     if (!text)
         return NULL;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) {
-        size_t off = end ? (size_t)(end - text) : 0;
-        mt_fail(err, "%s: invalid JSON at byte %zu", path, off);
-    } else if (!cJSON_IsObject(root)) {
-        mt_fail(err, "%s: the top level must be a JSON object", path);
-        cJSON_Delete(root);
-        root = NULL;
-    }
+    cJSON *root = jcfg_parse(text, len, path, err);
     free(text);
     return root;
 }
@@ -172,7 +229,9 @@ int jcfg_set(cJSON *root, const char *assignment, mt_err *err) {
         return mt_fail(err, "--set %s: key path too long", assignment);
     memcpy(path, assignment, plen);
     path[plen] = 0;
-    cJSON *value = cJSON_Parse(eq + 1);
+    pj p; /* a whole, strict JSON value ("0x10" or "1e-3x" are strings, refused where a number belongs) */
+    pj_init(&p, eq + 1, strlen(eq + 1));
+    cJSON *value = pj_skip(&p) || pj_end(&p) ? NULL : cJSON_Parse(eq + 1);
     if (!value)
         value = cJSON_CreateString(eq + 1);
     cJSON *obj = root;

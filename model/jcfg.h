@@ -20,8 +20,11 @@ void jcfg_where(const jcfg_src *src, const char *path, char *out, size_t cap);
 
 enum { JCFG_MAX_BYTES = 64 << 20 };
 
-/* Reads and parses a JSON file of at most JCFG_MAX_BYTES (one-line error with the byte offset of a syntax
- * error). */
+/* Parses text as strict JSON (RFC 8259): one object and nothing after it but whitespace, numbers in JSON's
+ * grammar (no "01", "1.", "0x10", NaN), no key twice in an object. A one-line error names `name` and the
+ * byte offset and line of a syntax error, or the key path of a duplicate key. */
+cJSON *jcfg_parse(const char *text, size_t len, const char *name, mt_err *err);
+/* Reads a file of at most JCFG_MAX_BYTES and parses it with jcfg_parse. */
 cJSON *jcfg_load(const char *path, mt_err *err);
 
 /* Errors on any key of obj not in the NULL-terminated list `allowed`. */
@@ -45,8 +48,8 @@ int jcfg_str(const jcfg_src *src, const char *prefix, const cJSON *obj, const ch
 int jcfg_obj(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
              const cJSON **out, mt_err *err);
 
-/* Applies "a.b.c=value" to the tree: value is parsed as JSON when it parses, else taken as a string.
- * Intermediate objects must exist (unknown keys are caught by validation afterwards). */
+/* Applies "a.b.c=value" to the tree: value is JSON when the whole of it is a strict JSON value, else a
+ * string. Intermediate objects must exist (unknown keys are caught by validation afterwards). */
 int jcfg_set(cJSON *root, const char *assignment, mt_err *err);
 
 #endif

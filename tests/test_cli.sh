@@ -90,3 +90,131 @@ run "$tmp/empty.h5"
 expect shard-empty 2 "empty.h5: empty shard" -- bin/train $R
 run "$tmp/good.h5"
 expect unwritable-run-dir 2 "cannot create" -- bin/train $R --set run_dir=/proc/nope
+
+# ---- Issue 16: every input means one thing or is refused in one line.
+say() { if [ "$1" = 0 ]; then echo "ok $2"; else echo "FAIL $2: ${3:-}"; fi; }
+# Strict JSON: nothing after the object, no key twice (at any depth), numbers in JSON's grammar.
+sed 's/}$/}xyz/' $R >"$tmp/trail.json"
+expect json-trailing-text 2 "trail.json: invalid JSON at byte [0-9]+ \(line 2\): unexpected data after the value" -- \
+    bin/train "$tmp/trail.json"
+{ cat $R; echo '{}'; } >"$tmp/two.json"
+expect json-two-objects 2 "two.json: invalid JSON at byte [0-9]+ \(line 3\)" -- bin/train "$tmp/two.json"
+sed 's/"steps": 2/"lr": 0.001, "steps": 2, "lr": -5/' $R >"$tmp/dup.json"
+expect json-duplicate-key 2 "dup.json: train.lr: duplicate key" -- bin/train "$tmp/dup.json"
+sed 's/"seq_len": 16/"seq_len": 16, "seq_len": 16/' $R >"$tmp/dup2.json"
+expect json-duplicate-equal-values 2 "dup2.json: data.seq_len: duplicate key" -- bin/train "$tmp/dup2.json"
+sed 's/"steps": 2/"steps": 02/' $R >"$tmp/lead0.json"
+expect json-leading-zero 2 "lead0.json: invalid JSON at byte" -- bin/train "$tmp/lead0.json"
+expect set-hex-number 2 "^train: --set train.lr: must be a number" -- bin/train $R --set train.lr=0x10
+expect set-number-junk 2 "^train: --set train.lr: must be a number" -- bin/train $R --set train.lr=1e-3x
+expect set-leading-zero 2 "^train: --set train.steps: must be an integer" -- bin/train $R --set train.steps=02
+expect resume-contradiction 2 "^train: --resume and --no-resume contradict" -- \
+    bin/train $R --no-resume --resume "$tmp/x.h5"
+expect set-empty-val 2 "^train: --set data.val: an empty file name" -- bin/train $R --set data.val=
+# model may be a path, in the file or by --set; a missing one is named as given.
+name=$(bin/train $R --dry-run --set model=configs/models/tiny-neo.json | grep -o '"name":[[:space:]]*"[^"]*"' | head -1)
+[[ $name =~ \"tiny-neo\"$ ]]
+say $? set-model-path "resolved model name '$name'"
+expect set-model-missing 2 "^train: --set model: cannot open model config /abs/none.json: No such file" -- \
+    bin/train $R --set model=/abs/none.json
+sed "s#\"$PWD/$model\"#\"/abs/none.json\"#" $R >"$tmp/absm.json"
+expect model-abs-missing 2 "absm.json: model: cannot open model config /abs/none.json: No such" -- \
+    bin/train "$tmp/absm.json"
+# A 10 MB value is quoted by a short prefix, never whole.
+/usr/bin/python3 - "$R" "$tmp" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["data"]["train"] = "y" * 10_000_000
+json.dump(r, open(sys.argv[2] + "/huge.json", "w"))
+PY
+expect huge-value-clipped 2 "^train: y{64}\.\.\. \(10000000 bytes\): cannot open token shard" -- bin/train "$tmp/huge.json"
+[ "$(wc -c <"$tmp/err")" -lt 300 ]
+say $? huge-value-short-line "$(wc -c <"$tmp/err") bytes"
+
+# --eval-only: refused without a checkpoint unless --allow-untrained; recorded in metrics.jsonl with 9 digits.
+# More eval_batches than validation sequences: each sequence once, and said.
+bin/prepare synthetic --out "$tmp/val.h5" --tokens 400 --vocab 240 --seed 3 2>/dev/null
+E="--set data.val=$tmp/val.h5 --set run_dir=$tmp/ev"
+expect eval-only-needs-checkpoint 2 "^train: --eval-only: no checkpoint to evaluate .*--allow-untrained" -- \
+    bin/train $R $E --eval-only
+bin/train $R $E --eval-only --allow-untrained >"$tmp/out" 2>&1
+line=$(tail -1 "$tmp/out")
+[[ $line =~ ^eval_loss:\ [0-9]+\.[0-9]{9}$ ]] && grep -q '"step": 0, "val_loss": [0-9.]*, "val_sequences": 16}' "$tmp/ev/metrics.jsonl"
+say $? eval-only-recorded "$line / $(cat "$tmp/ev/metrics.jsonl" 2>&1)"
+bin/train $R $E --set train.eval_batches=1000 --set train.eval_every=1 --set train.steps=1 >"$tmp/out" 2>&1
+nseq=$(sed -n 's/^eval: data.val has \([0-9]*\) sequences.*/\1/p' "$tmp/out")
+[ -n "$nseq" ] && grep -q "eval: data.val has $nseq sequences, fewer than train.eval_batches x micro_batch = 2000: each is used once" \
+    "$tmp/out" && grep -q "\"val_sequences\": $nseq}" "$tmp/ev/metrics.jsonl"
+say $? eval-batches-beyond-val "$(grep eval "$tmp/out")"
+# the mean over 1000 batches (wrapped) must equal the mean over the sequences once: eval-only at step 1 with
+# exactly n_seq/micro_batch batches (rounded up) gives the same number.
+a=$(grep -o '"val_loss": [0-9.]*' "$tmp/ev/metrics.jsonl" | tail -1)
+bin/train $R $E --eval-only --set train.eval_batches=$(( (nseq + 1) / 2 )) >/dev/null 2>&1
+b=$(grep -o '"val_loss": [0-9.]*' "$tmp/ev/metrics.jsonl" | tail -1)
+[ -n "$a" ] && [ "$a" = "$b" ]
+say $? eval-batches-each-once "$a vs $b"
+
+# A checkpoint of another model: the refusal lists whole items, never a value cut in the middle.
+bin/train $R --set run_dir="$tmp/mm" --set train.steps=1 >/dev/null 2>&1
+/usr/bin/python3 - "$model" "$tmp/longm.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m.update(n_layer=16, attention_layers=["global", "local"] * 8, local_window=4)
+json.dump(m, open(sys.argv[2], "w"))
+PY
+bin/train $R --set run_dir="$tmp/mm" --set model="$tmp/longm.json" >"$tmp/out" 2>"$tmp/err"
+grep -qE 'attention_layers \["global"\] \(checkpoint\) vs \["global","local",.*\.\.\. \([0-9]+ bytes\) \(model\)' "$tmp/err" &&
+    grep -qE '(in the model|from the checkpoint|not in the model)(, \.\.\.)?$' "$tmp/err"
+say $? model-mismatch-whole-items "$(cat "$tmp/err")"
+
+# Shards written the ordinary h5py way (variable-length strings); a missing attribute is named.
+/usr/bin/python3 - "$tmp" <<'PY'
+import sys, h5py, numpy as np
+d = sys.argv[1]
+def shard(name, drop=None, **over):
+    toks = (np.arange(300) % 200).astype(np.uint16)
+    with h5py.File(f"{d}/{name}", "w") as f:
+        f.create_dataset("tokens", data=toks)
+        f.create_dataset("doc_offsets", data=np.array([0, len(toks)], dtype=np.uint64))
+        attrs = dict(format="meshtrain.tokens", format_version=1, tokenizer="gpt2", vocab_size=240,
+                     eot_token=0, n_tokens=len(toks), n_docs=1, source="h5py")
+        attrs.update(over)
+        for k, v in attrs.items():
+            if k != drop:
+                f.attrs[k] = v
+shard("vlen.h5")
+shard("noeot.h5", drop="eot_token")
+shard("ntok.h5", n_tokens=299)
+shard("fmt.h5", format="other")
+shard("arr.h5", n_docs=np.array([1, 2, 3]))
+with h5py.File(f"{d}/tok2d.h5", "w") as f:
+    f.create_dataset("tokens", data=np.zeros((2, 3), dtype=np.uint16))
+    for k, v in dict(format="meshtrain.tokens", format_version=1, vocab_size=240, eot_token=0, n_tokens=6,
+                     n_docs=1).items():
+        f.attrs[k] = v
+PY
+run "$tmp/vlen.h5"
+bin/train $R --set run_dir="$tmp/vl" --set train.steps=1 >"$tmp/out" 2>&1
+say $? shard-h5py-strings "$(tail -2 "$tmp/out")"
+run "$tmp/noeot.h5"
+expect shard-missing-attribute 2 "noeot.h5: attribute eot_token is missing$" -- bin/train $R
+run "$tmp/ntok.h5"
+expect shard-wrong-n-tokens 2 "ntok.h5: /tokens has 300 entries but attribute n_tokens says 299$" -- bin/train $R
+run "$tmp/fmt.h5"
+expect shard-wrong-format 2 "fmt.h5: not a token shard \(attribute format is \"other\"; a shard.s is \"meshtrain.tokens\"\)" -- bin/train $R
+run "$tmp/arr.h5"
+expect shard-array-attribute 2 "arr.h5: attribute n_docs is not a single integer" -- bin/train $R
+run "$tmp/tok2d.h5"
+expect shard-2d-tokens 2 "tok2d.h5: /tokens is not one-dimensional" -- bin/train $R
+
+# Every binary and subcommand answers --help (and -h) with its usage on stdout and exit 0.
+for cmd in "bin/train" "bin/generate" "bin/convert" "bin/convert hf-import" "bin/convert hf-export" \
+           "bin/prepare" "bin/prepare text" "bin/prepare jsonl" "bin/prepare pile" "bin/prepare alpaca" \
+           "bin/prepare synthetic"; do
+    for h in --help -h; do
+        $cmd $h >"$tmp/out" 2>"$tmp/err"
+        rc=$?
+        [ $rc = 0 ] && grep -q "^usage: " "$tmp/out" && [ ! -s "$tmp/err" ]
+        say $? "help.${cmd// /.}.$h" "exit $rc, stdout $(head -c 80 "$tmp/out"), stderr $(head -c 200 "$tmp/err")"
+    done
+done

@@ -63,51 +63,17 @@ int ckpt_put_str(hid_t obj, const char *name, const char *v) {
     return H5Aexists(obj, name) > 0 ? 0 : -1;
 }
 
-static int get_scalar(hid_t obj, const char *name, hid_t mem_type, void *out) {
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return -1;
-    hid_t sp = H5Aget_space(a), t = H5Aget_type(a);
-    int ok = H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(t) == H5T_INTEGER;
-    herr_t rc = ok ? H5Aread(a, mem_type, out) : -1;
-    H5Tclose(t);
-    H5Sclose(sp);
-    H5Aclose(a);
-    return rc < 0 ? -1 : 0;
-}
-
 int ckpt_get_i64(hid_t obj, const char *name, long long *out) {
-    return get_scalar(obj, name, H5T_NATIVE_LLONG, out);
+    return h5_get_attr_i64(obj, name, out) ? -1 : 0;
 }
 
 int ckpt_get_u64(hid_t obj, const char *name, uint64_t *out) {
-    return get_scalar(obj, name, H5T_NATIVE_UINT64, out);
+    return h5_get_attr_u64(obj, name, out) ? -1 : 0;
 }
 
 char *ckpt_get_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0)
-        return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return NULL;
-    hid_t t = H5Aget_type(a);
-    char *out = NULL;
-    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-        size_t n = H5Tget_size(t);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n + 1);
-        out = mt_calloc(n + 1, 1);
-        if (H5Aread(a, mt, out) < 0) {
-            free(out);
-            out = NULL;
-        }
-        H5Tclose(mt);
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-    return out;
+    int rc;
+    return h5_get_attr_str(obj, name, &rc);
 }
 
 /* The crc32c attribute: its values (malloc'd) and count, or NULL. */

@@ -12,7 +12,7 @@
 #include "data/shard.h"
 #include "train/config_diff.h"
 
-/* A growing one-line message. */
+/* A growing one-line message of whole items. */
 typedef struct {
     char *buf;
     size_t cap, len;
@@ -27,7 +27,11 @@ static void line_add(line *l, const char *fmt, ...) {
     va_start(ap, fmt);
     int k = vsnprintf(l->buf + l->len, l->cap - l->len, fmt, ap);
     va_end(ap);
-    l->len = k < 0 ? l->len : l->len + (size_t)k < l->cap ? l->len + (size_t)k : l->cap - 1;
+    if (k < 0 || l->len + (size_t)k >= l->cap) { /* an item fits whole or not at all */
+        l->buf[l->len] = 0;
+        return;
+    }
+    l->len += (size_t)k;
     l->items++;
 }
 

@@ -4,19 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/common.h"
+
+/* Appends one difference whole, or " ..." once when it no longer fits: a message is never cut mid-value.
+ * Values are shortened to a prefix (mt_clip). */
 static void add(const char *path, const cJSON *a, const cJSON *b, const config_sides *sides, char *out,
                 size_t cap) {
+    static const char MORE[] = " ...";
     size_t n = strlen(out);
-    const char *sep = n ? ", " : "";
-    if (!sides) {
-        snprintf(out + n, cap - n, "%s%s", sep, path);
+    if (n >= sizeof MORE - 1 && !strcmp(out + n - (sizeof MORE - 1), MORE))
         return;
+    char item[600], ca[MT_CLIP_CAP], cb[MT_CLIP_CAP];
+    if (!sides) {
+        snprintf(item, sizeof item, "%s%s", n ? ", " : "", path);
+    } else {
+        char *va = a ? cJSON_PrintUnformatted(a) : NULL, *vb = b ? cJSON_PrintUnformatted(b) : NULL;
+        snprintf(item, sizeof item, "%s%s %s (%s) vs %s (%s)", n ? ", " : "", path,
+                 va ? mt_clip(va, ca) : "absent", sides->a, vb ? mt_clip(vb, cb) : "absent", sides->b);
+        free(va);
+        free(vb);
     }
-    char *va = a ? cJSON_PrintUnformatted(a) : NULL, *vb = b ? cJSON_PrintUnformatted(b) : NULL;
-    snprintf(out + n, cap - n, "%s%s %s (%s) vs %s (%s)", sep, path, va ? va : "absent", sides->a,
-             vb ? vb : "absent", sides->b);
-    free(va);
-    free(vb);
+    if (n + strlen(item) + sizeof MORE <= cap)
+        memcpy(out + n, item, strlen(item) + 1);
+    else if (n + sizeof MORE <= cap)
+        memcpy(out + n, MORE, sizeof MORE);
 }
 
 static void join(char *path, size_t cap, const char *prefix, const char *key) {

@@ -13,11 +13,11 @@ typedef struct {
     const char *a, *b;
 } config_sides;
 
-/* Appends to out (NUL-terminated, cap bytes, cut short when full) the key paths below `prefix` at which a
- * and b differ, separated by ", ": nested objects are compared key by key, a key on one side only counts,
- * anything else is compared whole (a NULL side is absent). With sides, each path is followed by both
- * values: "n_layer 2 (checkpoint) vs 4 (model)", "absent" for a missing one. Returns the number of
- * differences. */
+/* Appends to out (NUL-terminated, cap bytes; " ..." ends it when the next difference does not fit) the key
+ * paths below `prefix` at which a and b differ, separated by ", ": nested objects are compared key by key, a
+ * key on one side only counts, anything else is compared whole (a NULL side is absent). With sides, each path
+ * is followed by both values: "n_layer 2 (checkpoint) vs 4 (model)", "absent" for a missing one. Returns the
+ * number of differences. */
 int config_diff_json(const cJSON *a, const cJSON *b, const char *prefix, const config_sides *sides, char *out,
                      size_t cap);
 

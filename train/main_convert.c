@@ -9,9 +9,10 @@
 
 #include "train/hf_convert.h"
 
-static void usage(void) {
+/* On stdout when asked for (--help), on stderr after a usage error. */
+static void usage(FILE *f) {
     fprintf(
-        stderr,
+        f,
         "usage: bin/convert hf-import --in HF_DIR --out CKPT.h5 [--config-out MODEL.json]\n"
         "       bin/convert hf-export --in CKPT.h5 --out HF_DIR [--dtype fp32|bf16|fp16] [--max-shard-size "
         "5GB]\n"
@@ -133,7 +134,7 @@ static int run(const char *cmd, int argc, char **argv, char *msg, size_t cap) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage();
+        usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
@@ -143,7 +144,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage();
+            usage(stdout);
             return 0;
         }
     char msg[1200] = "";

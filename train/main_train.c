@@ -10,13 +10,20 @@
 #include "train/trainer.h"
 
 static void usage(void) {
-    fprintf(
-        stderr,
+    printf(
         "usage: bin/train CONFIG.json [--set key.path=value]... [--dry-run] [--resume PATH | --no-resume]\n"
-        "                 [--eval-only]\n"
-        "  CONFIG is a run config (model + data + train sections) or, with --dry-run, a model config.\n"
-        "  A run resumes from RUN_DIR/ckpt/latest by default. Exit codes: 0 done, 1 internal error,\n"
-        "  2 bad input, 3 stopped on a signal after writing a checkpoint (requeue).\n");
+        "                 [--eval-only [--allow-untrained]]\n"
+        "  CONFIG is a run config (model + data + train sections) or, with --dry-run, a model config;\n"
+        "  strict JSON: no key twice, nothing after the object (README \"Parsing rules\").\n"
+        "  --set key.path=value  override a config key; value is JSON when all of it is a JSON value,\n"
+        "                        else a string (--set model=PATH names another model config)\n"
+        "  --dry-run             print the resolved config, params: N and the memory per rank; no run\n"
+        "  --resume PATH         start from this checkpoint (default: RUN_DIR/ckpt/latest if present)\n"
+        "  --no-resume           start fresh even if RUN_DIR/ckpt holds checkpoints\n"
+        "  --eval-only           print eval_loss of the checkpoint's parameters on data.val, record it in\n"
+        "                        metrics.jsonl, and exit; --allow-untrained permits random parameters\n"
+        "  Exit codes: 0 done, 1 internal error, 2 bad input, 3 stopped on a signal after writing a\n"
+        "  checkpoint (requeue).\n");
 }
 
 /* Every rank sees the same bad input (or has agreed on the failing rank's message); rank 0 alone says so,
@@ -48,12 +55,14 @@ static int parse_args(int argc, char **argv, cli *c, mt_err *err) {
             c->sets[c->n_sets++] = argv[i] + 6;
         else if (!strcmp(argv[i], "--dry-run"))
             c->dry_run = 1;
-        else if (!strcmp(argv[i], "--resume") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--resume") && i + 1 < argc && argv[i + 1][0])
             c->topt.resume = argv[++i];
         else if (!strcmp(argv[i], "--no-resume"))
             c->topt.no_resume = 1;
         else if (!strcmp(argv[i], "--eval-only"))
             c->topt.eval_only = 1;
+        else if (!strcmp(argv[i], "--allow-untrained"))
+            c->topt.allow_untrained = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
             c->help = 1;
         else if (argv[i][0] == '-' || c->config)
@@ -61,8 +70,14 @@ static int parse_args(int argc, char **argv, cli *c, mt_err *err) {
         else
             c->config = argv[i];
     }
-    if (!c->config && !c->help)
+    if (c->help)
+        return MT_EXIT_OK;
+    if (!c->config)
         return mt_fail(err, "no config given (see --help)"), MT_EXIT_BAD_INPUT;
+    if (c->topt.resume && c->topt.no_resume)
+        return mt_fail(err, "--resume and --no-resume contradict each other: give one"), MT_EXIT_BAD_INPUT;
+    if (c->topt.allow_untrained && !c->topt.eval_only)
+        return mt_fail(err, "--allow-untrained goes with --eval-only"), MT_EXIT_BAD_INPUT;
     return MT_EXIT_OK;
 }
 

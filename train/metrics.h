@@ -28,7 +28,8 @@ int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap);
 void metrics_close(metrics *m);
 /* Every step goes to metrics.jsonl; the step line is printed when `print`. */
 void metrics_step(metrics *m, const step_report *r, int print);
-void metrics_eval(metrics *m, long step, double loss);
+/* An evaluation (also --eval-only's, at the restored step) over `sequences` validation sequences. */
+void metrics_eval(metrics *m, long step, double loss, long sequences);
 /* A line for stdout and train.log. */
 void metrics_note(metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "error: MSG" into train.log only (the CLI prints the error on stderr). */

@@ -1,13 +1,15 @@
 #define _DEFAULT_SOURCE /* glob */
 #include "run_config.h"
 
+#include <errno.h>
 #include <glob.h>
-#include <limits.h>
 #include <libgen.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/backend.h"
 
@@ -16,10 +18,10 @@ static const char *const RUN_KEYS[] = {"model",    "run_dir", "backend", "thread
 static const char *const PARALLEL_KEYS[] = {"tp", "zero", NULL};
 static const char *const DATA_KEYS[] = {"train", "val", "kind", "seq_len", "seed", NULL};
 static const char *const TRAIN_KEYS[] = {
-    "global_batch",  "micro_batch", "steps",        "lr",           "end_lr",    "warmup_steps",
-    "anneal_steps",  "schedule",    "weight_decay", "beta1",        "beta2",     "eps",
-    "clip",          "z_loss",      "eval_every",   "eval_batches", "log_every", "seed",
-    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", "recompute", NULL};
+    "global_batch", "micro_batch",  "steps",     "lr",    "end_lr",        "warmup_steps", "anneal_steps",
+    "schedule",     "weight_decay", "beta1",     "beta2", "eps",           "clip",         "z_loss",
+    "eval_every",   "eval_batches", "log_every", "seed",  "max_bad_steps", "ckpt_every",   "keep_last",
+    "keep_every",   "init_from",    "recompute", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];
@@ -42,9 +44,11 @@ static int file_list(const jcfg_src *src, const cJSON *data, const char *key, in
     memset(&g, 0, sizeof g);
     for (int i = 0; i < items; i++) {
         const cJSON *e = cJSON_IsArray(v) ? cJSON_GetArrayItem(v, i) : v;
-        if (!cJSON_IsString(e)) {
+        if (!cJSON_IsString(e) || !e->valuestring[0]) {
             globfree(&g);
-            return fail_at(src, path, err, "must be a file name, a glob, or a list of them");
+            return fail_at(src, path, err,
+                           cJSON_IsString(e) ? "an empty file name"
+                                             : "must be a file name, a glob, or a list of them");
         }
         int rc = glob(e->valuestring, GLOB_NOCHECK | (i ? GLOB_APPEND : 0), NULL, &g);
         if (rc) {
@@ -175,26 +179,43 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
     return 0;
 }
 
-/* Replaces a string `model` by the parsed model file (relative to the run config's folder when not
- * found as given). */
-static int include_model(cJSON *root, const char *run_path, char *model_path, size_t cap, mt_err *err) {
+/* Replaces a string `model` by the parsed model file: an absolute path as it is, a relative one as given
+ * when it exists there, else relative to the run config's folder. */
+static int include_model(cJSON *root, const jcfg_src *src, char *model_path, size_t cap, mt_err *err) {
     cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
     model_path[0] = 0;
     if (!cJSON_IsString(m))
         return 0;
+    char clip[MT_CLIP_CAP];
+    if (!m->valuestring[0] || strlen(m->valuestring) >= cap)
+        return fail_at(src, "model", err, m->valuestring[0] ? "the path is too long" : "must not be empty");
     snprintf(model_path, cap, "%s", m->valuestring);
-    FILE *f = fopen(model_path, "r");
-    if (!f) {
-        char *dir = mt_strdup(run_path);
+    if (m->valuestring[0] != '/' && access(model_path, F_OK)) {
+        char *dir = mt_strdup(src->file);
         snprintf(model_path, cap, "%s/%s", dirname(dir), m->valuestring);
         free(dir);
-    } else {
-        fclose(f);
+        if (access(model_path, F_OK))
+            snprintf(model_path, cap, "%s", m->valuestring);
+    }
+    if (access(model_path, F_OK)) {
+        char what[300];
+        snprintf(what, sizeof what, "cannot open model config %s: %s", mt_clip(model_path, clip),
+                 strerror(errno));
+        return fail_at(src, "model", err, what);
     }
     cJSON *obj = jcfg_load(model_path, err);
     if (!obj)
         return -1;
     cJSON_ReplaceItemInObjectCaseSensitive(root, "model", obj);
+    return 0;
+}
+
+/* The --set assignments of `model` itself (a path or an object) apply before the model file is included,
+ * the others (model.n_layer=...) after it. */
+static int apply_sets(cJSON *root, char *const *sets, int n_sets, int model_itself, mt_err *err) {
+    for (int i = 0; i < n_sets; i++)
+        if ((strncmp(sets[i], "model=", 6) == 0) == model_itself && jcfg_set(root, sets[i], err))
+            return -1;
     return 0;
 }
 
@@ -276,13 +297,15 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
     }
     char model_path[4096];
     jcfg_src src = {.file = path, .sets = (const char *const *)sets, .n_sets = n_sets};
-    int rcode = bare_model ? 0 : include_model(root, path, model_path, sizeof model_path, err);
-    if (bare_model)
-        src.model_file = path;
-    else if (model_path[0])
+    model_path[0] = 0;
+    int rcode = apply_sets(root, sets, n_sets, 1, err) ||
+                include_model(root, &src, model_path, sizeof model_path, err);
+    if (model_path[0])
         src.model_file = model_path;
-    for (int i = 0; i < n_sets && !rcode; i++)
-        rcode = jcfg_set(root, sets[i], err);
+    else if (bare_model)
+        src.model_file = path;
+    if (!rcode)
+        rcode = apply_sets(root, sets, n_sets, 0, err);
     const cJSON *model = NULL, *data = NULL, *train = NULL, *par = NULL;
     const char *run_dir = NULL, *backend = "cpu";
     rc->threads = omp_get_num_procs();

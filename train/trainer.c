@@ -66,22 +66,31 @@ typedef struct {
     optim_state opt;
     loader train, val;
     int has_val;
+    int loaded;      /* parameters come from a checkpoint (resume or init_from) */
     int32_t *tokens; /* this rank's sequences of one step: accum x micro_batch */
     float *weights;
     metrics log;
     double sgemm_gflops, flops_per_token;
 } trainer;
 
-/* Token-weighted mean loss over eval_batches fixed micro-batches of the validation set, dealt out over
+/* The validation sequences an evaluation uses: the first eval_batches x micro_batch, each once (fewer when
+ * data.val has fewer). */
+static long eval_sequences(const trainer *t) {
+    long want = (long)t->rc->eval_batches * t->rc->micro_batch;
+    return want < t->val.n_seq ? want : t->val.n_seq;
+}
+
+/* Token-weighted mean loss over the eval_sequences of the validation set in micro-batches dealt out over
  * the data-parallel ranks. Collective: every rank returns the same result. */
 static int evaluate(trainer *t, double *loss, mt_err *err) {
     const run_config *rc = t->rc;
     double sums[2] = {0, 0};
     int failed = 0;
-    for (int i = t->dp_rank; i < rc->eval_batches && !failed; i += t->dp) {
+    long used = eval_sequences(t), batches = (used + rc->micro_batch - 1) / rc->micro_batch;
+    for (long i = t->dp_rank; i < batches && !failed; i += t->dp) {
         double w;
-        failed =
-            loader_fixed(&t->val, (long)i * rc->micro_batch, rc->micro_batch, t->tokens, t->weights, err);
+        long first = i * rc->micro_batch;
+        failed = loader_fixed(&t->val, first, rc->micro_batch, t->tokens, t->weights, err);
         if (!failed) {
             sums[0] += model_forward(t->m, t->tokens, t->weights, &w);
             sums[1] += w;
@@ -244,6 +253,7 @@ static int restore(trainer *t, mt_err *err) {
     char path[4300];
     if (resume_path(t, path, sizeof path, err))
         return -1;
+    t->loaded = path[0] || t->rc->init_from[0];
     if (path[0])
         return load(t, path, 0, err);
     if (t->rc->init_from[0])
@@ -314,6 +324,12 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
         rc->model.name, param_count(&t->m->table), o->name, t->comm.size[COMM_WORLD], t->dp, rc->tp,
         t->opt.zero ? " (ZeRO-1)" : "", rc->threads, t->sgemm_gflops, rc->global_batch, t->dp, rc->accum,
         rc->micro_batch, rc->seq_len, t->train.n_seq);
+    if (t->has_val && eval_sequences(t) < (long)rc->eval_batches * rc->micro_batch)
+        metrics_note(
+            &t->log,
+            "eval: data.val has %ld sequences, fewer than train.eval_batches x micro_batch = %ld: each "
+            "is used once",
+            t->val.n_seq, (long)rc->eval_batches * rc->micro_batch);
     return restore(t, err);
 }
 
@@ -405,7 +421,7 @@ static int run_loop(trainer *t, mt_err *err) {
             double vl;
             if (evaluate(t, &vl, err))
                 return stop_with_error(t, MT_EXIT_BAD_INPUT, err);
-            metrics_eval(&t->log, r.step, vl);
+            metrics_eval(&t->log, r.step, vl, eval_sequences(t));
         }
         int sig;
         if (step_boundary(t, &sig, err))
@@ -425,15 +441,23 @@ static int run_loop(trainer *t, mt_err *err) {
     return MT_EXIT_OK;
 }
 
-/* --eval-only: the validation loss of the restored parameters. */
+/* --eval-only: the validation loss of the restored parameters, on stdout and in metrics.jsonl. Without a
+ * checkpoint the parameters are random: refused unless --allow-untrained says that is meant. */
 static int eval_only(trainer *t, mt_err *err) {
     if (!t->has_val)
         return mt_fail(err, "--eval-only needs data.val"), MT_EXIT_BAD_INPUT;
+    if (!t->loaded && !t->opt_cli->allow_untrained)
+        return mt_fail(err,
+                       "--eval-only: no checkpoint to evaluate (%s/latest, --resume or train.init_from); "
+                       "--allow-untrained evaluates the random initial parameters",
+                       t->ckpt_dir),
+               MT_EXIT_BAD_INPUT;
     double loss;
     if (evaluate(t, &loss, err))
         return MT_EXIT_BAD_INPUT;
+    metrics_eval(&t->log, t->step, loss, eval_sequences(t));
     if (t->comm.rank[COMM_WORLD] == 0)
-        printf("eval_loss: %.6f\n", loss);
+        printf("eval_loss: %.9f\n", loss);
     return MT_EXIT_OK;
 }
 
