@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "data/prepare_cli.h"
+#include "train/signals.h"
 
 static int synthetic(int argc, char **argv) {
     synth_options o;
@@ -46,7 +47,8 @@ static int run(const char *cmd, int argc, char **argv, int rank, int size) {
         fprintf(stderr, "prepare: %s\n", err.msg);
     else
         prep_progress(&st, st.bytes, 1);
-    int code = prep_finish(rc, &st, src.n, t0);
+    int code = prep_finish(rc ? signals_stop_requested() ? MT_EXIT_STOPPED : MT_EXIT_BAD_INPUT : 0, &st,
+                           src.n, a.o.out_dir, t0);
     prep_sources_free(&src);
     prep_args_free(&a);
     return code;
@@ -64,7 +66,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "prepare: unknown subcommand %s (see bin/prepare --help)\n", cmd);
         return 2;
     }
+    signals_install(); /* before MPI_Init, as bin/train: a stop during start-up is kept */
     MPI_Init(&argc, &argv);
+    signals_install();
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

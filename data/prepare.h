@@ -18,8 +18,12 @@ enum {
     SKIP_N
 };
 
-typedef struct {
+typedef struct prep_stats {
     long long docs, val_docs, tokens, train_shards, val_shards, replacements, bytes, truncated;
+    long long sources_done; /* sources whose shards are complete */
+    long long blank_lines;  /* JSON Lines: lines of whitespace only, skipped */
+    long long zst_bytes,
+        zst_text; /* the .zst inputs: compressed bytes (in `bytes` too), decompressed bytes */
     long long skipped[SKIP_N];
 } prep_stats;
 
@@ -45,6 +49,7 @@ typedef struct {
     int n_shards[2];
     int split;       /* split of the current document: 0 train, 1 val */
     long long index; /* index of the current record in the source */
+    long doc_start;  /* tokens in the current shard before the current document */
     tok_bytes pend;  /* text not tokenized yet */
     tok_ids ids;
     long warnings;

@@ -24,11 +24,13 @@ static int example(prep_src *s, alpaca_buf *b, const int *state, const char *whe
                    mt_err *err) {
     static const char *const req[3] = {"instruction", "input", "output"};
     for (int k = 0; k < 3; k++)
-        if (state[k] == 2 || (state[k] == 0 && k != 1))
+        if (state[k] != 1 && (k != 1 || state[k] == 2))
             return prep_bad(s, SKIP_FIELD, err, "%s: field \"%s\" %s", where, req[k],
-                            state[k] ? "is not a string" : "is missing");
-    if (state[1] == 0)
-        b->vals[1].n = 0; /* a missing input is an empty input */
+                            state[k] == 0   ? "is missing"
+                            : state[k] == 3 ? "is null"
+                                            : "is not a string");
+    if (state[1] != 1)
+        b->vals[1].n = 0; /* a missing or null input is an empty input */
     const prep_opts *o = s->o;
     alpaca_render(&b->prompt, b->vals[1].n ? o->tmpl_input : o->tmpl_no_input, &b->vals[0], &b->vals[1]);
     size_t repl = 0;
@@ -105,8 +107,10 @@ static int from_lines(prep_src *s, alpaca_buf *b, const char *path, mt_err *err)
     while (!rc && (got = pin_line(&in, &line, &len, err)) == 1) {
         pj p;
         pj_init(&p, line, len);
-        if (pj_peek(&p) < 0)
+        if (pj_peek(&p) < 0) {
+            s->st->blank_lines++;
             continue;
+        }
         records++;
         int state[3] = {0, 0, 0};
         char where[4200];
@@ -127,6 +131,7 @@ static int from_lines(prep_src *s, alpaca_buf *b, const char *path, mt_err *err)
     else if (!rc && records == 0)
         rc = prep_bad(s, SKIP_EMPTY_IN, err, "%s: empty input", path);
     s->st->bytes = base + in.size;
+    prep_input_done(s->st, &in);
     pin_close(&in);
     return rc;
 }

@@ -73,8 +73,9 @@ void prep_sources_free(prep_sources *s);
 
 /* ---- prepare_summary.c: the end of a run */
 
-/* Collective over MPI_COMM_WORLD: the exit code every rank returns (2 when any rank failed, else 0), and on
- * success rank 0's summary of all ranks' counts (st) over n_sources sources since t0 (mt_now). */
-int prep_finish(int failed, const prep_stats *st, int n_sources, double t0);
+/* Collective over MPI_COMM_WORLD, given this rank's exit code: the exit code every rank returns (the
+ * largest), and rank 0's summary of all ranks' counts (st) over n_sources sources since t0 (mt_now) on
+ * success; on a failure, a note that the shards of the sources that finished stay in out_dir. */
+int prep_finish(int code, const prep_stats *st, int n_sources, const char *out_dir, double t0);
 
 #endif

@@ -3,12 +3,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <zstd.h>
 
 int pin_ends_with(const char *name, const char *suffix) {
     size_t n = strlen(name), m = strlen(suffix);
-    return n >= m && !strcmp(name + n - m, suffix);
+    return n >= m && !strcasecmp(name + n - m, suffix);
 }
 
 int pin_open(pin *p, const char *path, mt_err *err) {
@@ -46,9 +47,16 @@ static long plain_read(pin *p, char *dst, size_t cap, mt_err *err) {
     return (long)got;
 }
 
+static long zstd_read(pin *p, char *dst, size_t cap, mt_err *err);
+
 long pin_read(pin *p, char *dst, size_t cap, mt_err *err) {
-    if (!p->zstd)
-        return plain_read(p, dst, cap, err);
+    long got = p->zstd ? zstd_read(p, dst, cap, err) : plain_read(p, dst, cap, err);
+    if (got > 0)
+        p->decoded += got;
+    return got;
+}
+
+static long zstd_read(pin *p, char *dst, size_t cap, mt_err *err) {
     for (;;) {
         if (p->zin_pos == p->zin_n && !p->zin_eof) {
             long got = plain_read(p, p->zin, ZSTD_DStreamInSize(), err);

@@ -18,6 +18,7 @@ typedef struct {
     size_t start, n, cap;
     int eof;
     long long size, consumed; /* file bytes: total and read so far */
+    long long decoded;        /* bytes pin_read returned (decompressed for .zst) */
     long line;                /* 1-based number of the last line returned */
 } pin;
 
@@ -29,7 +30,12 @@ long pin_read(pin *p, char *dst, size_t cap, mt_err *err);
 /* The next line without its '\n' (valid until the next call): 1, 0 at the end, -1 with err set. */
 int pin_line(pin *p, char **line, size_t *len, mt_err *err);
 
-/* Whether name ends with suffix. */
+/* Counts a finished input's compressed and decompressed bytes when it is a .zst file (the summary's rates).
+ */
+typedef struct prep_stats prep_stats;
+void prep_input_done(prep_stats *st, const pin *in);
+
+/* Whether name ends with suffix, ignoring ASCII case (a .TXT file is a .txt file). */
 int pin_ends_with(const char *name, const char *suffix);
 
 #endif

@@ -10,6 +10,8 @@ void pj_init(pj *p, const char *s, size_t n) {
     memset(p, 0, sizeof *p);
     p->s = s;
     p->n = n;
+    if (n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) /* a byte order mark (RFC 8259 8.1: may be ignored) */
+        p->pos = 3;
 }
 
 static int fail(pj *p, const char *what) {
@@ -308,9 +310,10 @@ int pj_fields(pj *p, const char *const *names, int n, tok_bytes *vals, int *stat
             rc = pj_string(p, &vals[k]);
             state[k] = 1;
         } else {
+            int null = pj_peek(p) == 'n';
             rc = pj_skip(p);
             if (k < n && !sub)
-                state[k] = 2;
+                state[k] = null ? 3 : 2;
         }
         if (rc)
             break;

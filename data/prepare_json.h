@@ -16,6 +16,7 @@ typedef struct {
     size_t err_pos;
 } pj;
 
+/* A UTF-8 byte order mark at the start of s is skipped (Windows editors write one). */
 void pj_init(pj *p, const char *s, size_t n);
 /* Skips whitespace; returns the next byte, or -1 at the end. */
 int pj_peek(pj *p);
@@ -38,7 +39,7 @@ int pj_key_is(const tok_bytes *key, const char *name);
 long pj_line_of(const char *s, size_t pos);
 
 /* Parses an object, keeping the string values of the named fields ("a.b" names field b of object a):
- * state[k] is 0 if absent, 1 if vals[k] holds the string, 2 if present but not a string. */
+ * state[k] is 0 if absent, 1 if vals[k] holds the string, 2 if present but not a string, 3 if null. */
 int pj_fields(pj *p, const char *const *names, int n, tok_bytes *vals, int *state);
 
 #endif

@@ -7,13 +7,6 @@
 #include "data/prepare_input.h"
 #include "data/prepare_json.h"
 
-static int blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-            return 0;
-    return 1;
-}
-
 int prepare_jsonl(prep_src *s, const char *path, mt_err *err) {
     pin in;
     if (pin_open(&in, path, err))
@@ -25,11 +18,13 @@ int prepare_jsonl(prep_src *s, const char *path, mt_err *err) {
     size_t len;
     int rc = 0, got = 0;
     while (!rc && (got = pin_line(&in, &line, &len, err)) == 1) {
-        if (blank(line, len))
-            continue;
-        records++;
         pj p;
         pj_init(&p, line, len);
+        if (pj_peek(&p) < 0) { /* whitespace only (or a byte order mark) */
+            s->st->blank_lines++;
+            continue;
+        }
+        records++;
         int state[2] = {0, 0};
         if (pj_peek(&p) != '{') {
             rc = prep_bad(s, SKIP_JSON, err, "%s:%ld: not a JSON object", path, in.line);
@@ -46,7 +41,8 @@ int prepare_jsonl(prep_src *s, const char *path, mt_err *err) {
             const char *src = NULL;
             if (state[1] == 1) {
                 size_t n = vals[1].n < sizeof set - 1 ? vals[1].n : sizeof set - 1;
-                memcpy(set, vals[1].data, n);
+                for (size_t i = 0; i < n; i++) /* the names are joined by '\n' in doc_source_names */
+                    set[i] = (unsigned char)vals[1].data[i] < 0x20 ? ' ' : vals[1].data[i];
                 set[n] = 0;
                 src = set;
             }
@@ -61,6 +57,7 @@ int prepare_jsonl(prep_src *s, const char *path, mt_err *err) {
     else if (!rc && records == 0)
         rc = prep_bad(s, SKIP_EMPTY_IN, err, "%s: empty input", path);
     s->st->bytes = base + in.size;
+    prep_input_done(s->st, &in);
     pin_close(&in);
     tok_bytes_free(&vals[0]);
     tok_bytes_free(&vals[1]);

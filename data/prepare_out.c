@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "data/prepare.h"
+#include "data/prepare_input.h"
+#include "train/signals.h"
 
 enum { PIECE_BYTES = 1 << 20, MAX_WARNINGS = 10 };
 
@@ -37,18 +39,33 @@ void prep_src_init(prep_src *s, const prep_opts *o, prep_stats *st, const char *
     s->with_mask = with_mask;
 }
 
+/* Shard i of split k (0 train, 1 val) of the source. */
+static void shard_path(const prep_src *s, int k, int i, char *path, size_t cap) {
+    snprintf(path, cap, "%s/%s/%s-%05d.h5", s->o->out_dir, k ? "val" : "train", s->name, i);
+}
+
+/* A stop signal (SIGTERM, SIGINT, SIGUSR1) ends the source at the next record or piece: as a failure, so
+ * that its unfinished shards (NAME.h5.tmp) are removed. */
+static int stop_requested(mt_err *err) {
+    int sig = signals_stop_requested();
+    return sig ? mt_fail(err, "stopped on signal %d; the unfinished shards were removed", sig) : 0;
+}
+
 int prep_doc_begin(prep_src *s, long long index, mt_err *err) {
+    if (stop_requested(err))
+        return -1;
     s->index = index;
     s->split = prep_is_val(s->name, index, s->o->val_fraction, s->o->seed);
     s->pend.n = 0;
     if (!s->w[s->split]) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s/%s-%05d.h5", s->o->out_dir, s->split ? "val" : "train", s->name,
-                 s->n_shards[s->split]);
-        s->w[s->split] = shard_writer_open(path, "gpt2", s->o->vocab_size, s->o->eot, s->desc, s->with_mask, err);
+        shard_path(s, s->split, s->n_shards[s->split], path, sizeof path);
+        s->w[s->split] =
+            shard_writer_open(path, "gpt2", s->o->vocab_size, s->o->eot, s->desc, s->with_mask, err);
         if (!s->w[s->split])
             return -1;
     }
+    s->doc_start = shard_writer_tokens(s->w[s->split]);
     return 0;
 }
 
@@ -86,6 +103,8 @@ int prep_doc_text(prep_src *s, const char *text, size_t n, mt_err *err) {
     size_t cut = safe_cut(b->data, b->n);
     if (cut == 0) /* no safe cut yet: keep accumulating */
         return 0;
+    if (stop_requested(err))
+        return -1;
     if (emit(s, b->data, cut, err))
         return -1;
     memmove(b->data, b->data + cut, b->n - cut);
@@ -99,7 +118,6 @@ int prep_doc_tokens(prep_src *s, const int32_t *ids, const uint8_t *mask, long n
 
 int prep_doc_end(prep_src *s, int add_eot, const char *source_name, mt_err *err) {
     shard_writer *w = s->w[s->split];
-    long before = shard_writer_tokens(w);
     if (s->pend.n && emit(s, s->pend.data, s->pend.n, err))
         return -1;
     s->pend.n = 0;
@@ -110,7 +128,7 @@ int prep_doc_end(prep_src *s, int add_eot, const char *source_name, mt_err *err)
     shard_writer_end_doc(w, source_name);
     s->st->docs++;
     s->st->val_docs += s->split;
-    s->st->tokens += shard_writer_tokens(w) - before;
+    s->st->tokens += shard_writer_tokens(w) - s->doc_start; /* pieces already written count too */
     if (shard_writer_tokens(w) >= s->o->shard_tokens) {
         s->w[s->split] = NULL;
         s->n_shards[s->split]++;
@@ -122,32 +140,44 @@ int prep_doc_end(prep_src *s, int add_eot, const char *source_name, mt_err *err)
 }
 
 int prep_src_close(prep_src *s, mt_err *err) {
-    int rc = 0;
-    for (int k = 0; k < 2; k++) {
-        if (!s->w[k])
-            continue;
+    int rc = stop_requested(err); /* a stop that came during the last record: nothing is renamed */
+    for (int k = 0; k < 2 && !rc; k++) {
         shard_writer *w = s->w[k];
         s->w[k] = NULL;
-        if (rc) {
-            shard_writer_abort(w);
-            continue;
-        }
-        rc = shard_writer_close(w, err);
-        if (!rc)
+        if (w && !(rc = shard_writer_close(w, err))) {
+            s->n_shards[k]++;
             (k ? &s->st->val_shards : &s->st->train_shards)[0]++;
+        }
+    }
+    if (rc) {
+        prep_src_abort(s);
+        return rc;
     }
     tok_bytes_free(&s->pend);
     tok_ids_free(&s->ids);
-    return rc;
+    return 0;
 }
 
 void prep_src_abort(prep_src *s) {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         if (s->w[k])
             shard_writer_abort(s->w[k]);
+        for (int i = 0; i < s->n_shards[k]; i++) { /* a source's shards exist all or none */
+            char path[4096];
+            shard_path(s, k, i, path, sizeof path);
+            remove(path);
+        }
+    }
     s->w[0] = s->w[1] = NULL;
     tok_bytes_free(&s->pend);
     tok_ids_free(&s->ids);
+}
+
+void prep_input_done(prep_stats *st, const pin *in) {
+    if (in->zstd) {
+        st->zst_bytes += in->size;
+        st->zst_text += in->decoded;
+    }
 }
 
 int prep_bad(prep_src *s, int why, mt_err *err, const char *fmt, ...) {

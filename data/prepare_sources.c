@@ -97,31 +97,73 @@ static void add_source(prep_sources *v, prep_source_kind kind, const char *name_
     s->n_paths = n_paths;
 }
 
+/* What a file named on its own cannot be for `text`: JSON Lines, which would become one document of JSON. */
+static int refuse_for_text(const char *f, mt_err *err) {
+    if (pin_ends_with(f, ".jsonl") || pin_ends_with(f, ".jsonl.zst"))
+        return mt_fail(err,
+                       "%s: a JSON Lines file; bin/prepare jsonl reads it (text takes .txt files and JSON "
+                       "arrays of strings)",
+                       f);
+    return 0;
+}
+
+/* The kind of source a file of a folder is for this subcommand, or -1 when it is not one. */
+static int kind_in_folder(const char *f, int text, int alpaca) {
+    if (text)
+        return pin_ends_with(f, ".json") ? SRC_TEXT_JSON : pin_ends_with(f, ".txt") ? SRC_TEXT_FILES : -1;
+    if (pin_ends_with(f, ".jsonl") || pin_ends_with(f, ".jsonl.zst") || (alpaca && pin_ends_with(f, ".json")))
+        return alpaca ? SRC_ALPACA : SRC_JSONL;
+    return -1;
+}
+
+/* A folder's files that are no input of this subcommand: refused when nothing else is there, else said. */
+static int report_skipped(const char *dir, const prep_list *files, int used, int text, int alpaca,
+                          mt_err *err) {
+    int skipped = files->n - used;
+    const char *example = NULL;
+    for (int k = 0; k < files->n && !example; k++)
+        if (kind_in_folder(files->v[k], text, alpaca) < 0)
+            example = files->v[k];
+    const char *want = text     ? ".txt or .json"
+                       : alpaca ? ".json, .jsonl or .jsonl.zst"
+                                : ".jsonl or .jsonl.zst";
+    if (!files->n)
+        return mt_fail(err, "%s: no input files in this folder", dir);
+    if (!used)
+        return mt_fail(err, "%s: none of its %d files is a %s file (e.g. %s)", dir, files->n, want,
+                       example ? example : files->v[0]);
+    if (skipped && prep_rank == 0)
+        fprintf(stderr, "prepare: %s: skipping %d files that are not %s files (e.g. %s)\n", dir, skipped,
+                want, example ? example : "?");
+    return 0;
+}
+
 /* The sources of one --in argument: a file, or the files below a folder. */
 static int collect_arg(const char *a, int text, int alpaca, prep_sources *out, mt_err *err) {
     struct stat st;
     if (stat(a, &st))
         return mt_fail(err, "%s: cannot open: %s", a, strerror(errno));
-    int dir = S_ISDIR(st.st_mode), rc = 0;
+    int dir = S_ISDIR(st.st_mode), rc = 0, used = 0;
     prep_list files = {0}, txt = {0};
     if (dir)
         rc = walk(a, &files, err);
-    else
+    else if (!(rc = text ? refuse_for_text(a, err) : 0))
         prep_list_push(&files, a);
     for (int k = 0; k < files.n && !rc; k++) {
         const char *f = files.v[k];
-        if (text && pin_ends_with(f, ".json"))
-            add_source(out, SRC_TEXT_JSON, f, &files.v[k], 1);
-        else if (text && (!dir || pin_ends_with(f, ".txt")))
+        int kind = kind_in_folder(f, text, alpaca);
+        if (kind < 0 && dir)
+            continue;
+        used++;
+        if (text && kind != SRC_TEXT_JSON)
             prep_list_push(&txt, f);
-        else if (!text && (!dir || pin_ends_with(f, ".jsonl") || pin_ends_with(f, ".jsonl.zst") ||
-                           (alpaca && pin_ends_with(f, ".json"))))
-            add_source(out, alpaca ? SRC_ALPACA : SRC_JSONL, f, &files.v[k], 1);
+        else
+            add_source(out, text ? SRC_TEXT_JSON : alpaca ? SRC_ALPACA : SRC_JSONL, f, &files.v[k], 1);
     }
     if (!rc && txt.n)
         add_source(out, SRC_TEXT_FILES, a, txt.v, txt.n);
-    if (!rc && !files.n)
-        rc = mt_fail(err, "%s: no input files in this folder", a);
+    if (!rc && dir)
+        rc = report_skipped(a, &files, used, text, alpaca, err);
     prep_list_free(&files);
     prep_list_free(&txt);
     return rc;
@@ -196,6 +238,7 @@ int prep_run_sources(const prep_sources *s, const prep_args *a, int rank, int si
         prep_total_bytes += s->v[i].bytes;
     int rc = 0;
     for (int i = rank; i < s->n && !rc; i += size)
-        rc = run_source(&s->v[i], a, st, err);
+        if (!(rc = run_source(&s->v[i], a, st, err)))
+            st->sources_done++;
     return rc;
 }

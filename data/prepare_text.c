@@ -34,6 +34,7 @@ int prepare_text_files(prep_src *s, char **paths, int n, mt_err *err) {
             rc = prep_doc_end(s, 1, NULL, err);
         base += in.size;
         s->st->bytes = base;
+        prep_input_done(s->st, &in);
         pin_close(&in);
     }
     free(buf);

@@ -225,3 +225,85 @@ open(sys.argv[2] + "/long.txt", "w", newline="").write(text)
 json.dump([text.encode().decode("latin-1")], open(sys.argv[2] + "/long.want", "w"))' "$CORPUS" "$tmp"
 expect long.run 0 "done: 1 sources, 1 documents" -- $P text --in "$tmp/long.txt" --out "$tmp/l" --val-fraction 0
 $CHK docs "$tmp/l/train/long-00000.h5" "$tmp/long.want" long.pieces-exact
+
+# ---- Issue 16: honest summaries, no silent misreading, no leftovers ----
+# tokens: N in the summary = the tokens in the shards (a document over 1 MiB; Alpaca examples)
+shard_tokens() { $PY -c 'import h5py, glob, sys; print(sum(h5py.File(f)["tokens"].shape[0] for f in glob.glob(sys.argv[1] + "/*/*.h5")))' "$1"; }
+summary_tokens() { sed -n 's/.*documents ([0-9]* val), \([0-9]*\) tokens.*/\1/p' "$tmp/err"; }
+a=$(summary_tokens) b=$(shard_tokens "$tmp/l")
+[ -n "$a" ] && [ "$a" = "$b" ] && ok summary.tokens-long-document || fail summary.tokens-long-document "summary $a, shards $b"
+$P alpaca --in "$tmp/al.json" --out "$tmp/alt" 2>"$tmp/err"
+a=$(summary_tokens) b=$(shard_tokens "$tmp/alt")
+[ -n "$a" ] && [ "$a" = "$b" ] && [ "$b" -gt 10 ] && ok summary.tokens-alpaca || fail summary.tokens-alpaca "summary $a, shards $b"
+
+# --in: a folder with files but none to read is refused; .TXT is .txt; text refuses JSON Lines
+mkdir -p "$tmp/nodocs" "$tmp/upper"
+echo "notes" >"$tmp/nodocs/a.md"
+expect in.folder-without-inputs 2 "nodocs: none of its 1 files is a .txt or .json file \(e.g. .*a.md\)" -- \
+    $P text --in "$tmp/nodocs" --out "$tmp/nd"
+printf 'Upper case name' >"$tmp/upper/A.TXT"
+echo "x" >"$tmp/upper/b.md"
+expect in.upper-case-extension 0 "done: 1 sources, 1 documents" -- $P text --in "$tmp/upper" --out "$tmp/up" --val-fraction 0
+summary_has in.skipped-files-said "upper: skipping 1 files that are not .txt or .json files \(e.g. .*b.md\)"
+printf '{"text": "a"}\n' >"$tmp/lines.jsonl"
+expect in.text-refuses-jsonl 2 "lines.jsonl: a JSON Lines file; bin/prepare jsonl reads it" -- \
+    $P text --in "$tmp/lines.jsonl" --out "$tmp/tj"
+
+# JSON Lines: a byte order mark, blank lines counted, null input, a set name holding a newline
+printf '\xef\xbb\xbf{"text": "first"}\n\n  \n{"text": "second", "meta": {"pile_set_name": "Pile\\nCC"}}\n{"text": "third", "meta": {"pile_set_name": "Pile\\nCC"}}\n' >"$tmp/bom.jsonl"
+expect jsonl.bom-first-record 0 "done: 1 sources, 3 documents" -- $P jsonl --in "$tmp/bom.jsonl" --out "$tmp/bom" --val-fraction 0
+summary_has jsonl.blank-lines-counted "U\+FFFD replacements, 2 blank lines$"
+$PY - "$tmp/bom/train/bom-00000.h5" <<'PYEOF' && ok jsonl.set-name-newline || fail jsonl.set-name-newline "see above"
+import h5py, sys
+f = h5py.File(sys.argv[1])
+names = f.attrs["doc_source_names"]
+names = names.decode() if isinstance(names, bytes) else str(names)
+src = list(f["doc_source"][()])
+print("# doc_source_names", repr(names), "doc_source", src)
+sys.exit(0 if names.split("\n") == ["", "Pile CC"] and src == [0, 1, 1] else 1)
+PYEOF
+printf '[{"instruction": "Say hi.", "input": null, "output": "Hi."}]' >"$tmp/null.json"
+printf '[{"instruction": "Say hi.", "output": "Hi."}]' >"$tmp/noinput.json"
+expect alpaca.null-input 0 "done: 1 sources, 1 documents" -- $P alpaca --in "$tmp/null.json" --out "$tmp/an" --val-fraction 0
+$P alpaca --in "$tmp/noinput.json" --out "$tmp/ani" --val-fraction 0 2>/dev/null
+$PY - "$tmp/an/train/null-00000.h5" "$tmp/ani/train/noinput-00000.h5" <<'PYEOF' && ok alpaca.null-input-is-empty ||
+import h5py, sys
+a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+sys.exit(0 if all((a[k][()] == b[k][()]).all() for k in ("tokens", "loss_mask", "doc_offsets")) else 1)
+PYEOF
+    fail alpaca.null-input-is-empty "tokens or loss mask differ from a record without input"
+
+# .zst: the rate of the text after decompression is reported too
+expect zst.rates 0 "MB of input files in [0-9.]* s \([0-9.]* MB/s; [0-9.]* MB of text after zstd decompression, [0-9.]* MB/s\)" -- \
+    $P pile --in "$tmp/p1.jsonl.zst" --out "$tmp/zr"
+
+# A fatal error after another source finished: the finished source's shards stay, and the run says so.
+printf 'A finished source.' >"$tmp/fine.txt"
+expect fatal.finished-sources-said 2 "note: the shards of the 1 sources that finished are complete and stay in" -- \
+    $P text --in "$tmp/fine.txt" "$tmp/broken.json" --out "$tmp/fa"
+[ -f "$tmp/fa/train/fine-00000.h5" ] && ok fatal.finished-shards-kept || fail fatal.finished-shards-kept "$(ls -R "$tmp/fa")"
+# --strict on a multi-shard source: its shards already complete are removed with it (all or none)
+$PY -c 'import json; print("\n".join(json.dumps({"text": "word " * 300}) for _ in range(20)) + "\n{bad")' >"$tmp/many.jsonl"
+expect strict.multi-shard 2 "many.jsonl:21: invalid JSON" -- $P jsonl --in "$tmp/many.jsonl" --out "$tmp/ms" --strict \
+    --shard-tokens 500 --val-fraction 0
+[ -z "$(ls "$tmp/ms/train")" ] && ok strict.multi-shard-none-left || fail strict.multi-shard-none-left "$(ls "$tmp/ms/train")"
+
+# SIGTERM and SIGINT: no *.h5.tmp left behind, exit 3. The input is a FIFO, so the signal lands mid-source.
+for sig in TERM INT; do
+    rm -f "$tmp/fifo.jsonl" && mkfifo "$tmp/fifo.jsonl"
+    $P jsonl --in "$tmp/fifo.jsonl" --out "$tmp/sig$sig" --val-fraction 0 2>"$tmp/err" &
+    pid=$!
+    exec 7>"$tmp/fifo.jsonl"
+    yes '{"text": "some words for the shard"}' | head -n 60000 >&7 # 2 MB: past the first 1 MiB read
+    for i in $(seq 100); do ls "$tmp/sig$sig/train/"*.tmp >/dev/null 2>&1 && break; sleep 0.1; done
+    had_tmp=$(ls "$tmp/sig$sig/train/" 2>/dev/null)
+    kill -$sig $pid
+    sleep 0.3
+    echo '{"text": "one more"}' >&7
+    exec 7>&-
+    wait $pid
+    rc=$?
+    left=$(ls "$tmp/sig$sig/train/")
+    [ $rc = 3 ] && [ -n "$had_tmp" ] && [ -z "$left" ] && grep -q "stopped on signal" "$tmp/err" &&
+        ok "signal.$sig-cleans-up" || fail "signal.$sig-cleans-up" "exit $rc, before: $had_tmp, left: $left, $(cat "$tmp/err")"
+done
