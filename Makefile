@@ -5,7 +5,8 @@ CC       := gcc
 PKGS     := hdf5-openmpi libcjson libzstd
 BLAS     := /usr/lib/x86_64-linux-gnu/openblas-openmp
 DEB_PKGS := gcc g++ make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
-            libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd slurm-wlm munge
+            libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd slurm-wlm munge \
+            clang-14 libclang-rt-14-dev
 
 # make SAN=1 [test]: AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU binaries and test programs.
 # Objects go to build/san/; bin/ and build/tests/ are relinked whenever the mode changes (build/.mode).
@@ -31,7 +32,7 @@ BINS     := $(patsubst main_%,bin/%,$(basename $(notdir $(MAIN_OBJ))))
 TESTS    := $(patsubst tests/%.c,build/tests/%,$(filter-out tests/test_cuda_%,$(wildcard tests/test_*.c tests/mpi_*.c)))
 BENCHES  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/bench_*.c))
 
-.PHONY: all deps test bench demo clean
+.PHONY: all deps test bench demo clean fuzz
 .SECONDARY:
 all: $(BINS) $(TESTS) $(BENCHES)
 
@@ -197,6 +198,43 @@ build/san/nodlclose.so: tests/san/nodlclose.c
 	@$(CC) -O2 -shared -fPIC -Wall -Wextra -Werror $< -o $@
 test: all vocab $(if $(SAN),build/san/nodlclose.so)
 	@$(if $(SAN),$(SAN_ENV)) tests/run.sh
+
+# ---- Fuzzing (tests/fuzz/, README "Fuzzing") -------------------------------------------------------------
+# Each tests/fuzz/fuzz_NAME.c is a libFuzzer target. `make fuzz` builds it with clang 14 and
+# -fsanitize=fuzzer,address,undefined (the library too, in build/fuzz/) and runs it for FUZZ_SECONDS from
+# its committed seeds (tests/fuzz/corpus/NAME/) and regression inputs (tests/fuzz/regress/NAME/); a crash,
+# leak, timeout or failed property is saved under build/fuzz/findings/ and fails the target.
+# build/fuzz/replay_NAME is the same target with a plain main (tests/fuzz/replay.c) built like the tests:
+# `make test` replays every seed and regression input through it (tests/test_fuzz_replay.sh).
+CLANG        ?= clang-14
+FUZZ_SECONDS ?= 30
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -O1 -g -march=native $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=c11 -Wall -Wextra -Werror -fopenmp=libgomp \
+                -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags $(PKGS))
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out $(MAIN_SRC),$(ALL_SRC)))
+FUZZ_BINS    := $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_NAMES))
+REPLAY_BINS  := $(patsubst %,build/fuzz/replay_%,$(FUZZ_NAMES))
+all: $(REPLAY_BINS)
+
+build/fuzz/obj/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	@echo "CC   $< (fuzz, clang)"
+	@$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+build/fuzz/libmeshtrain.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o build/fuzz/obj/tests/fuzz/input.o build/fuzz/libmeshtrain.a
+	@echo "LINK $@ (libFuzzer)"
+	@$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp=libgomp $^ -o $@ $(LDLIBS)
+build/fuzz/replay_%: $(OBJ)/tests/fuzz/fuzz_%.o $(OBJ)/tests/fuzz/input.o $(OBJ)/tests/fuzz/replay.o \
+                     $(OBJ)/libmeshtrain.a build/.mode
+	@mkdir -p $(dir $@)
+	@echo "LINK $@"
+	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_BINS) vocab
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_NAMES)
 
 bench: all vocab
 	@tests/bench.sh

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* fileno */
 #include "prepare_input.h"
 
 #include <errno.h>

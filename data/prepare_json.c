@@ -258,7 +258,7 @@ int pj_end(pj *p) { return pj_peek(p) == -1 ? 0 : fail(p, "unexpected data after
 
 int pj_key_is(const tok_bytes *key, const char *name) {
     size_t n = strlen(name);
-    return key->n == n && !memcmp(key->data, name, n);
+    return key->n == n && (n == 0 || !memcmp(key->data, name, n)); /* data is NULL for "" */
 }
 
 long pj_line_of(const char *s, size_t pos) {
@@ -279,7 +279,7 @@ int pj_fields(pj *p, const char *const *names, int n, tok_bytes *vals, int *stat
             size_t len = strlen(names[k]);
             if (pj_key_is(&key, names[k]))
                 break;
-            if (key.n < len && !memcmp(names[k], key.data, key.n) && names[k][key.n] == '.') {
+            if (key.n > 0 && key.n < len && !memcmp(names[k], key.data, key.n) && names[k][key.n] == '.') {
                 sub = 1;
                 break;
             }

@@ -51,8 +51,16 @@ float st_bf16_to_f32(uint16_t h) {
     return x;
 }
 
+/* IEEE half precision. Clang before 15 has no _Float16 on x86 (the fuzz build, README "Fuzzing"); its
+ * __fp16 is the same format, converted by F16C instructions that round to nearest even as well. */
+#if defined(__clang__) && __clang_major__ < 15
+typedef __fp16 st_half;
+#else
+typedef _Float16 st_half;
+#endif
+
 float st_f16_to_f32(uint16_t h) {
-    _Float16 x;
+    st_half x;
     memcpy(&x, &h, 2);
     return (float)x;
 }
@@ -66,7 +74,7 @@ uint16_t st_f32_to_bf16(float x) {
 }
 
 uint16_t st_f32_to_f16(float x) {
-    _Float16 h = (_Float16)x; /* the conversion rounds to nearest even (the default rounding mode) */
+    st_half h = (st_half)x; /* the conversion rounds to nearest even (the default rounding mode) */
     uint16_t u;
     memcpy(&u, &h, 2);
     return u;
