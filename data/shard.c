@@ -51,24 +51,23 @@ static hid_t open_single(hid_t obj, const char *name, H5T_class_t cls, int *rc) 
     return a;
 }
 
-int h5_get_attr_i64(hid_t obj, const char *name, long long *out) {
+/* A single integer attribute, converted to mem_type. */
+static int get_int(hid_t obj, const char *name, hid_t mem_type, void *out) {
     int rc;
     hid_t a = open_single(obj, name, H5T_INTEGER, &rc);
     if (a < 0)
         return rc;
-    rc = H5Aread(a, H5T_NATIVE_LLONG, out) < 0 ? H5_ATTR_KIND : 0;
+    rc = H5Aread(a, mem_type, out) < 0 ? H5_ATTR_KIND : 0;
     H5Aclose(a);
     return rc;
 }
 
+int h5_get_attr_i64(hid_t obj, const char *name, long long *out) {
+    return get_int(obj, name, H5T_NATIVE_LLONG, out);
+}
+
 int h5_get_attr_u64(hid_t obj, const char *name, uint64_t *out) {
-    int rc;
-    hid_t a = open_single(obj, name, H5T_INTEGER, &rc);
-    if (a < 0)
-        return rc;
-    rc = H5Aread(a, H5T_NATIVE_UINT64, out) < 0 ? H5_ATTR_KIND : 0;
-    H5Aclose(a);
-    return rc;
+    return get_int(obj, name, H5T_NATIVE_UINT64, out);
 }
 
 /* A variable-length string (h5py's `f.attrs[k] = "text"`), copied. */

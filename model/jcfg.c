@@ -222,14 +222,16 @@ int jcfg_obj(const jcfg_src *src, const char *prefix, const cJSON *obj, const ch
 
 int jcfg_set(cJSON *root, const char *assignment, mt_err *err) {
     const char *eq = strchr(assignment, '=');
+    char path[256], clip[MT_CLIP_CAP];
+    size_t plen = eq ? (size_t)(eq - assignment) : 0;
     if (!eq || eq == assignment)
-        return mt_fail(err, "--set %s: expected key.path=value", assignment);
-    char path[256];
-    size_t plen = (size_t)(eq - assignment);
+        return mt_fail(err, "--set %s: expected key.path=value", mt_clip(assignment, clip));
     if (plen >= sizeof path)
-        return mt_fail(err, "--set %s: key path too long", assignment);
+        return mt_fail(err, "--set %s: key path too long", mt_clip(assignment, clip));
     memcpy(path, assignment, plen);
     path[plen] = 0;
+    if (path[0] == '.' || path[plen - 1] == '.' || strstr(path, ".."))
+        return mt_fail(err, "--set %s: a key of the path is empty", path);
     pj p; /* a whole, strict JSON value ("0x10" or "1e-3x" are strings, refused where a number belongs) */
     pj_init(&p, eq + 1, strlen(eq + 1));
     cJSON *value = pj_skip(&p) || pj_end(&p) ? NULL : cJSON_Parse(eq + 1);
@@ -244,7 +246,7 @@ int jcfg_set(cJSON *root, const char *assignment, mt_err *err) {
             cJSON_AddItemToObject(obj, key, child);
         } else if (!cJSON_IsObject(child)) {
             cJSON_Delete(value);
-            return mt_fail(err, "--set %s: '%s' is not an object", assignment, key);
+            return mt_fail(err, "--set %.*s: '%s' is not an object", (int)plen, assignment, key);
         }
         obj = child;
     }

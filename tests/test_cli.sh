@@ -108,6 +108,7 @@ expect json-leading-zero 2 "lead0.json: invalid JSON at byte" -- bin/train "$tmp
 expect set-hex-number 2 "^train: --set train.lr: must be a number" -- bin/train $R --set train.lr=0x10
 expect set-number-junk 2 "^train: --set train.lr: must be a number" -- bin/train $R --set train.lr=1e-3x
 expect set-leading-zero 2 "^train: --set train.steps: must be an integer" -- bin/train $R --set train.steps=02
+expect set-empty-key 2 "^train: --set train..lr: a key of the path is empty" -- bin/train $R --set train..lr=1
 expect resume-contradiction 2 "^train: --resume and --no-resume contradict" -- \
     bin/train $R --no-resume --resume "$tmp/x.h5"
 expect set-empty-val 2 "^train: --set data.val: an empty file name" -- bin/train $R --set data.val=
@@ -217,4 +218,12 @@ for cmd in "bin/train" "bin/generate" "bin/convert" "bin/convert hf-import" "bin
         [ $rc = 0 ] && grep -q "^usage: " "$tmp/out" && [ ! -s "$tmp/err" ]
         say $? "help.${cmd// /.}.$h" "exit $rc, stdout $(head -c 80 "$tmp/out"), stderr $(head -c 200 "$tmp/err")"
     done
+done
+# README "Command-line help" holds exactly what each binary prints.
+for b in train prepare generate convert; do
+    awk -v head="\`bin/$b --help\`:" '$0 == head { on = 1; next } on && /^```$/ { if (inblock) exit; inblock = 1; next }
+        inblock { print }' README.md >"$tmp/readme_help"
+    bin/$b --help >"$tmp/help"
+    diff -q "$tmp/readme_help" "$tmp/help" >/dev/null
+    say $? "readme-help.$b" "README's block differs from bin/$b --help: $(diff "$tmp/readme_help" "$tmp/help" | head -5)"
 done

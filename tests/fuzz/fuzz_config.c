@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "tests/fuzz/input.h"
 #include "train/config_diff.h"
 #include "train/run_config.h"
 
@@ -20,8 +21,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void fail(const char *what, const char *detail) {
-    fprintf(stderr, "property failed: %s: %s\n", what, detail);
-    abort();
+    fprintf(stderr, "%s\n", detail);
+    fz_check(0, what);
 }
 
 /* The resolved config's model section parses to the same model config. */

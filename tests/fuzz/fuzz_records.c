@@ -9,17 +9,11 @@
 
 #include "data/alpaca.h"
 #include "data/prepare_json.h"
+#include "tests/fuzz/input.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     return 0;
-}
-
-static void check(int ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "property failed: %s\n", what);
-        abort();
-    }
 }
 
 static void jsonl(const char *s, size_t n) {
@@ -33,8 +27,8 @@ static void jsonl(const char *s, size_t n) {
         pj_init(&p, s + start, end - start);
         if (pj_peek(&p) == '{' && pj_fields(&p, names, 2, vals, state) == 0 && pj_end(&p) == 0) {
             pj_init(&q, s + start, end - start);
-            check(pj_skip(&q) == 0 && pj_end(&q) == 0, "a record pj_fields accepts is valid JSON");
-            check(state[0] != 1 || vals[0].data || vals[0].n == 0, "a string field has its bytes");
+            fz_check(pj_skip(&q) == 0 && pj_end(&q) == 0, "a record pj_fields accepts is valid JSON");
+            fz_check(state[0] != 1 || vals[0].data || vals[0].n == 0, "a string field has its bytes");
         }
         tok_bytes_free(&vals[0]);
         tok_bytes_free(&vals[1]);
@@ -54,17 +48,17 @@ static void alpaca_array(const char *s, size_t n) {
     for (int i = 0; pj_arr_next(&p, &i) == 1;) {
         int state[3] = {0, 0, 0};
         if (pj_peek(&p) != '{') {
-            check(pj_skip(&p) == 0, "an element of a valid array skips");
+            fz_check(pj_skip(&p) == 0, "an element of a valid array skips");
             continue;
         }
-        check(pj_fields(&p, fields, 3, vals, state) == 0, "an element of a valid array parses");
+        fz_check(pj_fields(&p, fields, 3, vals, state) == 0, "an element of a valid array parses");
         if (state[0] == 1 && state[2] == 1) {
             if (state[1] != 1)
                 vals[1].n = 0;
             prompt.n = 0;
             alpaca_render(&prompt, vals[1].n ? ALPACA_PROMPT_INPUT : ALPACA_PROMPT_NO_INPUT, &vals[0],
                           &vals[1]);
-            check(prompt.n >= vals[0].n + vals[1].n, "the prompt holds the instruction and the input");
+            fz_check(prompt.n >= vals[0].n + vals[1].n, "the prompt holds the instruction and the input");
         }
     }
     for (int k = 0; k < 3; k++)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/fuzz/input.h"
 #include "train/safetensors.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -14,23 +15,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-static void check(int ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "property failed: %s\n", what);
-        abort();
-    }
-}
-
 static void check_tiling(const st_header *h, uint64_t data_len) {
     uint64_t sum = 0;
     for (size_t i = 0; i < h->n; i++) {
         const st_tensor *t = &h->t[i];
-        check(t->begin <= t->end && t->end <= data_len, "a tensor lies inside the data buffer");
-        check(st_numel(t) * st_dtype_size(t->dtype) == t->end - t->begin, "a tensor's bytes match its shape");
-        check(i == 0 || strcmp(h->t[i - 1].name, t->name) < 0, "names are sorted and unique");
+        fz_check(t->begin <= t->end && t->end <= data_len, "a tensor lies inside the data buffer");
+        fz_check(st_numel(t) * st_dtype_size(t->dtype) == t->end - t->begin,
+                 "a tensor's bytes match its shape");
+        fz_check(i == 0 || strcmp(h->t[i - 1].name, t->name) < 0, "names are sorted and unique");
         sum += t->end - t->begin;
     }
-    check(sum == data_len, "the tensors cover the data buffer");
+    fz_check(sum == data_len, "the tensors cover the data buffer");
 }
 
 /* Names that st_header_build writes as they are (it is for the parameter table's plain names). */
@@ -51,13 +46,13 @@ static void check_rebuild(const st_header *h, uint64_t data_len) {
     char *json = st_header_build(copy, h->n, &len); /* offsets in name order: the same sizes */
     st_header again;
     mt_err err;
-    check(st_parse_header(json, len, data_len, "rebuilt", &again, &err) == 0, "a rebuilt header parses");
-    check(again.n == h->n, "a rebuilt header has the same tensors");
+    fz_check(st_parse_header(json, len, data_len, "rebuilt", &again, &err) == 0, "a rebuilt header parses");
+    fz_check(again.n == h->n, "a rebuilt header has the same tensors");
     for (size_t i = 0; i < h->n; i++)
-        check(!strcmp(again.t[i].name, h->t[i].name) && again.t[i].dtype == h->t[i].dtype &&
-                  again.t[i].ndim == h->t[i].ndim &&
-                  !memcmp(again.t[i].shape, h->t[i].shape, sizeof h->t[i].shape[0] * (size_t)h->t[i].ndim),
-              "a rebuilt tensor is the same");
+        fz_check(!strcmp(again.t[i].name, h->t[i].name) && again.t[i].dtype == h->t[i].dtype &&
+                     again.t[i].ndim == h->t[i].ndim &&
+                     !memcmp(again.t[i].shape, h->t[i].shape, sizeof h->t[i].shape[0] * (size_t)h->t[i].ndim),
+                 "a rebuilt tensor is the same");
     st_header_free(&again);
     free(json);
     free(copy);

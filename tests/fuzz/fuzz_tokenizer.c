@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "data/tok.h"
+#include "tests/fuzz/input.h"
 
 static tok *tk;
 
@@ -25,13 +26,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         exit(2);
     }
     return 0;
-}
-
-static void check(int ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "property failed: %s\n", what);
-        abort();
-    }
 }
 
 static int same(const char *a, size_t na, const char *b, size_t nb) {
@@ -52,12 +46,12 @@ static void encode(const char *text, size_t n) {
     size_t repl = 0;
     tok_encode(tk, text, n, &ids, &repl);
     for (size_t i = 0; i < ids.n; i++)
-        check(ids.ids[i] >= 0 && ids.ids[i] < tok_vocab_size(tk), "an id in the vocabulary");
+        fz_check(ids.ids[i] >= 0 && ids.ids[i] < tok_vocab_size(tk), "an id in the vocabulary");
     mt_err err;
-    check(tok_decode(tk, ids.ids, ids.n, &back, &err) == 0, "the ids of a text decode");
+    fz_check(tok_decode(tk, ids.ids, ids.n, &back, &err) == 0, "the ids of a text decode");
     as_text(text, n, &want);
-    check(same(back.data, back.n, want.data, want.n), "decode(encode(text)) is the text");
-    check((repl == 0) == same(want.data, want.n, text, n), "replacements counted iff any");
+    fz_check(same(back.data, back.n, want.data, want.n), "decode(encode(text)) is the text");
+    fz_check((repl == 0) == same(want.data, want.n, text, n), "replacements counted iff any");
     tok_ids_free(&ids);
     tok_bytes_free(&back);
     tok_bytes_free(&want);
@@ -74,19 +68,19 @@ static void decode(const uint8_t *d, size_t n) {
     tok_bytes all = {0}, whole = {0}, streamed = {0}, one = {0};
     mt_err err;
     int rc = tok_decode(tk, ids, count, &all, &err);
-    check((rc != 0) == bad, "an id outside the vocabulary is an error, and only that");
+    fz_check((rc != 0) == bad, "an id outside the vocabulary is an error, and only that");
     if (!rc) {
         as_text(all.data, all.n, &whole);
         tok_utf8_stream s = {{0}};
         for (size_t i = 0; i < count; i++) {
             one.n = 0;
-            check(tok_decode(tk, &ids[i], 1, &one, &err) == 0, "one id decodes");
+            fz_check(tok_decode(tk, &ids[i], 1, &one, &err) == 0, "one id decodes");
             tok_utf8_stream_feed(&s, one.data, one.n, &streamed);
         }
         tok_utf8_stream_finish(&s, &streamed);
         tok_utf8_stream_free(&s);
-        check(same(streamed.data, streamed.n, whole.data, whole.n),
-              "streamed text = the text of all the bytes");
+        fz_check(same(streamed.data, streamed.n, whole.data, whole.n),
+                 "streamed text = the text of all the bytes");
     }
     free(ids);
     tok_bytes_free(&all);

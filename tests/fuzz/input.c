@@ -40,6 +40,13 @@ const char *fz_scratch(const char *what) {
     return path;
 }
 
+void fz_check(int ok, const char *what) {
+    if (!ok) {
+        fprintf(stderr, "property failed: %s\n", what);
+        abort();
+    }
+}
+
 void fz_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 static void put(hid_t obj, const char *name, hid_t type, hid_t space, const void *v) {

@@ -29,6 +29,10 @@ void fz_attr(fz *f, hid_t obj, const char *name, long long good, const char *goo
  * input, or from vals when not NULL; absent when the input says so. */
 void fz_dataset(fz *f, hid_t file, const char *name, hid_t type, const uint64_t *vals, size_t n);
 
+/* A property of the code under test: when it does not hold, the target says which and aborts (libFuzzer
+ * saves the input). */
+void fz_check(int ok, const char *what);
+
 /* Installs an HDF5 error handler that prints nothing (the readers report errors as values). */
 void fz_h5_quiet(void);
 
