@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/common.h"
+#include "model/jcfg.h"
 
 /* Appends one difference whole, or " ..." once when it no longer fits: a message is never cut mid-value.
  * Values are shortened to a prefix (mt_clip). */
@@ -60,7 +61,9 @@ int config_diff_json(const cJSON *a, const cJSON *b, const char *prefix, const c
 
 void config_diff(const char *saved_json, const char *current_json, char *model, char *train, size_t cap) {
     model[0] = train[0] = 0;
-    cJSON *s = cJSON_Parse(saved_json ? saved_json : ""), *c = cJSON_Parse(current_json ? current_json : "");
+    /* strict, as every config meshtrain reads: a duplicate key would make a config differ from itself */
+    cJSON *s = saved_json ? jcfg_parse(saved_json, strlen(saved_json), "checkpoint", NULL) : NULL;
+    cJSON *c = current_json ? jcfg_parse(current_json, strlen(current_json), "config", NULL) : NULL;
     config_diff_json(cJSON_GetObjectItemCaseSensitive(s, "model"),
                      cJSON_GetObjectItemCaseSensitive(c, "model"), "model", NULL, model, cap);
     static const char *const SECTIONS[] = {"data", "train", "parallel", "threads", "backend"};

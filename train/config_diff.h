@@ -23,7 +23,8 @@ int config_diff_json(const cJSON *a, const cJSON *b, const char *prefix, const c
 
 /* Fills `model` and `train` with the comma-separated key paths that differ ("" when none) between two
  * resolved run configs (JSON text): the model section, and the data, train, parallel, threads and backend
- * settings. Keys that describe where the run lives (run_dir) are ignored. */
+ * settings. Keys that describe where the run lives (run_dir) are ignored. A text that is not strict JSON
+ * (jcfg_parse: a duplicate key, say) counts as absent. */
 void config_diff(const char *saved_json, const char *current_json, char *model, char *train, size_t cap);
 
 #endif
