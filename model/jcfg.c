@@ -33,8 +33,8 @@ void jcfg_where(const jcfg_src *src, const char *path, char *out, size_t cap) {
 }
 
 static int failp(const jcfg_src *src, const char *prefix, const char *key, mt_err *err, const char *what) {
-    char path[256], where[512];
-    join(prefix, key, path, sizeof path);
+    char path[256], where[512], clip[MT_CLIP_CAP];
+    join(prefix, mt_clip(key, clip), path, sizeof path); /* a 10 MB key is quoted by its first bytes */
     jcfg_where(src, path, where, sizeof where);
     return mt_fail(err, "%s: %s", where, what);
 }

@@ -127,7 +127,11 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 r["data"]["train"] = "y" * 10_000_000
 json.dump(r, open(sys.argv[2] + "/huge.json", "w"))
+r["data"]["train"] = "x.h5"
+r["train"]["k" * 10_000_000] = 1
+json.dump(r, open(sys.argv[2] + "/hugekey.json", "w"))
 PY
+expect huge-key-clipped 2 "hugekey.json: train.k{64}\.\.\. \(10000000 bytes\): unknown key$" -- bin/train "$tmp/hugekey.json"
 expect huge-value-clipped 2 "^train: y{64}\.\.\. \(10000000 bytes\): cannot open token shard" -- bin/train "$tmp/huge.json"
 [ "$(wc -c <"$tmp/err")" -lt 300 ]
 say $? huge-value-short-line "$(wc -c <"$tmp/err") bytes"
