@@ -146,13 +146,13 @@ bin/train $R $E --eval-only --allow-untrained >"$tmp/out" 2>&1
 line=$(tail -1 "$tmp/out")
 [[ $line =~ ^eval_loss:\ [0-9]+\.[0-9]{9}$ ]] && grep -q '"step": 0, "val_loss": [0-9.]*, "val_sequences": 16}' "$tmp/ev/metrics.jsonl"
 say $? eval-only-recorded "$line / $(cat "$tmp/ev/metrics.jsonl" 2>&1)"
-bin/train $R $E --set train.eval_batches=1000 --set train.eval_every=1 --set train.steps=1 >"$tmp/out" 2>&1
+bin/train $R $E --set train.eval_batches=1001 --set train.eval_every=1 --set train.steps=1 >"$tmp/out" 2>&1
 nseq=$(sed -n 's/^eval: data.val has \([0-9]*\) sequences.*/\1/p' "$tmp/out")
-[ -n "$nseq" ] && grep -q "eval: data.val has $nseq sequences, fewer than train.eval_batches x micro_batch = 2000: each is used once" \
+[ -n "$nseq" ] && grep -q "eval: data.val has $nseq sequences, fewer than train.eval_batches x micro_batch = 2002: each is used once" \
     "$tmp/out" && grep -q "\"val_sequences\": $nseq}" "$tmp/ev/metrics.jsonl"
 say $? eval-batches-beyond-val "$(grep eval "$tmp/out")"
-# the mean over 1000 batches (wrapped) must equal the mean over the sequences once: eval-only at step 1 with
-# exactly n_seq/micro_batch batches (rounded up) gives the same number.
+# The mean over 1001 batches (which wrapped unevenly before) equals the mean over each sequence once:
+# --eval-only at step 1 with exactly n_seq/micro_batch batches (rounded up) gives the same number.
 a=$(grep -o '"val_loss": [0-9.]*' "$tmp/ev/metrics.jsonl" | tail -1)
 bin/train $R $E --eval-only --set train.eval_batches=$(( (nseq + 1) / 2 )) >/dev/null 2>&1
 b=$(grep -o '"val_loss": [0-9.]*' "$tmp/ev/metrics.jsonl" | tail -1)
