@@ -154,9 +154,10 @@ say $? eval-batches-beyond-val "$(grep eval "$tmp/out")"
 # The mean over 1001 batches (which wrapped unevenly before) equals the mean over each sequence once:
 # --eval-only at step 1 with exactly n_seq/micro_batch batches (rounded up) gives the same number.
 a=$(grep -o '"val_loss": [0-9.]*' "$tmp/ev/metrics.jsonl" | tail -1)
+n1=$(wc -l <"$tmp/ev/metrics.jsonl")
 bin/train $R $E --eval-only --set train.eval_batches=$(( (nseq + 1) / 2 )) >/dev/null 2>&1
 b=$(grep -o '"val_loss": [0-9.]*' "$tmp/ev/metrics.jsonl" | tail -1)
-[ -n "$a" ] && [ "$a" = "$b" ]
+[ -n "$a" ] && [ "$a" = "$b" ] && [ "$(wc -l <"$tmp/ev/metrics.jsonl")" = $((n1 + 1)) ]
 say $? eval-batches-each-once "$a vs $b"
 
 # A checkpoint of another model: the refusal lists whole items, never a value cut in the middle.

@@ -293,7 +293,7 @@ for sig in TERM INT; do
     rm -f "$tmp/fifo.jsonl" && mkfifo "$tmp/fifo.jsonl"
     $P jsonl --in "$tmp/fifo.jsonl" --out "$tmp/sig$sig" --val-fraction 0 2>"$tmp/err" &
     pid=$!
-    exec 7>"$tmp/fifo.jsonl"
+    exec 7<>"$tmp/fifo.jsonl" # read-write: the open does not wait for bin/prepare, and no write gets SIGPIPE
     yes '{"text": "some words for the shard"}' | head -n 60000 >&7 # 2 MB: past the first 1 MiB read
     for i in $(seq 100); do ls "$tmp/sig$sig/train/"*.tmp >/dev/null 2>&1 && break; sleep 0.1; done
     had_tmp=$(ls "$tmp/sig$sig/train/" 2>/dev/null)
