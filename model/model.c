@@ -159,26 +159,60 @@ static model *model_new(const model_config *cfg, ops *o, int B, int T, comm_ctx 
     return m;
 }
 
-model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute) {
+static int uses_lora(const lora_config *lc) { return lc && lc->rank > 0; }
+
+/* The adapters of lc for this rank's shard, with x A^T kept in n_sets sets of B x T_max rows. */
+static void add_lora(model *m, const lora_config *lc, int n_sets, int training) {
+    comm_ctx *c = m->comm;
+    m->lora = lora_create(m->o, &m->table, &m->cfg, lc, c ? c->size[COMM_TP] : 1, c ? c->rank[COMM_TP] : 0,
+                          c ? c->size[COMM_DP] : 1, (size_t)m->B * m->T_max, n_sets, training);
+}
+
+model *model_create_lora(const model_config *cfg, const lora_config *lc, ops *o, int B, int T, comm_ctx *comm,
+                         int recompute) {
     model *m = model_new(cfg, o, B, T, comm);
+    int n_sets = recompute ? 1 : cfg->n_layer;
     m->recompute = recompute;
-    m->grads = alloc_f(m, m->flat_n);
-    alloc_forward(m, cfg->n_layer + 1, recompute ? 1 : cfg->n_layer, (size_t)B * T);
+    if (!uses_lora(lc))
+        m->grads = alloc_f(m, m->flat_n);
+    alloc_forward(m, cfg->n_layer + 1, n_sets, (size_t)B * T);
     alloc_training(m);
+    if (uses_lora(lc)) {
+        add_lora(m, lc, n_sets, 1);
+        m->sink = alloc_f(m, 2 * (size_t)cfg->d_model);
+    }
     return m;
 }
 
-model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, comm_ctx *comm) {
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute) {
+    return model_create_lora(cfg, NULL, o, B, T, comm, recompute);
+}
+
+model *model_create_infer_lora(const model_config *cfg, const lora_config *lc, ops *o, int B, int T_max,
+                               comm_ctx *comm) {
     model *m = model_new(cfg, o, B, T_max, comm);
     /* A layer's activations are dead once the next layer has read its output: two residual streams used
      * in turn and one set of layer buffers serve every layer. */
     alloc_forward(m, 2, 1, (size_t)B);
     m->kv = kv_create(o, cfg, B, T_max, (int)local_rows(m, m->table.layer[0].q_w));
+    if (uses_lora(lc))
+        add_lora(m, lc, 1, 0);
     return m;
+}
+
+model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, comm_ctx *comm) {
+    return model_create_infer_lora(cfg, NULL, o, B, T_max, comm);
 }
 
 model *model_create(const model_config *cfg, ops *o, int B, int T) {
     return model_create_sharded(cfg, o, B, T, NULL, 0);
+}
+
+param_set model_base(const model *m) { return (param_set){&m->table, m->params, m->grads, m->flat_n, 0}; }
+
+param_set model_trainable(const model *m) {
+    const lora_set *l = m->lora;
+    return l ? (param_set){&l->table, l->params, l->grads, l->flat_n, l->tp_partial_n} : model_base(m);
 }
 
 /* Sums a [N, d] partial result over the tensor-parallel group (SPEC 4.3). */
@@ -207,9 +241,10 @@ void model_free(model *m) {
     ops_buf *bufs[] = {a->ids,      a->targets, a->weights, a->proj,     a->lnf,  a->lnf_mean,
                        a->lnf_rstd, a->logits,  a->rowmax,  a->ce_stats, a->loss, a->rope,
                        a->d_resid,  a->d_ln,    a->d_att,   a->dq,       a->dk,   a->dv,
-                       a->d_scores, a->d_fc,    m->params,  m->grads};
+                       a->d_scores, a->d_fc,    m->params,  m->grads,    m->sink};
     if (m->work != m->params)
         o->free(o, m->work);
+    lora_free(o, m->lora);
     kv_free(o, m->kv);
     free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     free(a->resid);
@@ -232,29 +267,45 @@ void model_init_params(model *m, uint64_t seed) {
         m->o->from_host(m->o, (ops_ptr){m->params, m->table.p[i].offset}, host, m->table.p[i].numel);
     }
     free(host);
+    if (m->lora)
+        lora_init(m->o, m->lora, &m->cfg, seed);
 }
 
-void model_zero_grads(model *m) { m->o->zero(m->o, P0(m->grads), m->flat_n); }
+void model_zero_grads(model *m) {
+    param_set ps = model_trainable(m);
+    m->o->zero(m->o, P0(ps.grads), ps.flat_n);
+    if (m->sink)
+        m->o->zero(m->o, P0(m->sink), 2 * (size_t)m->cfg.d_model);
+}
+
+/* The adapter of base weight w, or -1. */
+static int adapter_of(const model *m, int w) { return m->lora ? m->lora->of_base[w] : -1; }
 
 /* y[N, out] = x[N, in] W^T (+ b), W is the local [out, in] shard of parameter w. */
 static void linear_fwd(model *m, ops_ptr y, ops_ptr x, int w, int b, float beta) {
     const param_info *p = &m->table.p[w];
     int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
     m->o->matmul(m->o, 0, 1, N, out, in, 1.0f, x, in, W(m, w), in, beta, y, out);
+    if (adapter_of(m, w) >= 0)
+        lora_fwd(m->o, m->lora, adapter_of(m, w), y, x, N);
     if (b >= 0)
         m->o->add_bias(m->o, y, W(m, b), N, out, out);
 }
 
-/* dW += dy^T x, db += colsum(dy), and dx = dy W (accumulated when beta = 1; skipped when dx.buf is
- * NULL). */
+/* dW += dy^T x, db += colsum(dy) (not for a frozen base), and dx = dy W (accumulated when beta = 1;
+ * skipped when dx.buf is NULL), plus the adapter's gradients and its share of dx. */
 static void linear_bwd(model *m, ops_ptr dx, ops_ptr dy, ops_ptr x, int w, int b, float beta) {
     const param_info *p = &m->table.p[w];
     int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
-    m->o->matmul(m->o, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(m, w), in);
-    if (b >= 0)
-        m->o->bias_grad(m->o, G(m, b), dy, N, out, out);
+    if (m->grads) {
+        m->o->matmul(m->o, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(m, w), in);
+        if (b >= 0)
+            m->o->bias_grad(m->o, G(m, b), dy, N, out, out);
+    }
     if (dx.buf)
         m->o->matmul(m->o, 0, 0, N, in, out, 1.0f, dy, out, W(m, w), in, beta, dx, in);
+    if (adapter_of(m, w) >= 0)
+        lora_bwd(m->o, m->lora, adapter_of(m, w), dx, dy, x, N);
 }
 
 static ops_attn_shape attn_shape(model *m, int layer) {
@@ -334,10 +385,12 @@ static void layernorm_fwd(model *m, ops_ptr out, ops_buf *mean, ops_buf *rstd, o
                         (float)m->cfg.ln_eps);
 }
 
+/* A frozen base's gain and bias gradients go to the sink (the op computes them with dx). */
 static void layernorm_bwd(model *m, ops_ptr dx, ops_ptr dout, ops_ptr x, ops_buf *mean, ops_buf *rstd, int w,
                           int b) {
-    m->o->layernorm_bwd(m->o, dx, G(m, w), G(m, b), dout, x, P0(mean), P0(rstd), W(m, w), m->B * m->T,
-                        m->cfg.d_model);
+    ops_ptr dg = m->grads ? G(m, w) : P0(m->sink),
+            db = m->grads ? G(m, b) : ops_at(P0(m->sink), m->cfg.d_model);
+    m->o->layernorm_bwd(m->o, dx, dg, db, dout, x, P0(mean), P0(rstd), W(m, w), m->B * m->T, m->cfg.d_model);
 }
 
 /* Adds the biases of the projections that write into the residual stream (once, after the partial
@@ -348,7 +401,7 @@ static void add_resid_bias(model *m, ops_ptr proj, int b) {
 }
 
 static void resid_bias_grad(model *m, ops_ptr d, int b) {
-    if (b >= 0)
+    if (b >= 0 && m->grads)
         m->o->bias_grad(m->o, G(m, b), d, m->B * m->T, m->cfg.d_model, m->cfg.d_model);
 }
 
@@ -435,6 +488,8 @@ static void load_batch(model *m, const int32_t *tokens, const float *weights) {
 static void sync_work(model *m) {
     if (m->work != m->params)
         m->o->cast(m->o, P0(m->work), P0(m->params), m->flat_n);
+    if (m->lora)
+        lora_sync_work(m->o, m->lora);
 }
 
 /* The B x T ids already on the device, at positions pos .. pos + T - 1, through the embedding, every layer
@@ -502,6 +557,8 @@ void model_backward(model *m) {
             layer_fwd(m, l);
         layer_bwd(m, l);
     }
+    if (!m->grads) /* a frozen base: the embeddings have nothing to learn */
+        return;
     const param_info *wte = &m->table.p[m->table.wte];
     o->embed_bwd(o, G(m, m->table.wte), P0(a->ids), P0(a->d_resid), N, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);
@@ -509,16 +566,26 @@ void model_backward(model *m) {
         o->pos_bwd(o, G(m, m->table.wpe), P0(a->d_resid), m->B, m->T, c->d_model);
 }
 
-void model_get_tensor(model *m, ops_buf *flat, int index, float *out) {
-    const param_info *p = &m->table.p[index];
+void param_set_get_tensor(ops *o, const param_set *ps, ops_buf *flat, int index, float *out) {
+    const param_info *p = &ps->table->p[index];
     size_t n = (size_t)(p->valid_rows * p->local_shape[1]); /* rows beyond the global shape are padding */
-    m->o->to_host(m->o, out, (ops_ptr){flat, p->offset}, n);
+    o->to_host(o, out, (ops_ptr){flat, p->offset}, n);
+}
+
+void param_set_set_tensor(ops *o, const param_set *ps, ops_buf *flat, int index, const float *in) {
+    const param_info *p = &ps->table->p[index];
+    size_t n = (size_t)(p->valid_rows * p->local_shape[1]);
+    o->from_host(o, (ops_ptr){flat, p->offset}, in, n);
+}
+
+void model_get_tensor(model *m, ops_buf *flat, int index, float *out) {
+    param_set ps = model_base(m);
+    param_set_get_tensor(m->o, &ps, flat, index, out);
 }
 
 void model_set_tensor(model *m, ops_buf *flat, int index, const float *in) {
-    const param_info *p = &m->table.p[index];
-    size_t n = (size_t)(p->valid_rows * p->local_shape[1]);
-    m->o->from_host(m->o, (ops_ptr){flat, p->offset}, in, n);
+    param_set ps = model_base(m);
+    param_set_set_tensor(m->o, &ps, flat, index, in);
 }
 
 void model_get_logits(model *m, float *out) {

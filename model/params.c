@@ -9,8 +9,8 @@
 
 static long gcd(long a, long b) { return b ? gcd(b, a % b) : a; }
 
-static int add(param_table *t, int cap, const char *name, int ndim, long rows, long cols, tp_rule rule,
-               init_kind init, const model_config *c, int tp, int tp_rank) {
+int param_table_add(param_table *t, int cap, const char *name, int ndim, long rows, long cols, tp_rule rule,
+                    init_kind init, int tp, int tp_rank) {
     CHECK(t->n < cap, "parameter table overflow");
     param_info *p = &t->p[t->n];
     memset(p, 0, sizeof *p);
@@ -46,7 +46,6 @@ static int add(param_table *t, int cap, const char *name, int ndim, long rows, l
     p->decay = ndim >= 2;
     p->rule = rule;
     p->init = init;
-    (void)c;
     return t->n++;
 }
 
@@ -59,7 +58,7 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
     t->padded_vocab = (long)mt_round_up((size_t)c->vocab_size, (size_t)quantum);
     long d = c->d_model, f = c->d_ff, V = c->vocab_size;
 #define ADD(name, ndim, rows, cols, rule, init)                                                              \
-    add(t, cap, name, ndim, rows, cols, rule, init, c, tp, tp_rank)
+    param_table_add(t, cap, name, ndim, rows, cols, rule, init, tp, tp_rank)
     t->wte = ADD("wte", 2, V, d, TP_VOCAB, INIT_NORMAL);
     t->wpe = c->rotary_dim == 0 ? ADD("wpe", 2, c->n_ctx, d, TP_REPLICATED, INIT_NORMAL) : -1;
     char nm[64];
@@ -135,6 +134,11 @@ static uint64_t name_hash(const char *s) {
     return h;
 }
 
+/* Uniform in [0, 1) from one counter. */
+static double uniform_at(uint64_t key, uint64_t index) {
+    return (double)(mix64(key ^ mix64(index)) >> 11) / 9007199254740992.0;
+}
+
 /* Standard normal from two 53-bit uniforms of one counter (Box-Muller). */
 static double normal_at(uint64_t key, uint64_t index) {
     uint64_t a = mix64(key ^ mix64(2 * index)), b = mix64(key ^ mix64(2 * index + 1));
@@ -158,8 +162,11 @@ void param_init_tensor(const param_table *t, const model_config *c, uint64_t see
             float v = 0.0f;
             if (p->init == INIT_ONES)
                 v = 1.0f;
+            uint64_t index = (uint64_t)(gr * p->shape[1] + gc);
             if (p->init == INIT_NORMAL || p->init == INIT_NORMAL_RESID)
-                v = (float)(std * normal_at(key, (uint64_t)(gr * p->shape[1] + gc)));
+                v = (float)(std * normal_at(key, index));
+            if (p->init == INIT_FAN_IN_UNIFORM)
+                v = (float)((2.0 * uniform_at(key, index) - 1.0) / sqrt((double)p->shape[1]));
             out[r * p->local_shape[1] + col] = v;
         }
     }

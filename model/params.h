@@ -18,7 +18,9 @@ typedef enum {
     TP_VOCAB,      /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
 } tp_rule;
 
-typedef enum { INIT_NORMAL, INIT_NORMAL_RESID, INIT_ONES, INIT_ZEROS } init_kind;
+/* INIT_FAN_IN_UNIFORM: U(-1/sqrt(in), 1/sqrt(in)) for a [out, in] matrix, which is PyTorch's default
+ * kaiming_uniform_(a = sqrt(5)) for nn.Linear and PEFT's initialization of LoRA's A. */
+typedef enum { INIT_NORMAL, INIT_NORMAL_RESID, INIT_ONES, INIT_ZEROS, INIT_FAN_IN_UNIFORM } init_kind;
 
 typedef struct {
     char name[64];
@@ -54,6 +56,12 @@ typedef struct {
 /* Builds the table of a model for tensor-parallel rank tp_rank of tp. */
 void param_table_build(param_table *t, const model_config *c, int tp, int tp_rank);
 void param_table_free(param_table *t);
+
+/* Appends tensor `name` of global shape [rows, cols] (cols = 1 when ndim is 1) to a table allocated for cap
+ * entries, sharded by `rule` for tp rank tp_rank of tp; returns its index. Used by param_table_build and by
+ * the LoRA adapters' own table (model/lora.c). */
+int param_table_add(param_table *t, int cap, const char *name, int ndim, long rows, long cols, tp_rule rule,
+                    init_kind init, int tp, int tp_rank);
 
 /* The HF-layout parameter count (global shapes; what `params:` prints). */
 long param_count(const param_table *t);

@@ -2,6 +2,7 @@
  * with per-block CRC32C checksums (DESIGN 6, 7). */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -253,5 +254,34 @@ int ckpt_read_dataset(hid_t file, const char *path, const char *name, size_t n, 
     }
     free(crc);
     H5Dclose(d);
+    return rc;
+}
+
+int ckpt_params_identity(const char *path, const param_table *t, uint32_t *crc, mt_err *err) {
+    h5_quiet();
+    hid_t f = ckpt_open(path, err);
+    if (f < 0)
+        return -1;
+    uint32_t id = 0;
+    size_t total = 0;
+    int rc = 0;
+    for (int i = 0; i < t->n && !rc; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "params/%s", t->p[i].name);
+        hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+        size_t n = 0;
+        uint32_t *blocks = d >= 0 ? get_crcs(d, &n) : NULL;
+        if (!blocks)
+            rc = mt_fail(err, "%s: dataset /%s or its crc32c attribute is missing", path, name);
+        else /* crc32c of all the block checksums, one array after the other */
+            id = total ? crc32c_combine(id, crc32c(blocks, n * sizeof *blocks), n * sizeof *blocks)
+                       : crc32c(blocks, n * sizeof *blocks);
+        total += n;
+        free(blocks);
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    H5Fclose(f);
+    *crc = id;
     return rc;
 }

@@ -16,12 +16,14 @@ static inline const char *ckpt_group(int kind) {
     return kind == CKPT_PARAMS ? "params" : kind == CKPT_M ? "optim/m" : "optim/v";
 }
 
-/* The flat buffer of a kind and the flat offsets [*lo, *hi) it covers (NULL: moments not kept). */
-static inline ops_buf *ckpt_kind_buf(model *m, optim_state *opt, int kind, size_t *lo, size_t *hi) {
+/* The flat buffer of a kind of parameter set ps and the flat offsets [*lo, *hi) it covers (NULL: moments
+ * not kept). */
+static inline ops_buf *ckpt_kind_buf(const param_set *ps, optim_state *opt, int kind, size_t *lo,
+                                     size_t *hi) {
     *lo = 0;
-    *hi = m->flat_n;
+    *hi = ps->flat_n;
     if (kind == CKPT_PARAMS)
-        return m->params;
+        return ps->params;
     if (!opt)
         return NULL;
     *lo = opt->lo;

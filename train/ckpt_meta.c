@@ -11,14 +11,18 @@
 /* The root attributes as one text, in a fixed order: what the attribute checksum covers. */
 static char *meta_text(const ckpt_meta *meta) {
     const char *config = meta->config_json ? meta->config_json : "{}";
-    size_t cap = strlen(config) + 512;
+    size_t cap = strlen(config) + (meta->lora_base ? strlen(meta->lora_base) : 0) + 600;
     char *t = mt_malloc(cap);
-    snprintf(t, cap,
-             "format=%s\nformat_version=%d\nstep=%ld\ntokens_seen=%ld\nloader_epoch=%ld\nloader_cursor=%ld\n"
-             "rng_state=%llu\nworld_dp=%d\nworld_tp=%d\nthreads=%d\nconfig=%s",
-             CKPT_FORMAT, CKPT_FORMAT_VERSION, meta->step, meta->tokens_seen, meta->loader_epoch,
-             meta->loader_cursor, (unsigned long long)meta->rng_state, meta->world_dp, meta->world_tp,
-             meta->threads, config);
+    int n =
+        snprintf(t, cap,
+                 "format=%s\nformat_version=%d\nstep=%ld\ntokens_seen=%ld\nloader_epoch=%ld\nloader_cursor=%"
+                 "ld\nrng_state=%llu\nworld_dp=%d\nworld_tp=%d\nthreads=%d\nconfig=%s",
+                 CKPT_FORMAT, CKPT_FORMAT_VERSION, meta->step, meta->tokens_seen, meta->loader_epoch,
+                 meta->loader_cursor, (unsigned long long)meta->rng_state, meta->world_dp, meta->world_tp,
+                 meta->threads, config);
+    if (meta->lora_base) /* adapter checkpoints only: the text of every other checkpoint is unchanged */
+        snprintf(t + n, cap - (size_t)n, "\nlora_base=%s\nlora_base_crc32c=%u", meta->lora_base,
+                 (unsigned)meta->lora_base_crc);
     return t;
 }
 
@@ -42,6 +46,10 @@ int ckpt_write_meta(hid_t f, const ckpt_meta *meta) {
     bad |= ckpt_put_i64(f, "world_dp", meta->world_dp);
     bad |= ckpt_put_i64(f, "world_tp", meta->world_tp);
     bad |= ckpt_put_i64(f, "threads", meta->threads);
+    if (meta->lora_base) {
+        bad |= ckpt_put_str(f, "lora_base", meta->lora_base);
+        bad |= ckpt_put_u64(f, "lora_base_crc32c", meta->lora_base_crc);
+    }
     bad |= ckpt_put_u64(f, "meta_crc32c", meta_crc(meta));
     return bad ? -1 : 0;
 }
@@ -105,6 +113,14 @@ static int read_fields(hid_t f, const char *path, ckpt_meta *got, uint64_t *crc,
                        .threads = (int)v[6],
                        .config_json = config};
     *narrowed = got->world_dp != v[4] || got->world_tp != v[5] || got->threads != v[6];
+    uint64_t base_crc = 0;
+    got->lora_base = ckpt_get_str(f, "lora_base");
+    if (got->lora_base && ckpt_get_u64(f, "lora_base_crc32c", &base_crc)) {
+        ckpt_meta_free(got);
+        return mt_fail(err, "%s: attribute lora_base_crc32c is missing or not an integer", path);
+    }
+    got->lora_base_crc = (uint32_t)base_crc;
+    *narrowed |= got->lora_base_crc != base_crc;
     return 0;
 }
 
@@ -131,5 +147,7 @@ void ckpt_meta_free(ckpt_meta *m) {
     if (!m)
         return;
     free(m->config_json);
+    free(m->lora_base);
     m->config_json = NULL;
+    m->lora_base = NULL;
 }

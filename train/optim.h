@@ -11,8 +11,9 @@ typedef struct {
     double weight_decay, beta1, beta2, eps, clip;
 } optim_config;
 
-/* The range of the flat buffers this rank updates: all of it, or with ZeRO-1 (DESIGN 5) its 1/dp slice,
- * for which alone it keeps the Adam moments. */
+/* The range of the flat buffers of the trainable parameters (model_trainable: the model's, or its LoRA
+ * adapters') this rank updates: all of it, or with ZeRO-1 (DESIGN 5) its 1/dp slice, for which alone it
+ * keeps the Adam moments. */
 typedef struct {
     int zero;
     size_t lo, hi;

@@ -2,8 +2,8 @@
 #include "run_config.h"
 
 #include <glob.h>
-#include <limits.h>
 #include <libgen.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,9 @@ static const char *const TRAIN_KEYS[] = {
     "global_batch",  "micro_batch", "steps",        "lr",           "end_lr",    "warmup_steps",
     "anneal_steps",  "schedule",    "weight_decay", "beta1",        "beta2",     "eps",
     "clip",          "z_loss",      "eval_every",   "eval_batches", "log_every", "seed",
-    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", "recompute", NULL};
+    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", "recompute",
+    "lora",          NULL};
+static const char *const LORA_KEYS[] = {"rank", "alpha", "targets", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];
@@ -108,6 +110,53 @@ static int parse_parallel(run_config *rc, const jcfg_src *src, const cJSON *par,
     return 0;
 }
 
+int run_config_parse_lora(const jcfg_src *src, const model_config *mc, const cJSON *lo, lora_config *lc,
+                          mt_err *err) {
+    *lc = (lora_config){0};
+    if (!lo || cJSON_IsNull(lo))
+        return 0;
+    lc->alpha = -1;
+    if (!cJSON_IsObject(lo))
+        return fail_at(src, "train.lora", err,
+                       "must be an object {\"rank\", \"alpha\", \"targets\"} or null");
+    if (jcfg_only_keys(src, "train.lora", lo, LORA_KEYS, err) ||
+        jcfg_int(src, "train.lora", lo, "rank", 1, 1, 1 << 20, &lc->rank, err) ||
+        jcfg_num(src, "train.lora", lo, "alpha", 0, 1e-6, 1e6, &lc->alpha, err))
+        return -1;
+    if (lc->alpha < 0)
+        lc->alpha = lc->rank;
+    const cJSON *targets = cJSON_GetObjectItemCaseSensitive(lo, "targets");
+    if (!targets)
+        lc->targets = 1u << LORA_Q | 1u << LORA_V;
+    else if (!cJSON_IsArray(targets))
+        return fail_at(src, "train.lora.targets", err,
+                       "must be a list of q_proj, k_proj, v_proj, out_proj, fc_in, fc_out");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, targets) {
+        int t = cJSON_IsString(e) ? lora_target_find(e->valuestring) : -1;
+        if (t < 0) {
+            char what[200];
+            snprintf(what, sizeof what,
+                     "unknown target %s (one of q_proj, k_proj, v_proj, out_proj, fc_in, fc_out)",
+                     cJSON_IsString(e) ? e->valuestring : "(not a string)");
+            return fail_at(src, "train.lora.targets", err, what);
+        }
+        lc->targets |= 1u << t;
+    }
+    char why[200];
+    return lora_problem(mc, lc, why, sizeof why) ? fail_at(src, "train.lora", err, why) : 0;
+}
+
+/* LoRA adapts a trained model: it needs train.init_from. */
+static int parse_lora(run_config *rc, const jcfg_src *src, const cJSON *lo, mt_err *err) {
+    if (run_config_parse_lora(src, &rc->model, lo, &rc->lora, err))
+        return -1;
+    if (rc->lora.rank && !rc->init_from[0])
+        return fail_at(src, "train.lora", err,
+                       "needs train.init_from: the checkpoint of the base model to adapt");
+    return 0;
+}
+
 static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_err *err) {
     optim_config *o = &rc->optim;
     const char *schedule = "cosine";
@@ -159,6 +208,8 @@ static int parse_train(run_config *rc, const jcfg_src *src, const cJSON *tr, mt_
         return fail_at(src, "train.schedule", err, "must be \"cosine\" or \"constant\"");
     o->cosine = strcmp(schedule, "cosine") == 0;
     snprintf(rc->init_from, sizeof rc->init_from, "%s", init_from);
+    if (parse_lora(rc, src, tr ? cJSON_GetObjectItemCaseSensitive(tr, "lora") : NULL, err))
+        return -1;
     if (o->end_lr < 0)
         o->end_lr = 0.1 * o->lr;
     if (o->anneal_steps < 0)
@@ -254,6 +305,16 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     cJSON_AddNumberToObject(t, "keep_every", (double)rc->keep_every);
     cJSON_AddStringToObject(t, "init_from", rc->init_from);
     cJSON_AddBoolToObject(t, "recompute", rc->recompute);
+    if (rc->lora.rank) {
+        cJSON *lo = cJSON_AddObjectToObject(t, "lora"), *tl = cJSON_AddArrayToObject(lo, "targets");
+        cJSON_AddNumberToObject(lo, "rank", rc->lora.rank);
+        cJSON_AddNumberToObject(lo, "alpha", rc->lora.alpha);
+        for (int k = 0; k < LORA_N_TARGETS; k++)
+            if (rc->lora.targets >> k & 1)
+                cJSON_AddItemToArray(tl, cJSON_CreateString(LORA_TARGET_NAMES[k]));
+    } else {
+        cJSON_AddNullToObject(t, "lora");
+    }
     rc->resolved = r;
 }
 

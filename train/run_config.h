@@ -5,6 +5,7 @@
 
 #include "data/loader.h"
 #include "model/config.h"
+#include "model/lora.h"
 #include "train/optim.h"
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     long keep_every;
     char init_from[4096]; /* parameters only, fresh optimizer, step 0 (fine-tuning) */
     int recompute;        /* rerun each layer's forward in the backward instead of keeping its activations */
+    lora_config lora;     /* train.lora: rank 0 when absent (every parameter is trained) */
     cJSON *resolved;   /* the whole config with defaults filled in (config.json) */
 } run_config;
 
@@ -43,5 +45,10 @@ typedef struct {
 int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok, int world,
                     mt_err *err);
 void run_config_free(run_config *rc);
+
+/* train.lora (model/lora.h) of a config tree: rank (required), alpha (default: rank, a scale of 1), targets
+ * (default q_proj and v_proj, as alpaca-lora and PEFT's default for GPT-J); absent or null: rank 0. */
+int run_config_parse_lora(const jcfg_src *src, const model_config *mc, const cJSON *lo, lora_config *lc,
+                          mt_err *err);
 
 #endif

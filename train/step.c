@@ -2,20 +2,24 @@
 
 #include <math.h>
 
-/* Sums the accumulated gradient over the data-parallel group: all of it, or with ZeRO-1 only the slice
- * this rank updates (reduce-scatter). */
+/* Completes the partial tp sums of LoRA's replicated factors (lora.h), then sums the accumulated gradient
+ * over the data-parallel group: all of it, or with ZeRO-1 only the slice this rank updates
+ * (reduce-scatter). */
 static void reduce_grads(model *m, optim_state *s) {
     comm_ctx *c = m->comm;
+    param_set ps = model_trainable(m);
+    if (c && c->size[COMM_TP] > 1 && ps.tp_partial_n)
+        comm_allreduce(c, COMM_TP, COMM_SUM, m->o, (ops_ptr){ps.grads, 0}, ps.tp_partial_n);
     if (!c || c->size[COMM_DP] == 1)
         return;
     if (s->zero)
-        comm_reduce_scatter(c, COMM_DP, m->o, (ops_ptr){m->grads, 0}, optim_grad(s, m), s->hi - s->lo);
+        comm_reduce_scatter(c, COMM_DP, m->o, (ops_ptr){ps.grads, 0}, optim_grad(s, m), s->hi - s->lo);
     else
-        comm_allreduce(c, COMM_DP, COMM_SUM, m->o, (ops_ptr){m->grads, 0}, m->flat_n);
+        comm_allreduce(c, COMM_DP, COMM_SUM, m->o, (ops_ptr){ps.grads, 0}, ps.flat_n);
 }
 
-void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro, const int32_t *tokens,
-                const float *weights, step_result *r) {
+void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro,
+                const int32_t *tokens, const float *weights, step_result *r) {
     size_t ntok = (size_t)m->B * (m->T + 1), nw = (size_t)m->B * m->T;
     double sums[2] = {0, 0}; /* sum(w * CE), sum(w) */
     model_zero_grads(m);
@@ -41,5 +45,5 @@ void train_step(model *m, optim_state *s, const optim_config *c, long step, int 
     if (!r->skipped)
         optim_apply(s, m, c, step, optim_clip_factor(c, r->grad_norm) / sums[1]);
     if (s->zero) /* every rank's updated slice back into everyone's parameters */
-        comm_allgather(m->comm, COMM_DP, m->o, (ops_ptr){m->params, 0}, s->hi - s->lo);
+        comm_allgather(m->comm, COMM_DP, m->o, (ops_ptr){model_trainable(m).params, 0}, s->hi - s->lo);
 }

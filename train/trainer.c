@@ -28,15 +28,23 @@ void trainer_dry_run(const run_config *rc) {
     free(json);
     /* The CUDA backend keeps activations and a working copy of the weights in bf16. */
     ops *sizer = ops_sizer_create(strcmp(rc->backend, "cuda") ? OPS_F32 : OPS_BF16);
-    model *m = model_create_sharded(&rc->model, sizer, rc->micro_batch, rc->seq_len, NULL, rc->recompute);
-    size_t weights = m->table.total * sizeof(float);
-    size_t work = m->work != m->params ? m->table.total * 2 : 0;
+    model *m =
+        model_create_lora(&rc->model, &rc->lora, sizer, rc->micro_batch, rc->seq_len, NULL, rc->recompute);
+    param_set trainable = model_trainable(m);
+    /* Under LoRA the weights are the frozen base and the adapters, and only the adapters have gradients
+     * and Adam moments. */
+    size_t n_weights = m->table.total + (m->lora ? m->lora->table.total : 0);
+    size_t weights = n_weights * sizeof(float), grads = trainable.table->total * sizeof(float);
+    size_t work = m->work != m->params ? n_weights * 2 : 0;
     size_t total = ops_sizer_bytes(sizer);
     printf("params: %ld\n", param_count(&m->table));
+    if (m->lora)
+        printf("trainable params: %ld (LoRA adapters, rank %d, alpha %g)\n", param_count(trainable.table),
+               rc->lora.rank, rc->lora.alpha);
     printf("memory per rank (GiB, backend %s): weights %.3f, grads %.3f, optimizer %.3f, bf16 weights %.3f, "
            "activations %.3f, total %.3f\n",
-           rc->backend, gib(weights), gib(weights), gib(2 * weights), gib(work),
-           gib(total - 2 * weights - work), gib(total + 2 * weights));
+           rc->backend, gib(weights), gib(grads), gib(2 * grads), gib(work),
+           gib(total - weights - grads - work), gib(total + 2 * grads));
     printf("model FLOPs per token: %.4g\n", model_flops_per_token(&m->cfg, &m->table, rc->seq_len));
     model_free(m);
     sizer->destroy(sizer);
@@ -70,6 +78,7 @@ typedef struct {
     float *weights;
     metrics log;
     double sgemm_gflops, flops_per_token;
+    uint32_t base_id; /* LoRA: ckpt_params_identity of the frozen base (train.init_from) */
 } trainer;
 
 /* Token-weighted mean loss over eval_batches fixed micro-batches of the validation set, dealt out over
@@ -154,7 +163,9 @@ static int save(trainer *t, mt_err *err) {
                       .world_dp = t->dp,
                       .world_tp = rc->tp,
                       .threads = rc->threads,
-                      .config_json = json};
+                      .config_json = json,
+                      .lora_base = rc->lora.rank ? (char *)rc->init_from : NULL,
+                      .lora_base_crc = t->base_id};
     double t0 = mt_now();
     int bad = ckpt_save(t->ckpt_dir, &meta, t->m, &t->opt, rc->keep_last, (int)rc->keep_every, world(t), err);
     free(json);
@@ -207,7 +218,14 @@ static int load(trainer *t, const char *path, int params_only, mt_err *err) {
     config_diff(meta.config_json, now, model_diff, train_diff, sizeof model_diff);
     free(now);
     int rc = 0;
-    if (model_diff[0] && !params_only)
+    if (!params_only && t->rc->lora.rank && meta.lora_base_crc != t->base_id)
+        rc =
+            mt_fail(err,
+                    "%s: adapter checkpoint of another base: it was trained on %s (parameter identity %08x), "
+                    "and train.init_from %s has %08x",
+                    path, meta.lora_base ? meta.lora_base : "(no base named)", (unsigned)meta.lora_base_crc,
+                    t->rc->init_from, (unsigned)t->base_id);
+    else if (model_diff[0] && !params_only)
         rc = mt_fail(err,
                      "%s: the model config differs from the checkpoint's: %s (start a new run_dir, or use "
                      "train.init_from to take only its parameters)",
@@ -240,13 +258,25 @@ static int load(trainer *t, const char *path, int params_only, mt_err *err) {
     return rc;
 }
 
+/* LoRA: the frozen base from train.init_from, and its identity, which adapter checkpoints carry. */
+static int load_base(trainer *t, mt_err *err) {
+    const char *base = t->rc->init_from;
+    if (ckpt_load_base(base, NULL, t->m, world(t), err) ||
+        comm_agree(&t->comm, ckpt_params_identity(base, &t->m->table, &t->base_id, err), err))
+        return -1;
+    metrics_note(&t->log, "LoRA on base %s (parameter identity %08x, frozen): %ld trainable parameters", base,
+                 (unsigned)t->base_id, param_count(model_trainable(t->m).table));
+    return 0;
+}
+
 static int restore(trainer *t, mt_err *err) {
     char path[4300];
-    if (resume_path(t, path, sizeof path, err))
+    int lora = t->rc->lora.rank > 0;
+    if (resume_path(t, path, sizeof path, err) || (lora && load_base(t, err)))
         return -1;
     if (path[0])
         return load(t, path, 0, err);
-    if (t->rc->init_from[0])
+    if (t->rc->init_from[0] && !lora)
         return load(t, t->rc->init_from, 1, err);
     return 0;
 }
@@ -297,7 +327,7 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
         o->destroy(o);
         return -1;
     }
-    t->m = model_create_sharded(&rc->model, o, rc->micro_batch, rc->seq_len, &t->comm, rc->recompute);
+    t->m = model_create_lora(&rc->model, &rc->lora, o, rc->micro_batch, rc->seq_len, &t->comm, rc->recompute);
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);
     optim_state_init(&t->opt, t->m, rc->zero);

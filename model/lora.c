@@ -1,0 +1,188 @@
+#include "lora.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+const char *const LORA_TARGET_NAMES[LORA_N_TARGETS] = {"q_proj",   "k_proj", "v_proj",
+                                                       "out_proj", "fc_in",  "fc_out"};
+
+int lora_target_find(const char *name) {
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (!strcmp(name, LORA_TARGET_NAMES[t]))
+            return t;
+    return -1;
+}
+
+/* The weight of target t in a layer's parameters. */
+static int target_weight(const layer_params *L, int t) {
+    const int w[LORA_N_TARGETS] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc_w, L->out_w};
+    return w[t];
+}
+
+/* [out, in] of target t's weight (SPEC 1.2: every projection is [out, in]). */
+static void target_shape(const model_config *c, int t, long *out, long *in) {
+    long d = c->d_model, f = c->d_ff;
+    *out = t == LORA_FC_IN ? f : d;
+    *in = t == LORA_FC_OUT ? f : d;
+}
+
+const char *lora_problem(const model_config *c, const lora_config *lc, char *buf, size_t cap) {
+    if (lc->rank <= 0) {
+        snprintf(buf, cap, "rank must be at least 1");
+        return buf;
+    }
+    if (!lc->targets) {
+        snprintf(buf, cap, "targets must name at least one projection");
+        return buf;
+    }
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        long out, in;
+        target_shape(c, t, &out, &in);
+        long side = out < in ? out : in;
+        if ((lc->targets >> t & 1) && lc->rank > side) {
+            snprintf(buf, cap, "rank %d is larger than %s [%ld, %ld] allows (at most %ld)", lc->rank,
+                     LORA_TARGET_NAMES[t], out, in, side);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* "h.3.attn.q_proj.weight" -> "h.3.attn.q_proj.lora_A" */
+static void factor_name(char *out, size_t cap, const char *weight, char factor) {
+    size_t n = strlen(weight) - strlen(".weight");
+    snprintf(out, cap, "%.*s.lora_%c", (int)n, weight, factor);
+}
+
+/* Adds the factors of every adapter, the replicated ones (partial gradients under tp) in a first pass. */
+static void build_table(lora_set *l, const param_table *base, int tp, int tp_rank) {
+    param_table *t = &l->table;
+    int cap = 2 * l->n, r = l->cfg.rank;
+    t->p = mt_calloc((size_t)cap, sizeof *t->p);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < l->n; k++) {
+            lora_adapter *a = &l->ad[k];
+            const param_info *w = &base->p[a->base];
+            int row_parallel = w->rule == TP_SPLIT_COLS;
+            char name[64];
+            if (row_parallel == pass) { /* A: split with W's input when W is row-parallel */
+                factor_name(name, sizeof name, w->name, 'A');
+                a->a = param_table_add(t, cap, name, 2, r, w->shape[1], pass ? TP_REPLICATED : TP_SPLIT_COLS,
+                                       INIT_FAN_IN_UNIFORM, tp, tp_rank);
+            }
+            if (row_parallel != pass) { /* B: split with W's output when W is column-parallel */
+                factor_name(name, sizeof name, w->name, 'B');
+                a->b = param_table_add(t, cap, name, 2, w->shape[0], r, pass ? TP_SPLIT_ROWS : TP_REPLICATED,
+                                       INIT_ZEROS, tp, tp_rank);
+            }
+        }
+        if (pass == 0)
+            l->tp_partial_n = t->total;
+    }
+}
+
+lora_set *lora_create(ops *o, const param_table *base, const model_config *c, const lora_config *lc, int tp,
+                      int tp_rank, int dp, size_t rows, int n_sets, int training) {
+    lora_set *l = mt_calloc(1, sizeof *l);
+    l->cfg = *lc;
+    l->scale = (float)(lc->alpha / lc->rank);
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        l->per_layer += lc->targets >> t & 1;
+    l->n = l->per_layer * c->n_layer;
+    l->ad = mt_calloc((size_t)l->n, sizeof *l->ad);
+    l->of_base = mt_malloc((size_t)base->n * sizeof *l->of_base);
+    for (int i = 0; i < base->n; i++)
+        l->of_base[i] = -1;
+    int k = 0;
+    for (int layer = 0; layer < c->n_layer; layer++)
+        for (int t = 0; t < LORA_N_TARGETS; t++)
+            if (lc->targets >> t & 1) {
+                l->ad[k] = (lora_adapter){.base = target_weight(&base->layer[layer], t), .layer = layer};
+                l->of_base[l->ad[k].base] = k;
+                k++;
+            }
+    build_table(l, base, tp, tp_rank);
+    l->flat_n = mt_round_up(l->table.total, 16 * (size_t)dp);
+    l->params = o->alloc(o, l->flat_n, OPS_F32);
+    l->work = o->act_dtype == OPS_F32 ? l->params : o->alloc(o, l->flat_n, OPS_ACT);
+    l->n_sets = n_sets;
+    l->h = mt_calloc((size_t)(n_sets * l->per_layer), sizeof *l->h);
+    for (int i = 0; i < n_sets * l->per_layer; i++)
+        l->h[i] = o->alloc(o, rows * (size_t)lc->rank, OPS_ACT);
+    if (training) {
+        l->grads = o->alloc(o, l->flat_n, OPS_F32);
+        l->dh = o->alloc(o, rows * (size_t)lc->rank, OPS_ACT);
+    }
+    return l;
+}
+
+void lora_free(ops *o, lora_set *l) {
+    if (!l)
+        return;
+    for (int i = 0; i < l->n_sets * l->per_layer; i++)
+        o->free(o, l->h[i]);
+    if (l->work != l->params)
+        o->free(o, l->work);
+    o->free(o, l->params);
+    o->free(o, l->grads);
+    o->free(o, l->dh);
+    free(l->h);
+    free(l->ad);
+    free(l->of_base);
+    param_table_free(&l->table);
+    free(l);
+}
+
+void lora_init(ops *o, lora_set *l, const model_config *c, uint64_t seed) {
+    size_t biggest = 0;
+    for (int i = 0; i < l->table.n; i++)
+        biggest = l->table.p[i].numel > biggest ? l->table.p[i].numel : biggest;
+    float *host = mt_malloc(biggest * sizeof *host);
+    o->zero(o, (ops_ptr){l->params, 0}, l->flat_n);
+    for (int i = 0; i < l->table.n; i++) {
+        param_init_tensor(&l->table, c, seed, i, host);
+        o->from_host(o, (ops_ptr){l->params, l->table.p[i].offset}, host, l->table.p[i].numel);
+    }
+    free(host);
+}
+
+void lora_sync_work(ops *o, lora_set *l) {
+    if (l->work != l->params)
+        o->cast(o, (ops_ptr){l->work, 0}, (ops_ptr){l->params, 0}, l->flat_n);
+}
+
+/* x A^T of adapter k: its layer's, or the one shared set's. */
+static ops_ptr h_of(lora_set *l, int k) {
+    int set = l->n_sets == 1 ? 0 : l->ad[k].layer;
+    return (ops_ptr){l->h[set * l->per_layer + k % l->per_layer], 0};
+}
+
+/* Local shapes: A [rank, in], B [out, rank] of this rank's shard. */
+static void dims(const lora_set *l, int k, int *out, int *in) {
+    *in = (int)l->table.p[l->ad[k].a].local_shape[1];
+    *out = (int)l->table.p[l->ad[k].b].local_shape[0];
+}
+
+void lora_fwd(ops *o, lora_set *l, int k, ops_ptr y, ops_ptr x, int rows) {
+    int out, in, r = l->cfg.rank;
+    dims(l, k, &out, &in);
+    ops_ptr A = {l->work, l->table.p[l->ad[k].a].offset}, B = {l->work, l->table.p[l->ad[k].b].offset};
+    ops_ptr h = h_of(l, k);
+    o->matmul(o, 0, 1, rows, r, in, 1.0f, x, in, A, in, 0.0f, h, r);
+    o->matmul(o, 0, 1, rows, out, r, l->scale, h, r, B, r, 1.0f, y, out);
+}
+
+void lora_bwd(ops *o, lora_set *l, int k, ops_ptr dx, ops_ptr dy, ops_ptr x, int rows) {
+    int out, in, r = l->cfg.rank;
+    dims(l, k, &out, &in);
+    size_t a_off = l->table.p[l->ad[k].a].offset, b_off = l->table.p[l->ad[k].b].offset;
+    ops_ptr A = {l->work, a_off}, B = {l->work, b_off}, h = h_of(l, k), dh = {l->dh, 0};
+    o->matmul(o, 1, 0, out, r, rows, l->scale, dy, out, h, r, 1.0f, (ops_ptr){l->grads, b_off}, r);
+    o->matmul(o, 0, 0, rows, r, out, l->scale, dy, out, B, r, 0.0f, dh, r);
+    o->matmul(o, 1, 0, r, in, rows, 1.0f, dh, r, x, in, 1.0f, (ops_ptr){l->grads, a_off}, in);
+    if (dx.buf)
+        o->matmul(o, 0, 0, rows, in, r, 1.0f, dh, r, A, in, 1.0f, dx, in);
+}
