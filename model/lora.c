@@ -57,31 +57,51 @@ static void factor_name(char *out, size_t cap, const char *weight, char factor) 
     snprintf(out, cap, "%.*s.lora_%c", (int)n, weight, factor);
 }
 
-/* Adds the factors of every adapter, the replicated ones (partial gradients under tp) in a first pass. */
-static void build_table(lora_set *l, const param_table *base, int tp, int tp_rank) {
-    param_table *t = &l->table;
-    int cap = 2 * l->n, r = l->cfg.rank;
+/* Adds the factors of every adapter, the replicated ones (partial gradients under tp) in a first pass;
+ * returns where the second pass started. */
+static size_t build_table(param_table *t, lora_adapter *ad, int n, int rank, const param_table *base, int tp,
+                          int tp_rank) {
+    int cap = 2 * n;
+    size_t first_split = 0;
     t->p = mt_calloc((size_t)cap, sizeof *t->p);
     for (int pass = 0; pass < 2; pass++) {
-        for (int k = 0; k < l->n; k++) {
-            lora_adapter *a = &l->ad[k];
+        for (int k = 0; k < n; k++) {
+            lora_adapter *a = &ad[k];
             const param_info *w = &base->p[a->base];
             int row_parallel = w->rule == TP_SPLIT_COLS;
             char name[64];
             if (row_parallel == pass) { /* A: split with W's input when W is row-parallel */
                 factor_name(name, sizeof name, w->name, 'A');
-                a->a = param_table_add(t, cap, name, 2, r, w->shape[1], pass ? TP_REPLICATED : TP_SPLIT_COLS,
-                                       INIT_FAN_IN_UNIFORM, tp, tp_rank);
+                a->a =
+                    param_table_add(t, cap, name, 2, rank, w->shape[1], pass ? TP_REPLICATED : TP_SPLIT_COLS,
+                                    INIT_FAN_IN_UNIFORM, tp, tp_rank);
             }
             if (row_parallel != pass) { /* B: split with W's output when W is column-parallel */
                 factor_name(name, sizeof name, w->name, 'B');
-                a->b = param_table_add(t, cap, name, 2, w->shape[0], r, pass ? TP_SPLIT_ROWS : TP_REPLICATED,
-                                       INIT_ZEROS, tp, tp_rank);
+                a->b = param_table_add(t, cap, name, 2, w->shape[0], rank,
+                                       pass ? TP_SPLIT_ROWS : TP_REPLICATED, INIT_ZEROS, tp, tp_rank);
             }
         }
         if (pass == 0)
-            l->tp_partial_n = t->total;
+            first_split = t->total;
     }
+    return first_split;
+}
+
+lora_adapter *lora_table_build(param_table *t, int *n_out, size_t *tp_partial_n, const param_table *base,
+                               const model_config *c, const lora_config *lc, int tp, int tp_rank) {
+    int per_layer = 0, n = 0;
+    for (int k = 0; k < LORA_N_TARGETS; k++)
+        per_layer += lc->targets >> k & 1;
+    lora_adapter *ad = mt_calloc((size_t)(per_layer * c->n_layer), sizeof *ad);
+    for (int layer = 0; layer < c->n_layer; layer++)
+        for (int k = 0; k < LORA_N_TARGETS; k++)
+            if (lc->targets >> k & 1)
+                ad[n++] = (lora_adapter){.base = target_weight(&base->layer[layer], k), .layer = layer};
+    memset(t, 0, sizeof *t);
+    *tp_partial_n = build_table(t, ad, n, lc->rank, base, tp, tp_rank);
+    *n_out = n;
+    return ad;
 }
 
 lora_set *lora_create(ops *o, const param_table *base, const model_config *c, const lora_config *lc, int tp,
@@ -89,22 +109,13 @@ lora_set *lora_create(ops *o, const param_table *base, const model_config *c, co
     lora_set *l = mt_calloc(1, sizeof *l);
     l->cfg = *lc;
     l->scale = (float)(lc->alpha / lc->rank);
-    for (int t = 0; t < LORA_N_TARGETS; t++)
-        l->per_layer += lc->targets >> t & 1;
-    l->n = l->per_layer * c->n_layer;
-    l->ad = mt_calloc((size_t)l->n, sizeof *l->ad);
+    l->ad = lora_table_build(&l->table, &l->n, &l->tp_partial_n, base, c, lc, tp, tp_rank);
+    l->per_layer = l->n / c->n_layer;
     l->of_base = mt_malloc((size_t)base->n * sizeof *l->of_base);
     for (int i = 0; i < base->n; i++)
         l->of_base[i] = -1;
-    int k = 0;
-    for (int layer = 0; layer < c->n_layer; layer++)
-        for (int t = 0; t < LORA_N_TARGETS; t++)
-            if (lc->targets >> t & 1) {
-                l->ad[k] = (lora_adapter){.base = target_weight(&base->layer[layer], t), .layer = layer};
-                l->of_base[l->ad[k].base] = k;
-                k++;
-            }
-    build_table(l, base, tp, tp_rank);
+    for (int k = 0; k < l->n; k++)
+        l->of_base[l->ad[k].base] = k;
     l->flat_n = mt_round_up(l->table.total, 16 * (size_t)dp);
     l->params = o->alloc(o, l->flat_n, OPS_F32);
     l->work = o->act_dtype == OPS_F32 ? l->params : o->alloc(o, l->flat_n, OPS_ACT);

@@ -58,6 +58,12 @@ typedef struct {
     ops_buf *dh;  /* backward scratch [rows, rank]; NULL in inference */
 } lora_set;
 
+/* The adapter table of lc for tp rank tp_rank of tp on the model whose table is base: the adapters (layer
+ * by layer, targets in LORA_N_TARGETS order; *n_out of them, malloc'd) with their factors' indices in t, and
+ * in *tp_partial_n the flat length of the factors replicated over tp, which come first. */
+lora_adapter *lora_table_build(param_table *t, int *n_out, size_t *tp_partial_n, const param_table *base,
+                               const model_config *c, const lora_config *lc, int tp, int tp_rank);
+
 /* The adapters of lc for this rank's shard of the model whose table is base, with activations for `rows`
  * positions per pass in n_sets sets; training adds gradients and the backward scratch. */
 lora_set *lora_create(ops *o, const param_table *base, const model_config *c, const lora_config *lc, int tp,

@@ -8,7 +8,7 @@
 
 /* The options as given (numbers checked against their ranges). */
 typedef struct {
-    const char *ckpt, *prompt, *prompt_file, *input, *batch, *out, *backend, *tokdir;
+    const char *ckpt, *prompt, *prompt_file, *input, *batch, *out, *backend, *tokdir, *base;
     int alpaca;
     double max_new, top_k, threads, seed, temperature, top_p; /* checked numbers */
     const char **stop;

@@ -9,6 +9,7 @@
 
 #include "data/tok.h"
 #include "model/model.h"
+#include "train/lora_ckpt.h"
 #include "train/sample.h"
 
 /* ---------------------------------------------------------------------------------------------- model */
@@ -20,10 +21,17 @@ int gen_find_checkpoint(const char *path, char *file, size_t cap, comm_ctx *comm
 /* The model config a checkpoint was trained with (the "model" object of its `config` attribute). */
 int gen_checkpoint_config(const char *file, model_config *cfg, long *step, mt_err *err);
 
+/* Whether a checkpoint holds LoRA adapters (info->lora.rank > 0), and then its base: `base` (--base) or the
+ * one it names, which must hold the parameters it was trained on. Collective over the world. */
+int gen_checkpoint_lora(const char *file, const model_config *cfg, const char *base, lora_ckpt_info *info,
+                        comm_ctx *comm, mt_err *err);
+
 /* An inference model for one sequence of up to n_ctx positions on backend o, split over the world's ranks
- * (tensor parallel, tp = world size), with the parameters of the checkpoint file; NULL with err set.
+ * (tensor parallel, tp = world size), with the parameters of the checkpoint file, or for an adapter
+ * checkpoint (lora from gen_checkpoint_lora) those of its base with its adapters applied; NULL with err set.
  * Collective over the world. */
-model *gen_load_model(const char *file, const model_config *cfg, ops *o, comm_ctx *comm, mt_err *err);
+model *gen_load_model(const char *file, const model_config *cfg, const lora_ckpt_info *lora, ops *o,
+                      comm_ctx *comm, mt_err *err);
 
 /* ---------------------------------------------------------------------------------------------- completions
  */

@@ -14,7 +14,8 @@ static int lora_of_config(const char *file, const char *text, const model_config
     cJSON *root = cJSON_Parse(text);
     const cJSON *tr = root ? cJSON_GetObjectItemCaseSensitive(root, "train") : NULL;
     jcfg_src src = {.file = file};
-    int rc = run_config_parse_lora(&src, mc, tr ? cJSON_GetObjectItemCaseSensitive(tr, "lora") : NULL, lc, err);
+    int rc =
+        run_config_parse_lora(&src, mc, tr ? cJSON_GetObjectItemCaseSensitive(tr, "lora") : NULL, lc, err);
     cJSON_Delete(root);
     return rc;
 }
