@@ -73,7 +73,7 @@ static size_t build_table(param_table *t, lora_adapter *ad, int n, int rank, con
             if (row_parallel == pass) { /* A: split with W's input when W is row-parallel */
                 factor_name(name, sizeof name, w->name, 'A');
                 a->a =
-                    param_table_add(t, cap, name, 2, rank, w->shape[1], pass ? TP_REPLICATED : TP_SPLIT_COLS,
+                    param_table_add(t, cap, name, 2, rank, w->shape[1], pass ? TP_SPLIT_COLS : TP_REPLICATED,
                                     INIT_FAN_IN_UNIFORM, tp, tp_rank);
             }
             if (row_parallel != pass) { /* B: split with W's output when W is column-parallel */

@@ -63,7 +63,8 @@ int ckpt_latest_valid(const char *dir, char *path_out, size_t cap, char *note, s
 void ckpt_meta_free(ckpt_meta *m);
 
 /* The identity of a checkpoint's parameters, for a LoRA adapter checkpoint to name its base: the CRC32C of
- * the block checksums (attribute crc32c) of every /params dataset of table t, in table order. The blocks
+ * the block checksums (attribute crc32c, little-endian uint32) of every /params dataset of table t, one
+ * array after the other in byte order of the tensor names (as h5py lists them). The blocks
  * are checked against the data whenever the base is loaded, so equal identities mean equal parameters
  * (up to CRC collisions). Reads attributes only. */
 int ckpt_params_identity(const char *path, const param_table *t, uint32_t *crc, mt_err *err);

@@ -257,17 +257,25 @@ int ckpt_read_dataset(hid_t file, const char *path, const char *name, size_t n, 
     return rc;
 }
 
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const param_info *const *)a)[0]->name, ((const param_info *const *)b)[0]->name);
+}
+
 int ckpt_params_identity(const char *path, const param_table *t, uint32_t *crc, mt_err *err) {
     h5_quiet();
     hid_t f = ckpt_open(path, err);
     if (f < 0)
         return -1;
+    const param_info **sorted = mt_malloc((size_t)t->n * sizeof *sorted);
+    for (int i = 0; i < t->n; i++)
+        sorted[i] = &t->p[i];
+    qsort(sorted, (size_t)t->n, sizeof *sorted, by_name);
     uint32_t id = 0;
     size_t total = 0;
     int rc = 0;
     for (int i = 0; i < t->n && !rc; i++) {
         char name[128];
-        snprintf(name, sizeof name, "params/%s", t->p[i].name);
+        snprintf(name, sizeof name, "params/%s", sorted[i]->name);
         hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
         size_t n = 0;
         uint32_t *blocks = d >= 0 ? get_crcs(d, &n) : NULL;
@@ -282,6 +290,7 @@ int ckpt_params_identity(const char *path, const param_table *t, uint32_t *crc, 
             H5Dclose(d);
     }
     H5Fclose(f);
+    free(sorted);
     *crc = id;
     return rc;
 }
