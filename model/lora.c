@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dropout_mask.h"
 
 const char *const LORA_TARGET_NAMES[LORA_N_TARGETS] = {"q_proj",   "k_proj", "v_proj",
                                                        "out_proj", "fc_in",  "fc_out"};
@@ -104,6 +105,20 @@ lora_adapter *lora_table_build(param_table *t, int *n_out, size_t *tp_partial_n,
     return ad;
 }
 
+/* Input width of adapter k on this rank. */
+static int in_of(const lora_set *l, int k) { return (int)l->table.p[l->ad[k].a].local_shape[1]; }
+
+static void alloc_dropout(ops *o, lora_set *l, size_t rows) {
+    int n = l->n_sets * l->per_layer, widest = 0;
+    l->threshold = (uint32_t)(l->cfg.dropout * 16777216.0 + 0.5);
+    l->xd = mt_calloc((size_t)n, sizeof *l->xd);
+    for (int i = 0; i < n; i++)
+        l->xd[i] = o->alloc(o, rows * (size_t)in_of(l, i % l->per_layer), OPS_ACT);
+    for (int k = 0; k < l->per_layer; k++)
+        widest = in_of(l, k) > widest ? in_of(l, k) : widest;
+    l->dxd = o->alloc(o, rows * (size_t)widest, OPS_ACT);
+}
+
 lora_set *lora_create(ops *o, const param_table *base, const model_config *c, const lora_config *lc, int tp,
                       int tp_rank, int dp, size_t rows, int n_sets, int training) {
     lora_set *l = mt_calloc(1, sizeof *l);
@@ -127,14 +142,21 @@ lora_set *lora_create(ops *o, const param_table *base, const model_config *c, co
         l->grads = o->alloc(o, l->flat_n, OPS_F32);
         l->dh = o->alloc(o, rows * (size_t)lc->rank, OPS_ACT);
     }
+    if (training && lc->dropout > 0)
+        alloc_dropout(o, l, rows);
     return l;
 }
 
 void lora_free(ops *o, lora_set *l) {
     if (!l)
         return;
-    for (int i = 0; i < l->n_sets * l->per_layer; i++)
+    for (int i = 0; i < l->n_sets * l->per_layer; i++) {
         o->free(o, l->h[i]);
+        if (l->xd)
+            o->free(o, l->xd[i]);
+    }
+    o->free(o, l->dxd);
+    free(l->xd);
     if (l->work != l->params)
         o->free(o, l->work);
     o->free(o, l->params);
@@ -148,6 +170,7 @@ void lora_free(ops *o, lora_set *l) {
 }
 
 void lora_init(ops *o, lora_set *l, const model_config *c, uint64_t seed) {
+    l->seed = seed;
     size_t biggest = 0;
     for (int i = 0; i < l->table.n; i++)
         biggest = l->table.p[i].numel > biggest ? l->table.p[i].numel : biggest;
@@ -165,10 +188,37 @@ void lora_sync_work(ops *o, lora_set *l) {
         o->cast(o, (ops_ptr){l->work, 0}, (ops_ptr){l->params, 0}, l->flat_n);
 }
 
-/* x A^T of adapter k: its layer's, or the one shared set's. */
-static ops_ptr h_of(lora_set *l, int k) {
-    int set = l->n_sets == 1 ? 0 : l->ad[k].layer;
-    return (ops_ptr){l->h[set * l->per_layer + k % l->per_layer], 0};
+void lora_dropout_pass(lora_set *l, long step, int micro) {
+    l->dropping = l->threshold > 0;
+    l->pass_key = mt_dropout_mix64(l->seed ^ mt_dropout_mix64((uint64_t)step << 32 | (uint32_t)micro));
+}
+
+void lora_dropout_off(lora_set *l) { l->dropping = 0; }
+
+/* Adapter k's buffers in its layer's activation set (or the one shared set). */
+static int slot_of(const lora_set *l, int k) {
+    return (l->n_sets == 1 ? 0 : l->ad[k].layer) * l->per_layer + k % l->per_layer;
+}
+
+/* x A^T of adapter k. */
+static ops_ptr h_of(lora_set *l, int k) { return (ops_ptr){l->h[slot_of(l, k)], 0}; }
+
+/* Applies adapter k's mask of this pass to a [rows, in] block of its input space. */
+static void drop(ops *o, lora_set *l, int k, ops_ptr y, ops_ptr x, int rows) {
+    const param_info *a = &l->table.p[l->ad[k].a];
+    uint64_t key = mt_dropout_mix64(l->pass_key ^ mt_dropout_mix64((uint64_t)k));
+    o->dropout(o, y, x, rows, (int)a->local_shape[1], (int)a->col_start, (int)a->shape[1], l->threshold,
+               (float)(1.0 / (1.0 - l->cfg.dropout)), key);
+}
+
+/* The input A reads: x, or in a training pass with dropout its dropped copy (made by the forward). */
+static ops_ptr input_of(ops *o, lora_set *l, int k, ops_ptr x, int rows, int make) {
+    if (!l->dropping)
+        return x;
+    ops_ptr xd = {l->xd[slot_of(l, k)], 0};
+    if (make)
+        drop(o, l, k, xd, x, rows);
+    return xd;
 }
 
 /* Local shapes: A [rank, in], B [out, rank] of this rank's shard. */
@@ -181,8 +231,8 @@ void lora_fwd(ops *o, lora_set *l, int k, ops_ptr y, ops_ptr x, int rows) {
     int out, in, r = l->cfg.rank;
     dims(l, k, &out, &in);
     ops_ptr A = {l->work, l->table.p[l->ad[k].a].offset}, B = {l->work, l->table.p[l->ad[k].b].offset};
-    ops_ptr h = h_of(l, k);
-    o->matmul(o, 0, 1, rows, r, in, 1.0f, x, in, A, in, 0.0f, h, r);
+    ops_ptr h = h_of(l, k), xa = input_of(o, l, k, x, rows, 1);
+    o->matmul(o, 0, 1, rows, r, in, 1.0f, xa, in, A, in, 0.0f, h, r);
     o->matmul(o, 0, 1, rows, out, r, l->scale, h, r, B, r, 1.0f, y, out);
 }
 
@@ -193,7 +243,16 @@ void lora_bwd(ops *o, lora_set *l, int k, ops_ptr dx, ops_ptr dy, ops_ptr x, int
     ops_ptr A = {l->work, a_off}, B = {l->work, b_off}, h = h_of(l, k), dh = {l->dh, 0};
     o->matmul(o, 1, 0, out, r, rows, l->scale, dy, out, h, r, 1.0f, (ops_ptr){l->grads, b_off}, r);
     o->matmul(o, 0, 0, rows, r, out, l->scale, dy, out, B, r, 0.0f, dh, r);
-    o->matmul(o, 1, 0, r, in, rows, 1.0f, dh, r, x, in, 1.0f, (ops_ptr){l->grads, a_off}, in);
-    if (dx.buf)
+    o->matmul(o, 1, 0, r, in, rows, 1.0f, dh, r, input_of(o, l, k, x, rows, 0), in, 1.0f,
+              (ops_ptr){l->grads, a_off}, in);
+    if (!dx.buf)
+        return;
+    if (!l->dropping) {
         o->matmul(o, 0, 0, rows, in, r, 1.0f, dh, r, A, in, 1.0f, dx, in);
+        return;
+    }
+    ops_ptr t = {l->dxd, 0}; /* dx += mask * scale * (dh A) */
+    o->matmul(o, 0, 0, rows, in, r, 1.0f, dh, r, A, in, 0.0f, t, in);
+    drop(o, l, k, t, t, rows);
+    o->add(o, dx, dx, t, (size_t)rows * (size_t)in);
 }

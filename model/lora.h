@@ -28,6 +28,7 @@ typedef struct {
     int rank; /* 0: no LoRA (full fine-tuning) */
     double alpha;
     unsigned targets; /* bit t set: target t is adapted in every layer */
+    double dropout;   /* probability of zeroing an element of an adapter's input x in training, in [0, 1) */
 } lora_config;
 
 /* The index of a target name, or -1. */
@@ -56,6 +57,12 @@ typedef struct {
     int n_sets;   /* sets of h buffers: n_layer, or 1 when the layers share activations */
     ops_buf **h;  /* [n_sets * per_layer] x A^T of each adapter, [rows, rank] */
     ops_buf *dh;  /* backward scratch [rows, rank]; NULL in inference */
+    /* Dropout (training with cfg.dropout > 0): the dropped inputs [rows, in] of each adapter, a scratch for
+     * the dropped part of dx, and the draw of the current pass (lora_dropout_pass). */
+    ops_buf **xd, *dxd;
+    uint64_t seed, pass_key;
+    int dropping;
+    uint32_t threshold;
 } lora_set;
 
 /* The adapter table of lc for tp rank tp_rank of tp on the model whose table is base: the adapters (layer
@@ -70,8 +77,19 @@ lora_set *lora_create(ops *o, const param_table *base, const model_config *c, co
                       int tp_rank, int dp, size_t rows, int n_sets, int training);
 void lora_free(ops *o, lora_set *l);
 
-/* A random and B zero (a pure function of seed, tensor name and global index, like param_init_tensor). */
+/* A random and B zero (a pure function of seed, tensor name and global index, like param_init_tensor);
+ * seed also keys the dropout masks. */
 void lora_init(ops *o, lora_set *l, const model_config *c, uint64_t seed);
+
+/* Dropout on (training passes: those with a backward) for micro-batch `micro` of optimizer step `step`:
+ * adapter k's mask is mt_dropout_keep with key mix64(pass_key ^ mix64(k)), pass_key = mix64(seed ^
+ * mix64(step * 2^32 + micro)), over the [rows, in] input of the adapted layer (rows: this micro-batch's; in:
+ * the layer's whole input, so tp ranks draw the masks of one process; dp ranks hold other rows, so under
+ * dp the masks differ from one process's, as in any data-parallel trainer). No effect when cfg.dropout = 0.
+ */
+void lora_dropout_pass(lora_set *l, long step, int micro);
+/* Dropout off (evaluation, inference): the default. */
+void lora_dropout_off(lora_set *l);
 
 /* The working copy follows the fp32 adapters. */
 void lora_sync_work(ops *o, lora_set *l);

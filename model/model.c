@@ -278,6 +278,13 @@ void model_zero_grads(model *m) {
         m->o->zero(m->o, P0(m->sink), 2 * (size_t)m->cfg.d_model);
 }
 
+void model_dropout(model *m, long step, int micro) {
+    if (m->lora && micro >= 0)
+        lora_dropout_pass(m->lora, step, micro);
+    else if (m->lora)
+        lora_dropout_off(m->lora);
+}
+
 /* The adapter of base weight w, or -1. */
 static int adapter_of(const model *m, int w) { return m->lora ? m->lora->of_base[w] : -1; }
 

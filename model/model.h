@@ -73,6 +73,10 @@ void model_backward(model *m);
 
 void model_zero_grads(model *m);
 
+/* LoRA's dropout in the passes that follow: those of micro-batch `micro` of optimizer step `step`
+ * (lora_dropout_pass), or none when micro < 0 (evaluation: the default). Nothing without LoRA. */
+void model_dropout(model *m, long step, int micro);
+
 /* Host copies of this rank's shard of one parameter (or gradient): its valid_rows x local_shape[1] block
  * (padded rows dropped); with one process, the whole tensor in its global shape. */
 void model_get_tensor(model *m, ops_buf *flat, int index, float *out);

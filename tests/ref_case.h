@@ -68,8 +68,10 @@ static inline void rc_write_case(const char *path, model *m, const char *train_j
     if (m->lora) {
         const lora_config *lc = &m->lora->cfg;
         char lj[512];
-        int n =
-            snprintf(lj, sizeof lj, "{\"rank\": %d, \"alpha\": %.17g, \"targets\": [", lc->rank, lc->alpha);
+        int n = snprintf(
+            lj, sizeof lj,
+            "{\"rank\": %d, \"alpha\": %.17g, \"dropout\": %.17g, \"seed\": \"%llu\", \"targets\": [",
+            lc->rank, lc->alpha, lc->dropout, (unsigned long long)m->lora->seed);
         for (int t = 0, first = 1; t < LORA_N_TARGETS; t++)
             if (lc->targets >> t & 1) {
                 n += snprintf(lj + n, sizeof lj - (size_t)n, "%s\"%s\"", first ? "" : ", ",

@@ -21,7 +21,7 @@ static const char *const TRAIN_KEYS[] = {
     "clip",          "z_loss",      "eval_every",   "eval_batches", "log_every", "seed",
     "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", "recompute",
     "lora",          NULL};
-static const char *const LORA_KEYS[] = {"rank", "alpha", "targets", NULL};
+static const char *const LORA_KEYS[] = {"rank", "alpha", "targets", "dropout", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];
@@ -121,7 +121,8 @@ int run_config_parse_lora(const jcfg_src *src, const model_config *mc, const cJS
                        "must be an object {\"rank\", \"alpha\", \"targets\"} or null");
     if (jcfg_only_keys(src, "train.lora", lo, LORA_KEYS, err) ||
         jcfg_int(src, "train.lora", lo, "rank", 1, 1, 1 << 20, &lc->rank, err) ||
-        jcfg_num(src, "train.lora", lo, "alpha", 0, 1e-6, 1e6, &lc->alpha, err))
+        jcfg_num(src, "train.lora", lo, "alpha", 0, 1e-6, 1e6, &lc->alpha, err) ||
+        jcfg_num(src, "train.lora", lo, "dropout", 0, 0, 0.999, &lc->dropout, err))
         return -1;
     if (lc->alpha < 0)
         lc->alpha = lc->rank;
@@ -309,6 +310,7 @@ static void fill_resolved(run_config *rc, cJSON *root) {
         cJSON *lo = cJSON_AddObjectToObject(t, "lora"), *tl = cJSON_AddArrayToObject(lo, "targets");
         cJSON_AddNumberToObject(lo, "rank", rc->lora.rank);
         cJSON_AddNumberToObject(lo, "alpha", rc->lora.alpha);
+        cJSON_AddNumberToObject(lo, "dropout", rc->lora.dropout);
         for (int k = 0; k < LORA_N_TARGETS; k++)
             if (rc->lora.targets >> k & 1)
                 cJSON_AddItemToArray(tl, cJSON_CreateString(LORA_TARGET_NAMES[k]));

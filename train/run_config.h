@@ -47,7 +47,8 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
 void run_config_free(run_config *rc);
 
 /* train.lora (model/lora.h) of a config tree: rank (required), alpha (default: rank, a scale of 1), targets
- * (default q_proj and v_proj, as alpaca-lora and PEFT's default for GPT-J); absent or null: rank 0. */
+ * (default q_proj and v_proj, as alpaca-lora and PEFT's default for GPT-J), dropout (default 0); absent or
+ * null: rank 0. */
 int run_config_parse_lora(const jcfg_src *src, const model_config *mc, const cJSON *lo, lora_config *lc,
                           mt_err *err);
 

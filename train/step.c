@@ -25,10 +25,12 @@ void train_step(model *m, optim_state *s, const optim_config *c, long step, int 
     model_zero_grads(m);
     for (int j = 0; j < n_micro; j++) {
         double w;
+        model_dropout(m, step, j);
         sums[0] += model_forward(m, tokens + j * ntok, weights + j * nw, &w);
         model_backward(m);
         sums[1] += w;
     }
+    model_dropout(m, step, -1);
     reduce_grads(m, s);
     double sq = optim_grad_sumsq(s, m);
     if (m->comm) {

@@ -38,6 +38,13 @@ static void cu_bias_grad(ops *o, ops_ptr dbias, ops_ptr dy, int rows, int cols, 
     mt_cu_bias_grad(S(o), DB, DY, rows, cols, ld, scr);
 }
 
+static void cu_dropout(ops *o, ops_ptr y, ops_ptr x, int rows, int cols, int col0, int width,
+                       uint32_t threshold, float scale, uint64_t key) {
+    size_t n = (size_t)rows * (size_t)cols;
+    mt_cu_dropout(S(o), cuda_arg(y, n, ACT, "dropout y"), cuda_arg(x, n, ACT, "dropout x"), rows, cols, col0,
+                  width, threshold, scale, key);
+}
+
 static void cu_add(ops *o, ops_ptr y, ops_ptr x, ops_ptr a, size_t n) {
     mt_cu_add(S(o), cuda_arg(y, n, ACT, "add y"), cuda_arg(x, n, ACT, "add x"), cuda_arg(a, n, ACT, "add a"),
               n);
@@ -313,6 +320,7 @@ void cuda_install_compute(ops *o) {
     o->adamw = cu_adamw;
     o->layernorm_fwd = cu_layernorm_fwd;
     o->layernorm_bwd = cu_layernorm_bwd;
+    o->dropout = cu_dropout;
     o->gelu_fwd = cu_gelu_fwd;
     o->gelu_bwd = cu_gelu_bwd;
     o->rotary_fwd = cu_rotary_fwd;

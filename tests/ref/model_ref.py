@@ -29,6 +29,44 @@ TRAIN_KEYS = ("lr", "end_lr", "warmup_steps", "anneal_steps", "schedule", "weigh
 LORA_TARGETS = {"q_proj": "attn.q_proj", "k_proj": "attn.k_proj", "v_proj": "attn.v_proj",
                 "out_proj": "attn.out_proj", "fc_in": "mlp.fc_in", "fc_out": "mlp.fc_out"}
 LORA_SCALE = "lora.scale"                                        # alpha / rank, a constant entry of p
+U64 = np.uint64
+
+
+def mix64(x):
+    """splitmix64's increment and finalizer on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(x, dtype=U64) + U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> U64(30))) * U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> U64(27))) * U64(0x94D049BB133111EB)
+        return x ^ (x >> U64(31))
+
+
+class LoraDropout:
+    """LoRA's dropout on the input of A (README: "LoRA dropout"): element (r, c) of the [B*T, in] input of
+    adapter k in micro-batch j of step s is kept iff the top 24 bits of mix64(key ^ mix64(r * in + c)) are
+    at least round(p * 2^24), key = mix64(mix64(seed ^ mix64(s * 2^32 + j)) ^ mix64(k)); kept values are
+    divided by 1 - p. Adapters are numbered layer by layer, targets in the order of LORA_TARGETS."""
+
+    def __init__(self, cfg, lora, batch):
+        order = [t for t in LORA_TARGETS if t in lora["targets"]]
+        self.index = {f"h.{i}.{LORA_TARGETS[t]}": i * len(order) + k
+                      for i in range(cfg["n_layer"]) for k, t in enumerate(order)}
+        self.p, self.seed, self.batch, self.step = lora["dropout"], int(lora["seed"]), batch, 0
+        self.threshold = U64(int(self.p * 16777216.0 + 0.5))
+
+    def apply(self, x, name):
+        micro = x.shape[0] // self.batch
+        n = self.batch * x.shape[1] * x.shape[2]
+        masks = []
+        for j in range(micro):
+            pass_key = mix64(U64(self.seed) ^ mix64(U64((self.step << 32) | j)))
+            key = mix64(pass_key ^ mix64(U64(self.index[name])))
+            keep = (mix64(key ^ mix64(np.arange(n, dtype=U64))) >> U64(40)) >= self.threshold
+            masks.append(keep.reshape(self.batch, x.shape[1], x.shape[2]))
+        return x * torch.from_numpy(np.concatenate(masks)).to(x.dtype) / (1.0 - self.p)
+
+
+DROPOUT = None                                                   # a LoraDropout when the case has one
 
 
 class CaseError(Exception):
@@ -72,7 +110,8 @@ def linear(x, p, name):
     adds (alpha / r) (x A^T) B^T with A [r, in] and B [out, r] (LoRA, eq. 3)."""
     y = x @ p[name + ".weight"].T
     if name + ".lora_A" in p:
-        y = y + p[LORA_SCALE] * ((x @ p[name + ".lora_A"].T) @ p[name + ".lora_B"].T)
+        xa = DROPOUT.apply(x, name) if DROPOUT else x
+        y = y + p[LORA_SCALE] * ((xa @ p[name + ".lora_A"].T) @ p[name + ".lora_B"].T)
     return y + p[name + ".bias"] if name + ".bias" in p else y
 
 
@@ -168,6 +207,8 @@ def train(cfg, tr, params, tokens, weights):
     z_loss = tr.get("z_loss", 0.0)
     out = {"step_loss": []}
     for s in range(tr["steps"]):
+        if DROPOUT:
+            DROPOUT.step = s
         loss, logits = objective(cfg, z_loss, p, tokens[s], weights[s])
         grads = dict(zip(names, torch.autograd.grad(loss, [p[n] for n in names])))
         if s == 0:
@@ -188,6 +229,8 @@ def train(cfg, tr, params, tokens, weights):
                     step = step + tr["weight_decay"] * p[n]
                 p[n].sub_(lr * step)
     out["final"] = {n: p[n].detach() for n in names}
+    if DROPOUT:
+        DROPOUT.step = 0
     out["grads32"] = float32_grads(cfg, z_loss, params, tokens[0], weights[0])
     return out
 
@@ -328,6 +371,9 @@ def load_case(path):
                 raise CaseError("attr 'lora' without /lora")
             params.update(read_params(f["lora"], lora_shapes(cfg, lora)))
             params[LORA_SCALE] = torch.tensor(lora["alpha"] / lora["rank"], dtype=DT)
+            if lora.get("dropout", 0) > 0:
+                global DROPOUT
+                DROPOUT = LoraDropout(cfg, lora, f["tokens"].shape[2])
         tokens, weights = f["tokens"], f["weights"]
         if tokens.dtype.kind not in "iu" or weights.dtype.kind != "f":
             raise CaseError(f"/tokens must be integer and /weights float (got {tokens.dtype}, {weights.dtype})")
