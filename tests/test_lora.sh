@@ -26,9 +26,9 @@ config() { # family run_dir train-extra
            "eval_batches": 2 $3}}
 JSON
 }
-lora_config() { # family run_dir [train-extra]
-    config "$1" "$2" ", \"init_from\": \"$tmp/base-$1.h5\", \"weight_decay\": 0,
-     \"lora\": {\"rank\": 4, \"alpha\": 8, \"targets\": [\"q_proj\", \"k_proj\", \"v_proj\", \"out_proj\", \"fc_in\", \"fc_out\"]} ${3:-}"
+all6='{"rank": 4, "alpha": 8, "targets": ["q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"]}'
+lora_config() { # family run_dir [train-extra [train.lora]]
+    config "$1" "$2" ", \"init_from\": \"$tmp/base-$1.h5\", \"weight_decay\": 0, \"lora\": ${4:-$all6} ${3:-}"
 }
 run() { # name command...: runs, reports a failure with its output
     local name=$1
@@ -150,12 +150,27 @@ for fam in gptj gpt2; do
 done
 grep -q "ZeRO-1" "$tmp/dp2-gptj.out" "$tmp/dp2-gptj/train.log" 2>/dev/null
 say $? "lora.dp=2 ran with ZeRO-1"
+# Dropout masks are drawn over the whole input of a layer, so tp ranks draw those of one process.
+drop='{"rank": 4, "alpha": 8, "dropout": 0.1, "targets": ["q_proj", "v_proj", "out_proj", "fc_out"]}'
+lora_config gptj "$tmp/drop1" "" "$drop" >"$tmp/drop1.json"
+lora_config gptj "$tmp/drop2" "" "$drop" >"$tmp/drop2.json"
+run drop1 bin/train "$tmp/drop1.json" && run drop2 mpirun -np 2 bin/train "$tmp/drop2.json" --set parallel.tp=2 &&
+    compare "lora.gptj dropout 0.1: tp2 = one process" "$tmp/drop2" "$tmp/drop1" 1e-5
+lora_config gptj "$tmp/drop0" "" "${drop/0.1/0}" >"$tmp/drop0.json"
+run drop0 bin/train "$tmp/drop0.json" && [ "$(grep -c '"loss"' "$tmp/drop1/metrics.jsonl")" = 10 ] &&
+    ! cmp -s <(grep '"loss"' "$tmp/drop1/metrics.jsonl") <(grep '"loss"' "$tmp/drop0/metrics.jsonl")
+say $? "lora.dropout changes the training losses"
 
 # 5. The emulated CUDA backend (bf16 working precision) against the CPU, 5 steps; tp=2 over NCCL.
 if [ -x "$cuda_train" ]; then
     lora_config gptj "$tmp/cpu5" >"$tmp/cpu5.json"
     lora_config gptj "$tmp/cuda5" >"$tmp/cuda5.json"
     lora_config gptj "$tmp/cuda5tp" >"$tmp/cuda5tp.json"
+    # dropout 0.5 at lr 5e-2 moves the losses by about 5e-3 within 5 steps, so the bf16 tolerance can see it
+    drop5=${drop/0.1/0.5}
+    lora_config gptj "$tmp/cpu5d" ', "lr": 5e-2' "$drop5" >"$tmp/cpu5d.json"
+    lora_config gptj "$tmp/cuda5d" ', "lr": 5e-2' "$drop5" >"$tmp/cuda5d.json"
+    lora_config gptj "$tmp/cpu5n" ', "lr": 5e-2' "${drop/0.1/0}" >"$tmp/cpu5n.json"
     five="--set train.steps=5"
     run cpu5 bin/train "$tmp/cpu5.json" $five && run cuda5 $cuda_train "$tmp/cuda5.json" $five --set backend=cuda &&
         python3 - "$tmp/cuda5" "$tmp/cpu5" <<'PY'
@@ -163,6 +178,17 @@ import json, sys
 la, lb = ([json.loads(l)["loss"] for l in open(f"{d}/metrics.jsonl") if '"loss"' in l] for d in sys.argv[1:])
 worst = max(abs(x - y) / abs(y) for x, y in zip(la, lb)) if len(la) == len(lb) == 5 else float("inf")
 print(("ok" if worst <= 1e-3 else "FAIL") + f" lora.emulated cuda (bf16) = cpu (fp32), 5 steps: worst {worst:.2e} (tolerance 1e-3)")
+PY
+    run cpu5d bin/train "$tmp/cpu5d.json" $five && run cpu5n bin/train "$tmp/cpu5n.json" $five &&
+        run cuda5d $cuda_train "$tmp/cuda5d.json" $five --set backend=cuda &&
+        python3 - "$tmp/cuda5d" "$tmp/cpu5d" "$tmp/cpu5n" <<'PY'
+import json, sys
+la, lb, ln = ([json.loads(l)["loss"] for l in open(f"{d}/metrics.jsonl") if '"loss"' in l] for d in sys.argv[1:])
+worst = max(abs(x - y) / abs(y) for x, y in zip(la, lb)) if len(la) == len(lb) == 5 else float("inf")
+effect = max(abs(x - y) / abs(y) for x, y in zip(ln, lb)) if len(ln) == 5 else 0
+ok = worst <= 1e-3 and effect > 3e-3
+print(("ok" if ok else "FAIL") + f" lora.emulated cuda = cpu with dropout 0.5, 5 steps: worst {worst:.2e} (tolerance "
+      f"1e-3; dropout itself moves the losses by {effect:.2e})")
 PY
     run cuda5tp env SIMT_DEVICES=2 mpirun -np 2 $cuda_train "$tmp/cuda5tp.json" $five --set backend=cuda --set parallel.tp=2 &&
         python3 - "$tmp/cuda5tp" "$tmp/cuda5" <<'PY'
