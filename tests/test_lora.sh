@@ -173,7 +173,7 @@ if [ -x "$cuda_train" ]; then
     lora_config gptj "$tmp/cpu5n" ', "lr": 5e-2' "${drop/0.1/0}" >"$tmp/cpu5n.json"
     five="--set train.steps=5"
     run cpu5 bin/train "$tmp/cpu5.json" $five && run cuda5 $cuda_train "$tmp/cuda5.json" $five --set backend=cuda &&
-        python3 - "$tmp/cuda5" "$tmp/cpu5" <<'PY'
+        /usr/bin/python3 - "$tmp/cuda5" "$tmp/cpu5" <<'PY'
 import json, sys
 la, lb = ([json.loads(l)["loss"] for l in open(f"{d}/metrics.jsonl") if '"loss"' in l] for d in sys.argv[1:])
 worst = max(abs(x - y) / abs(y) for x, y in zip(la, lb)) if len(la) == len(lb) == 5 else float("inf")
@@ -181,7 +181,7 @@ print(("ok" if worst <= 1e-3 else "FAIL") + f" lora.emulated cuda (bf16) = cpu (
 PY
     run cpu5d bin/train "$tmp/cpu5d.json" $five && run cpu5n bin/train "$tmp/cpu5n.json" $five &&
         run cuda5d $cuda_train "$tmp/cuda5d.json" $five --set backend=cuda &&
-        python3 - "$tmp/cuda5d" "$tmp/cpu5d" "$tmp/cpu5n" <<'PY'
+        /usr/bin/python3 - "$tmp/cuda5d" "$tmp/cpu5d" "$tmp/cpu5n" <<'PY'
 import json, sys
 la, lb, ln = ([json.loads(l)["loss"] for l in open(f"{d}/metrics.jsonl") if '"loss"' in l] for d in sys.argv[1:])
 worst = max(abs(x - y) / abs(y) for x, y in zip(la, lb)) if len(la) == len(lb) == 5 else float("inf")
@@ -191,7 +191,7 @@ print(("ok" if ok else "FAIL") + f" lora.emulated cuda = cpu with dropout 0.5, 5
       f"1e-3; dropout itself moves the losses by {effect:.2e})")
 PY
     run cuda5tp env SIMT_DEVICES=2 mpirun -np 2 $cuda_train "$tmp/cuda5tp.json" $five --set backend=cuda --set parallel.tp=2 &&
-        python3 - "$tmp/cuda5tp" "$tmp/cuda5" <<'PY'
+        /usr/bin/python3 - "$tmp/cuda5tp" "$tmp/cuda5" <<'PY'
 import json, sys
 la, lb = ([json.loads(l)["loss"] for l in open(f"{d}/metrics.jsonl") if '"loss"' in l] for d in sys.argv[1:])
 worst = max(abs(x - y) / abs(y) for x, y in zip(la, lb)) if len(la) == len(lb) == 5 else float("inf")
