@@ -40,9 +40,9 @@ typedef struct {
 int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt, int keep_last,
               int keep_every, MPI_Comm comm, mt_err *err);
 
-/* Reads a checkpoint into m's trainable parameters (and opt unless NULL: parameters only) after checking the format, version, the
- * tensor set and every shape against m's parameter table (a different model is refused naming the
- * differing tensors and config fields) and every block checksum. meta_out (may be NULL) gets the
+/* Reads a checkpoint into m's trainable parameters (and opt unless NULL: parameters only) after checking the
+ * format, version, the tensor set and every shape against m's parameter table (a different model is refused
+ * naming the differing tensors and config fields) and every block checksum. meta_out (may be NULL) gets the
  * attributes. Any layout loads any checkpoint. On failure m and opt hold unspecified values. A file without
  * /optim (parameters only, from bin/convert hf-import) gives opt zero moments and sets params_only. */
 int ckpt_load(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, MPI_Comm comm, mt_err *err);

@@ -36,14 +36,14 @@ typedef struct {
     char init_from[4096]; /* parameters only, fresh optimizer, step 0 (fine-tuning) */
     int recompute;        /* rerun each layer's forward in the backward instead of keeping its activations */
     lora_config lora;     /* train.lora: rank 0 when absent (every parameter is trained) */
-    cJSON *resolved;   /* the whole config with defaults filled in (config.json) */
+    cJSON *resolved;      /* the whole config with defaults filled in (config.json) */
 } run_config;
 
 /* Loads PATH (a run config, or a bare model config when model_only_ok) and applies the --set
  * assignments, for a world of `world` processes. A bare model config gets default data/train sections
  * and needs no data. */
-int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok, int world,
-                    mt_err *err);
+int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok,
+                    int world, mt_err *err);
 void run_config_free(run_config *rc);
 
 /* train.lora (model/lora.h) of a config tree: rank (required), alpha (default: rank, a scale of 1), targets

@@ -15,6 +15,7 @@
 #include "model/ops_sizer.h"
 #include "train/ckpt.h"
 #include "train/config_diff.h"
+#include "train/lora_ckpt.h"
 #include "train/metrics.h"
 #include "train/preflight.h"
 #include "train/signals.h"
@@ -209,9 +210,23 @@ static int resume_path(trainer *t, char *path, size_t cap, mt_err *err) {
 
 /* Loads a checkpoint: everything for a resume, parameters only for init_from. A changed model is refused
  * naming the fields; changed training settings are listed in a warning. */
+/* A LoRA run resumes from adapter checkpoints only (its base comes from train.init_from). */
+static int check_adapter_file(trainer *t, const char *path, mt_err *err) {
+    lora_ckpt_info info;
+    int failed = lora_ckpt_read_info(path, &t->rc->model, &info, err);
+    if (!failed && !info.lora.rank)
+        failed =
+            mt_fail(err,
+                    "%s: not a LoRA adapter checkpoint (this run trains adapters on train.init_from; a full "
+                    "checkpoint to adapt goes there)",
+                    path);
+    return comm_agree(&t->comm, failed, err);
+}
+
 static int load(trainer *t, const char *path, int params_only, mt_err *err) {
     ckpt_meta meta;
-    if (ckpt_load(path, &meta, t->m, params_only ? NULL : &t->opt, world(t), err))
+    if ((!params_only && t->rc->lora.rank && check_adapter_file(t, path, err)) ||
+        ckpt_load(path, &meta, t->m, params_only ? NULL : &t->opt, world(t), err))
         return -1;
     char model_diff[1024], train_diff[1024];
     char *now = cJSON_PrintUnformatted(t->rc->resolved);

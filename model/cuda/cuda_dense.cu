@@ -98,8 +98,8 @@ extern "C" void mt_cu_dropout(void *stream, void *y, const void *x, int rows, in
     size_t n = (size_t)rows * (size_t)cols;
     if (!n)
         return;
-    LAUNCH(k_dropout, dim3(mt_blocks(n, EW_BLOCK)), dim3(EW_BLOCK), 0, stream, (bf16 *)y, (const bf16 *)x, rows,
-           cols, col0, width, threshold, scale, key);
+    LAUNCH(k_dropout, dim3(mt_blocks(n, EW_BLOCK)), dim3(EW_BLOCK), 0, stream, (bf16 *)y, (const bf16 *)x,
+           rows, cols, col0, width, threshold, scale, key);
 }
 
 __global__ void k_scale(float *x, float alpha, size_t n) {
