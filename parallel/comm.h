@@ -53,8 +53,8 @@ void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, in
 /* Host doubles (scalars such as loss sums), in place. Payload: n doubles. */
 void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n);
 /* Host doubles: the n values of every rank of the group, in rank order, into all [size * n], which must
- * may hold mine at block rank. A sum over them in that order gives the same bits on every rank, which an
- * all-reduce does not promise. Payload: size * n doubles. */
+ * may hold mine at block rank. A sum over them in that order gives the same bits on every rank, which an all-reduce
+ * does not promise. Payload: size * n doubles. */
 void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, size_t n);
 /* Host bytes from rank root of the group to the others. Payload: n bytes. */
 void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int root);

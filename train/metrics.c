@@ -89,7 +89,8 @@ void metrics_step(metrics *m, const step_report *r, int print) {
             "step %ld/%ld | loss %.4f | lr %.3e | gnorm %.3f | %.0f tok/s | sgemm util %.2f | comm %.1f MB, "
             "%.0f%% | %s elapsed | ETA %s%s",
             r->step, r->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, r->comm_mb,
-            100 * r->comm_share, el, eta, r->skipped ? " | non-finite: update skipped" : "");
+            100 * r->comm_share, el, eta,
+            r->skipped ? " | non-finite: update skipped" : "");
     fprintf(m->jsonl, "{\"step\": %ld, ", r->step);
     json_num(m->jsonl, "loss", r->loss);
     json_num(m->jsonl, "lr", r->lr);

@@ -77,12 +77,12 @@ int preflight_memory(const run_config *rc, ops *o, comm_ctx *c, mt_err *err) {
     double need = (double)rank_bytes(rc, o, c);
     if (avail < 0 || need * ranks <= avail)
         return 0;
-    return mt_fail(
-        err,
-        "model %s needs %.2f GiB per rank for parameters, gradients, optimizer state and activations "
-        "(micro_batch %d x seq_len %d) x %d rank%s on this node, but %.2f GiB is available: use "
-        "train.recompute, a smaller micro_batch or seq_len, or more nodes",
-        rc->model.name, gib(need), rc->micro_batch, rc->seq_len, ranks, ranks > 1 ? "s" : "", gib(avail));
+    return mt_fail(err,
+                   "model %s needs %.2f GiB per rank for parameters, gradients, optimizer state and activations "
+                   "(micro_batch %d x seq_len %d) x %d rank%s on this node, but %.2f GiB is available: use "
+                   "train.recompute, a smaller micro_batch or seq_len, or more nodes",
+                   rc->model.name, gib(need), rc->micro_batch, rc->seq_len, ranks, ranks > 1 ? "s" : "",
+                   gib(avail));
 }
 
 /* Shards (train first, then val) with index % size == rank are this rank's to check. */

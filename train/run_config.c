@@ -2,8 +2,8 @@
 #include "run_config.h"
 
 #include <glob.h>
-#include <libgen.h>
 #include <limits.h>
+#include <libgen.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
