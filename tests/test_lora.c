@@ -194,6 +194,7 @@ static void fresh_adapters(model *m, const int32_t *tokens, const float *weights
         double rms = sqrt(sq / (double)tu_numel(p)), want = bound / sqrt(3.0); /* U(-b, b): rms b/sqrt(3) */
         double e = bound ? fabs(rms / want - 1) + (mx > bound) : mx;
         worst = fmax(worst, e);
+        free(x);
     }
     tu_check(worst < 0.1, tu_name("%s.lora fresh: B = 0, A ~ U(-1/sqrt(in), 1/sqrt(in))", fam),
              "worst rms deviation or bound violation %.3f", worst);
