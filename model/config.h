@@ -4,7 +4,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "jcfg.h"
+#include "base/jcfg.h"
 
 enum { MODEL_MAX_PATTERN = 16 };
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "model/model.h"
 #include "tests/test_model.h"
 #include "tests/testutil.h"
@@ -69,8 +69,8 @@ static void write_case(const char *path, model *m, const int32_t *tokens, const 
     CHECK(f >= 0, "create %s", path);
     cJSON *cfg = model_config_to_json(&m->cfg);
     char *cj = cJSON_PrintUnformatted(cfg), *tj = train_json(m->z_loss);
-    h5_put_attr_str(f, "model", cj);
-    h5_put_attr_str(f, "train", tj);
+    h5_put_str(f, "model", cj);
+    h5_put_str(f, "train", tj);
     free(cj);
     free(tj);
     cJSON_Delete(cfg);

@@ -11,6 +11,7 @@
 
 #include "model/backend.h"
 #include "model/ops_sizer.h"
+#include "parallel/comm_backend.h"
 #include "train/gen_args.h"
 #include "train/generate.h"
 
@@ -39,9 +40,7 @@ typedef struct {
     double prompt_ms, decode_ms;
 } session;
 
-static int agree(session *s, int failed, mt_err *err) {
-    return comm_agree(&s->comm, failed, err);
-}
+static int agree(session *s, int failed, mt_err *err) { return comm_agree(&s->comm, failed, err); }
 
 static tok *load_tokenizer(const char *dir, mt_err *err) {
     char def[4096], enc[4200], bpe[4200];
@@ -112,7 +111,8 @@ static int check_inputs(session *s, mt_err *err) {
 /* Bytes per rank the inference model will allocate, counted before anything is allocated. */
 static double model_gib(const model_config *cfg, ops_dtype act, comm_ctx *comm) {
     ops *sizer = ops_sizer_create(act);
-    model *m = model_create_infer(cfg, sizer, 1, cfg->n_ctx, comm);
+    model_layout L = comm_model_layout(comm);
+    model *m = model_create_infer(cfg, sizer, 1, cfg->n_ctx, &L);
     double gib = (double)ops_sizer_bytes(sizer) / (1 << 30);
     model_free(m);
     sizer->destroy(sizer);
@@ -121,12 +121,12 @@ static double model_gib(const model_config *cfg, ops_dtype act, comm_ctx *comm) 
 
 static int load(session *s, mt_err *err) {
     s->o = backend_create(s->opt.backend, (int)s->opt.threads, err);
-    if (agree(s, !s->o, err) || agree(s, backend_attach_comm(s->o, &s->comm, err), err))
+    if (agree(s, !s->o, err) || agree(s, comm_attach_backend(&s->comm, s->o, err), err))
         return -1;
     double gib = model_gib(&s->cfg, s->o->act_dtype, &s->comm);
     if (!(s->m = gen_load_model(s->file, &s->cfg, s->o, &s->comm, err)))
         return -1;
-    s->g = gen_create(s->m, s->tk);
+    s->g = gen_create(s->m, s->tk, &s->comm);
     s->gen = (gen_options){.sample = {s->opt.temperature, (int)s->opt.top_k, s->opt.top_p},
                            .max_new = (int)s->opt.max_new,
                            .stop = s->opt.stop,

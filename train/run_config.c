@@ -1,9 +1,9 @@
 #define _DEFAULT_SOURCE /* glob */
-#include "run_config.h"
+#include "train/run_config.h"
 
 #include <glob.h>
-#include <limits.h>
 #include <libgen.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +16,10 @@ static const char *const RUN_KEYS[] = {"model",    "run_dir", "backend", "thread
 static const char *const PARALLEL_KEYS[] = {"tp", "zero", NULL};
 static const char *const DATA_KEYS[] = {"train", "val", "kind", "seq_len", "seed", NULL};
 static const char *const TRAIN_KEYS[] = {
-    "global_batch",  "micro_batch", "steps",        "lr",           "end_lr",    "warmup_steps",
-    "anneal_steps",  "schedule",    "weight_decay", "beta1",        "beta2",     "eps",
-    "clip",          "z_loss",      "eval_every",   "eval_batches", "log_every", "seed",
-    "max_bad_steps", "ckpt_every",  "keep_last",    "keep_every",   "init_from", "recompute", NULL};
+    "global_batch", "micro_batch",  "steps",     "lr",    "end_lr",        "warmup_steps", "anneal_steps",
+    "schedule",     "weight_decay", "beta1",     "beta2", "eps",           "clip",         "z_loss",
+    "eval_every",   "eval_batches", "log_every", "seed",  "max_bad_steps", "ckpt_every",   "keep_last",
+    "keep_every",   "init_from",    "recompute", NULL};
 
 static int fail_at(const jcfg_src *src, const char *path, mt_err *err, const char *what) {
     char where[512];

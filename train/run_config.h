@@ -34,14 +34,14 @@ typedef struct {
     long keep_every;
     char init_from[4096]; /* parameters only, fresh optimizer, step 0 (fine-tuning) */
     int recompute;        /* rerun each layer's forward in the backward instead of keeping its activations */
-    cJSON *resolved;   /* the whole config with defaults filled in (config.json) */
+    cJSON *resolved;      /* the whole config with defaults filled in (config.json) */
 } run_config;
 
 /* Loads PATH (a run config, or a bare model config when model_only_ok) and applies the --set
  * assignments, for a world of `world` processes. A bare model config gets default data/train sections
  * and needs no data. */
-int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok, int world,
-                    mt_err *err);
+int run_config_load(run_config *rc, const char *path, char *const *sets, int n_sets, int model_only_ok,
+                    int world, mt_err *err);
 void run_config_free(run_config *rc);
 
 #endif

@@ -1,21 +1,11 @@
-#include "step.h"
+#include "train/step.h"
 
 #include <math.h>
 
-/* Sums the accumulated gradient over the data-parallel group: all of it, or with ZeRO-1 only the slice
- * this rank updates (reduce-scatter). */
-static void reduce_grads(model *m, optim_state *s) {
-    comm_ctx *c = m->comm;
-    if (!c || c->size[COMM_DP] == 1)
-        return;
-    if (s->zero)
-        comm_reduce_scatter(c, COMM_DP, m->o, (ops_ptr){m->grads, 0}, optim_grad(s, m), s->hi - s->lo);
-    else
-        comm_allreduce(c, COMM_DP, COMM_SUM, m->o, (ops_ptr){m->grads, 0}, m->flat_n);
-}
+#include "parallel/zero.h"
 
-void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro, const int32_t *tokens,
-                const float *weights, step_result *r) {
+void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro,
+                const int32_t *tokens, const float *weights, step_result *r) {
     size_t ntok = (size_t)m->B * (m->T + 1), nw = (size_t)m->B * m->T;
     double sums[2] = {0, 0}; /* sum(w * CE), sum(w) */
     model_zero_grads(m);
@@ -25,13 +15,14 @@ void train_step(model *m, optim_state *s, const optim_config *c, long step, int 
         model_backward(m);
         sums[1] += w;
     }
-    reduce_grads(m, s);
+    /* The gradient summed over the data-parallel group: all of it, or with ZeRO-1 this rank's slice. */
+    zero_reduce_grads(s->comm, m->o, m->grads, s->grad_slice, m->flat_n);
     double sq = optim_grad_sumsq(s, m);
-    if (m->comm) {
-        comm_allreduce_host(m->comm, COMM_DP, COMM_SUM, sums, 2);
-        comm_allreduce_host(m->comm, COMM_TP, COMM_SUM, &sq, 1);
+    if (s->comm) {
+        comm_allreduce_host(s->comm, COMM_DP, COMM_SUM, sums, 2);
+        comm_allreduce_host(s->comm, COMM_TP, COMM_SUM, &sq, 1);
         if (s->zero)
-            comm_allreduce_host(m->comm, COMM_DP, COMM_SUM, &sq, 1);
+            comm_allreduce_host(s->comm, COMM_DP, COMM_SUM, &sq, 1);
     }
     r->weight_sum = sums[1];
     r->loss = sums[0] / sums[1];
@@ -41,5 +32,5 @@ void train_step(model *m, optim_state *s, const optim_config *c, long step, int 
     if (!r->skipped)
         optim_apply(s, m, c, step, optim_clip_factor(c, r->grad_norm) / sums[1]);
     if (s->zero) /* every rank's updated slice back into everyone's parameters */
-        comm_allgather(m->comm, COMM_DP, m->o, (ops_ptr){m->params, 0}, s->hi - s->lo);
+        zero_gather_params(s->comm, m->o, m->params, m->flat_n);
 }

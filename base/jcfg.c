@@ -1,4 +1,4 @@
-#include "jcfg.h"
+#include "base/jcfg.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "common.h"
+#include "base/common.h"
 
 typedef struct {
     const char *file;        /* the file the tree was read from */
