@@ -51,7 +51,7 @@ static const jcfg_choice ATTN_SCALES[] = {{"inv_sqrt_head_dim", 1}, {"none", 0},
 const jcfg_key model_config_keys[] = {
     {"name", JCFG_STR, M(name), .def = "model", .help = "the model's name (checkpoints, exports)"},
     {"vocab_size", JCFG_INT, M(vocab_size), JCFG_REQUIRED, .lo = 1, .hi = 1 << 24,
-     .help = "embedding / head rows as in HF (padded in memory to a multiple of 128)"},
+     .help = "embedding / head rows as in HF (padded in memory to a multiple of lcm(128, tp))"},
     {"loss_vocab", JCFG_INT, M(loss_vocab), .computed = "vocab_size", .compute = loss_vocab_default, .lo = 1,
      .hi = 1 << 24, .help = "the softmax covers the first `loss_vocab` logits (GPT-2: 50257; GPT-J: 50400)"},
     {"eot_token", JCFG_INT, M(eot_token), JCFG_REQUIRED, .lo = 0, .hi = 1 << 24,

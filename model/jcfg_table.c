@@ -13,15 +13,28 @@ static const jcfg_key *find_key(const jcfg_key *keys, const char *name) {
     return NULL;
 }
 
-/* A programmer error in a table: the field's size does not fit the declared type. */
+static size_t field_size(const jcfg_key *k) {
+    switch (k->type) {
+    case JCFG_INT:
+    case JCFG_BOOL:
+    case JCFG_ENUM:
+        return sizeof(int);
+    case JCFG_LONG:
+        return sizeof(long);
+    case JCFG_NUM:
+        return sizeof(double);
+    case JCFG_FILES:
+        return sizeof(jcfg_files);
+    default:
+        return k->size; /* a string's capacity; a section's or custom type's own business */
+    }
+}
+
+/* A programmer error in a table: a field that does not fit the declared type, a computed default without
+ * its rule. */
 static void check_field(const jcfg_key *k) {
-    size_t want = k->type == JCFG_LONG                                                  ? sizeof(long)
-                  : k->type == JCFG_NUM                                                 ? sizeof(double)
-                  : k->type == JCFG_FILES                                               ? sizeof(jcfg_files)
-                  : k->type == JCFG_INT || k->type == JCFG_BOOL || k->type == JCFG_ENUM ? sizeof(int)
-                                                                                        : k->size;
-    CHECK(k->size == want && (k->type != JCFG_STR || k->size > 0), "config key %s: field of %zu bytes",
-          k->name, k->size);
+    CHECK(k->size == field_size(k) && (k->type != JCFG_STR || k->size > 0),
+          "config key %s: field of %zu bytes", k->name, k->size);
     CHECK(!k->computed == !k->compute, "config key %s: computed default without its rule", k->name);
 }
 
@@ -53,34 +66,34 @@ static void sort_names(char **names, int n) {
         }
 }
 
-/* Globs expanded (a pattern that matches nothing stays as written, for the reader to name it) and sorted
- * in name order (DESIGN 6; glob sorts each pattern's matches only). */
-static int parse_files(const jcfg_src *src, const char *path, const cJSON *v, jcfg_files *out, mt_err *err) {
+/* Expands the patterns of v (one, or a list) into g; a pattern that matches nothing stays as written, for
+ * the reader to name it. Returns the problem, or NULL. */
+static const char *expand(const cJSON *v, glob_t *g) {
     int items = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
-    glob_t g;
-    memset(&g, 0, sizeof g);
     for (int i = 0; i < items; i++) {
         const cJSON *e = cJSON_IsArray(v) ? cJSON_GetArrayItem(v, i) : v;
-        const char *why = !cJSON_IsString(e) ? "must be a file name, a glob, or a list of them"
-                          : glob(e->valuestring, GLOB_NOCHECK | (i ? GLOB_APPEND : 0), NULL, &g)
-                              ? "glob failed"
-                              : NULL;
-        if (why) {
-            globfree(&g);
-            return jcfg_fail(src, path, err, "%s", why);
-        }
+        if (!cJSON_IsString(e))
+            return "must be a file name, a glob, or a list of them";
+        if (glob(e->valuestring, GLOB_NOCHECK | (i ? GLOB_APPEND : 0), NULL, g))
+            return "glob failed";
     }
-    if (g.gl_pathc == 0) {
-        globfree(&g);
-        return jcfg_fail(src, path, err, "no files");
+    return g->gl_pathc ? NULL : "no files";
+}
+
+/* The expanded files in name order (DESIGN 6; glob sorts each pattern's matches only). */
+static int parse_files(const jcfg_src *src, const char *path, const cJSON *v, jcfg_files *out, mt_err *err) {
+    glob_t g;
+    memset(&g, 0, sizeof g);
+    const char *why = expand(v, &g);
+    if (!why) {
+        out->paths = mt_calloc(g.gl_pathc, sizeof *out->paths);
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            out->paths[i] = mt_strdup(g.gl_pathv[i]);
+        out->n = (int)g.gl_pathc;
+        sort_names(out->paths, out->n);
     }
-    out->paths = mt_calloc(g.gl_pathc, sizeof *out->paths);
-    for (size_t i = 0; i < g.gl_pathc; i++)
-        out->paths[i] = mt_strdup(g.gl_pathv[i]);
-    out->n = (int)g.gl_pathc;
     globfree(&g);
-    sort_names(out->paths, out->n);
-    return 0;
+    return why ? jcfg_fail(src, path, err, "%s", why) : 0;
 }
 
 static int parse_section(const jcfg_src *src, const char *prefix, const cJSON *obj, const jcfg_key *keys,
@@ -315,7 +328,7 @@ static void reference_rows(FILE *f, const char *prefix, const jcfg_key *keys) {
     }
 }
 
-void jcfg_reference(FILE *f, const char *prefix, const jcfg_key *keys) {
+void jcfg_reference(FILE *f, const jcfg_key *keys) {
     fprintf(f, "| key | values | default | meaning |\n|---|---|---|---|\n");
-    reference_rows(f, prefix, keys);
+    reference_rows(f, "", keys);
 }

@@ -80,8 +80,8 @@ cJSON *jcfg_to_json(const jcfg_key *keys, const void *base);
 /* Frees the JCFG_FILES values of the table in base (recursively) and zeroes them. */
 void jcfg_free(const jcfg_key *keys, void *base);
 
-/* The key reference: one Markdown table row "| `path` | values | default | meaning |" per key, nested
- * sections flattened to dotted paths under `prefix`. */
-void jcfg_reference(FILE *f, const char *prefix, const jcfg_key *keys);
+/* The key reference: a Markdown table, one row "| `path` | values | default | meaning |" per key, nested
+ * sections flattened to dotted paths. */
+void jcfg_reference(FILE *f, const jcfg_key *keys);
 
 #endif

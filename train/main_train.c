@@ -18,9 +18,9 @@ static void usage(void) {
         "  A run resumes from RUN_DIR/ckpt/latest by default. Exit codes: 0 done, 1 internal error,\n"
         "  2 bad input, 3 stopped on a signal after writing a checkpoint (requeue).\n"
         "\nRun config keys (unknown keys are errors; a default in words is computed after parsing):\n");
-    jcfg_reference(stdout, "", run_config_keys);
+    jcfg_reference(stdout, run_config_keys);
     printf("\nModel config keys (configs/models/*.json, or the run config's `model` object):\n");
-    jcfg_reference(stdout, "", model_config_keys);
+    jcfg_reference(stdout, model_config_keys);
 }
 
 /* Every rank sees the same bad input (or has agreed on the failing rank's message); rank 0 alone says so,
