@@ -12,10 +12,9 @@ typedef struct {
     char run_dir[4096];
     char backend[8]; /* cpu, cuda or auto */
     int threads;
-    int tp, dp, zero; /* world layout: dp = world size / tp; zero: ZeRO-1 optimizer sharding */
+    int world, tp, dp, zero; /* world layout: world = dp x tp processes; zero: ZeRO-1 optimizer sharding */
     /* data */
-    char **train_files, **val_files; /* expanded globs, sorted */
-    int n_train, n_val;
+    jcfg_files train_files, val_files; /* expanded globs, sorted */
     loader_kind data_kind;
     int seq_len;
     long data_seed;
@@ -36,6 +35,10 @@ typedef struct {
     int recompute;        /* rerun each layer's forward in the backward instead of keeping its activations */
     cJSON *resolved;      /* the whole config with defaults filled in (config.json) */
 } run_config;
+
+/* The run config's keys (jcfg_table.h), nested sections included: README "Training" lists them as
+ * `bin/train --help` prints them. */
+extern const jcfg_key run_config_keys[];
 
 /* Loads PATH (a run config, or a bare model config when model_only_ok) and applies the --set
  * assignments, for a world of `world` processes. A bare model config gets default data/train sections

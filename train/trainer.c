@@ -109,11 +109,11 @@ static int load_batch(trainer *t, mt_err *err) {
 
 static int open_data(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
-    if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len,
+    if (loader_open(&t->train, rc->data_kind, rc->train_files.paths, rc->train_files.n, rc->seq_len,
                     (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
-    if (rc->n_val) {
-        if (loader_open(&t->val, rc->data_kind, rc->val_files, rc->n_val, rc->seq_len,
+    if (rc->val_files.n) {
+        if (loader_open(&t->val, rc->data_kind, rc->val_files.paths, rc->val_files.n, rc->seq_len,
                         (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
             return -1;
         t->has_val = 1;
