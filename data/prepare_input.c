@@ -1,4 +1,4 @@
-#include "prepare_input.h"
+#include "data/prepare_input.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "prepare_json.h"
+#include "data/prepare_json.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -45,7 +45,8 @@ int prep_doc_begin(prep_src *s, long long index, mt_err *err) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s/%s-%05d.h5", s->o->out_dir, s->split ? "val" : "train", s->name,
                  s->n_shards[s->split]);
-        s->w[s->split] = shard_writer_open(path, "gpt2", s->o->vocab_size, s->o->eot, s->desc, s->with_mask, err);
+        s->w[s->split] =
+            shard_writer_open(path, "gpt2", s->o->vocab_size, s->o->eot, s->desc, s->with_mask, err);
         if (!s->w[s->split])
             return -1;
     }

@@ -1,63 +1,13 @@
-#include "shard.h"
+#include "data/shard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
-static int h5_broken;
-void h5_mark_broken(void) { h5_broken = 1; }
-int h5_is_broken(void) { return h5_broken; }
-
-hid_t h5_fapl(void) {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* Checksummed metadata: with the default bounds, corrupted files crashed HDF5 1.10.8. */
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110);
-    return fapl;
-}
-
-hid_t h5_fcpl(void) {
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    H5Pset_obj_track_times(fcpl, 0); /* the root group's times too: identical content, identical files */
-    return fcpl;
-}
-
-hid_t h5_dcpl(void) {
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_obj_track_times(dcpl, 0); /* identical content gives identical files */
-    return dcpl;
-}
-
 static int attr_long(hid_t file, const char *name, long *out) {
-    if (H5Aexists(file, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    if (a < 0)
-        return -1;
-    long long v;
-    herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, &v);
-    H5Aclose(a);
+    long long v = 0;
+    int rc = h5_get_i64(file, name, &v);
     *out = (long)v;
-    return rc < 0 ? -1 : 0;
-}
-
-static int attr_str(hid_t file, const char *name, char *out, size_t cap) {
-    if (H5Aexists(file, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT), t = H5Aget_type(a);
-    int rc = -1;
-    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-        size_t n = H5Tget_size(t);
-        char *buf = mt_calloc(n + 1, 1);
-        if (n < cap && H5Aread(a, t, buf) >= 0) {
-            memcpy(out, buf, n + 1);
-            rc = 0;
-        }
-        free(buf);
-    }
-    H5Tclose(t);
-    H5Aclose(a);
     return rc;
 }
 
@@ -92,9 +42,11 @@ int shard_open(shard *s, const char *path, mt_err *err) {
     H5Pclose(fapl);
     if (s->file < 0)
         return mt_fail(err, "%s: not an HDF5 file (or corrupted)", path);
-    char fmt[64] = "";
     long version = 0, vocab = 0, eot = 0;
-    if (attr_str(s->file, "format", fmt, sizeof fmt) || strcmp(fmt, SHARD_FORMAT)) {
+    char *fmt = h5_get_str(s->file, "format");
+    int is_shard = fmt && !strcmp(fmt, SHARD_FORMAT);
+    free(fmt);
+    if (!is_shard) {
         shard_close(s);
         return mt_fail(err, "%s: not a token shard (attribute format != \"%s\")", path, SHARD_FORMAT);
     }
@@ -188,14 +140,4 @@ int shard_doc_offsets(shard *s, uint64_t **out, mt_err *err) {
     }
     *out = o;
     return 0;
-}
-
-void h5_put_attr_str(hid_t obj, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) ? strlen(v) : 1);
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, strlen(v) ? v : " ");
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
 }

@@ -6,12 +6,14 @@
 
 #include "data/tok_internal.h"
 
-/* SPEC 7.2: printable bytes map to themselves; the other 68, in order, to U+0100.. U+0143. */
-static void byte_to_unicode(uint32_t map[256]) {
+/* SPEC 7.2: printable bytes map to themselves; the other 68, in order, to U+0100.. U+0143. inverse gets
+ * the byte of each of those code points, -1 for the others. */
+static void unicode_to_byte(int16_t inverse[0x144]) {
     uint32_t next = 0x100;
+    memset(inverse, 0xFF, 0x144 * sizeof *inverse);
     for (int b = 0; b < 256; b++) {
         int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        map[b] = printable ? (uint32_t)b : next++;
+        inverse[printable ? (uint32_t)b : next++] = (int16_t)b;
     }
 }
 
@@ -71,12 +73,8 @@ static int load_encoder(tok *t, const char *path, string_map *map, mt_err *err) 
         cJSON_Delete(root);
         return mt_fail(err, "%s: not a JSON object of token -> id", path);
     }
-    uint32_t map256[256];
     int16_t inverse[0x144];
-    byte_to_unicode(map256);
-    memset(inverse, 0xFF, sizeof inverse);
-    for (int b = 0; b < 256; b++)
-        inverse[map256[b]] = (int16_t)b;
+    unicode_to_byte(inverse);
     int count = cJSON_GetArraySize(root), max_id = -1, rc = 0;
     for (cJSON *e = root->child; e; e = e->next)
         if (cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 1e8 && e->valueint > max_id)
@@ -142,11 +140,7 @@ static int load_merges(tok *t, const char *path, string_map *map, mt_err *err) {
     memset(t->merges, 0xFF, cap * sizeof *t->merges);
     t->merge_mask = cap - 1;
     int16_t inverse[0x144];
-    uint32_t map256[256];
-    byte_to_unicode(map256);
-    memset(inverse, 0xFF, sizeof inverse);
-    for (int b = 0; b < 256; b++)
-        inverse[map256[b]] = (int16_t)b;
+    unicode_to_byte(inverse);
     uint8_t *buf = mt_malloc(2 * len + 2);
     char *line = strchr(text, '\n');
     uint32_t rank = 0;

@@ -5,7 +5,7 @@
 #ifndef MT_TOK_H
 #define MT_TOK_H
 
-#include "model/common.h"
+#include "base/common.h"
 
 typedef struct tok tok;
 

@@ -1,11 +1,11 @@
-#include "lora.h"
+#include "model/lora.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "dropout_mask.h"
+#include "base/common.h"
+#include "model/dropout_mask.h"
 
 const char *const LORA_TARGET_NAMES[LORA_N_TARGETS] = {"q_proj",   "k_proj", "v_proj",
                                                        "out_proj", "fc_in",  "fc_out"};
@@ -69,18 +69,18 @@ static size_t build_table(param_table *t, lora_adapter *ad, int n, int rank, con
         for (int k = 0; k < n; k++) {
             lora_adapter *a = &ad[k];
             const param_info *w = &base->p[a->base];
-            int row_parallel = w->rule == TP_SPLIT_COLS;
+            int row_parallel = w->rule == TP_SPLIT_INPUT;
             char name[64];
             if (row_parallel == pass) { /* A: split with W's input when W is row-parallel */
                 factor_name(name, sizeof name, w->name, 'A');
                 a->a =
-                    param_table_add(t, cap, name, 2, rank, w->shape[1], pass ? TP_SPLIT_COLS : TP_REPLICATED,
+                    param_table_add(t, cap, name, 2, rank, w->shape[1], pass ? TP_SPLIT_INPUT : TP_REPLICATED,
                                     INIT_FAN_IN_UNIFORM, tp, tp_rank);
             }
             if (row_parallel != pass) { /* B: split with W's output when W is column-parallel */
                 factor_name(name, sizeof name, w->name, 'B');
                 a->b = param_table_add(t, cap, name, 2, w->shape[0], rank,
-                                       pass ? TP_SPLIT_ROWS : TP_REPLICATED, INIT_ZEROS, tp, tp_rank);
+                                       pass ? TP_SPLIT_OUTPUT : TP_REPLICATED, INIT_ZEROS, tp, tp_rank);
             }
         }
         if (pass == 0)
@@ -120,7 +120,7 @@ static void alloc_dropout(ops *o, lora_set *l, size_t rows) {
 }
 
 lora_set *lora_create(ops *o, const param_table *base, const model_config *c, const lora_config *lc, int tp,
-                      int tp_rank, int dp, size_t rows, int n_sets, int training) {
+                      int tp_rank, size_t flat_align, size_t rows, int n_sets, int training) {
     lora_set *l = mt_calloc(1, sizeof *l);
     l->cfg = *lc;
     l->scale = (float)(lc->alpha / lc->rank);
@@ -131,7 +131,7 @@ lora_set *lora_create(ops *o, const param_table *base, const model_config *c, co
         l->of_base[i] = -1;
     for (int k = 0; k < l->n; k++)
         l->of_base[l->ad[k].base] = k;
-    l->flat_n = mt_round_up(l->table.total, 16 * (size_t)dp);
+    l->flat_n = mt_round_up(l->table.total, flat_align);
     l->params = o->alloc(o, l->flat_n, OPS_F32);
     l->work = o->act_dtype == OPS_F32 ? l->params : o->alloc(o, l->flat_n, OPS_ACT);
     l->n_sets = n_sets;

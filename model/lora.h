@@ -16,8 +16,8 @@
 #ifndef MT_LORA_H
 #define MT_LORA_H
 
-#include "ops.h"
-#include "params.h"
+#include "model/ops.h"
+#include "model/params.h"
 
 typedef enum { LORA_Q, LORA_K, LORA_V, LORA_OUT, LORA_FC_IN, LORA_FC_OUT, LORA_N_TARGETS } lora_target;
 
@@ -48,8 +48,8 @@ typedef struct {
     lora_config cfg;
     float scale; /* alpha / rank */
     param_table table;
-    size_t flat_n;       /* flat buffer length: table.total rounded up to a multiple of 16 * dp (ZeRO-1) */
-    size_t tp_partial_n; /* gradients of [0, tp_partial_n) are partial sums over the tp group */
+    size_t flat_n; /* flat buffer length: table.total rounded up to a multiple of the layout's flat_align */
+    size_t tp_partial_n;            /* gradients of [0, tp_partial_n) are partial sums over the tp group */
     ops_buf *params, *work, *grads; /* work: the working-precision copy (params itself in fp32) */
     int n, per_layer;
     lora_adapter *ad;
@@ -72,9 +72,10 @@ lora_adapter *lora_table_build(param_table *t, int *n_out, size_t *tp_partial_n,
                                const model_config *c, const lora_config *lc, int tp, int tp_rank);
 
 /* The adapters of lc for this rank's shard of the model whose table is base, with activations for `rows`
- * positions per pass in n_sets sets; training adds gradients and the backward scratch. */
+ * positions per pass in n_sets sets, flat buffers padded to a multiple of flat_align; training adds gradients
+ * and the backward scratch. */
 lora_set *lora_create(ops *o, const param_table *base, const model_config *c, const lora_config *lc, int tp,
-                      int tp_rank, int dp, size_t rows, int n_sets, int training);
+                      int tp_rank, size_t flat_align, size_t rows, int n_sets, int training);
 void lora_free(ops *o, lora_set *l);
 
 /* A random and B zero (a pure function of seed, tensor name and global index, like param_init_tensor);

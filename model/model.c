@@ -1,14 +1,14 @@
 /* Forward and backward of the decoder (SPEC 1.2, 2.2, 3): one code path for every family, driven by
  * the config; every kernel goes through m->o. */
-#include "model.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "kv_cache.h"
+#include "base/common.h"
+#include "model/kv_cache.h"
 
 typedef struct {
     ops_buf *ln1, *ln1_mean, *ln1_rstd;
@@ -140,20 +140,20 @@ const char *model_tp_problem(const model_config *cfg, int tp, char *buf, size_t 
 }
 
 /* The parameters (and their working copy) of this rank's shard, for passes of up to B x T positions. */
-static model *model_new(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm) {
+static model *model_new(const model_config *cfg, ops *o, int B, int T, const model_layout *L) {
     CHECK(T <= cfg->n_ctx, "sequence length %d exceeds n_ctx %d", T, cfg->n_ctx);
-    int tp = comm ? comm->size[COMM_TP] : 1, dp = comm ? comm->size[COMM_DP] : 1;
+    model_layout lay = L ? *L : layout_single();
     char why[160];
-    CHECK(!model_tp_problem(cfg, tp, why, sizeof why), "%s", why);
+    CHECK(!model_tp_problem(cfg, lay.tp_size, why, sizeof why), "%s", why);
     model *m = mt_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->o = o;
     m->B = B;
     m->T = T;
     m->T_max = T;
-    m->comm = comm;
-    param_table_build(&m->table, cfg, tp, comm ? comm->rank[COMM_TP] : 0);
-    m->flat_n = mt_round_up(m->table.total, 16 * (size_t)dp);
+    m->layout = lay;
+    param_table_build(&m->table, cfg, lay.tp_size, lay.tp_rank);
+    m->flat_n = mt_round_up(m->table.total, lay.flat_align);
     m->params = alloc_f(m, m->flat_n);
     m->work = o->act_dtype == OPS_F32 ? m->params : alloc_act(m, m->flat_n);
     return m;
@@ -163,14 +163,14 @@ static int uses_lora(const lora_config *lc) { return lc && lc->rank > 0; }
 
 /* The adapters of lc for this rank's shard, with x A^T kept in n_sets sets of B x T_max rows. */
 static void add_lora(model *m, const lora_config *lc, int n_sets, int training) {
-    comm_ctx *c = m->comm;
-    m->lora = lora_create(m->o, &m->table, &m->cfg, lc, c ? c->size[COMM_TP] : 1, c ? c->rank[COMM_TP] : 0,
-                          c ? c->size[COMM_DP] : 1, (size_t)m->B * m->T_max, n_sets, training);
+    const model_layout *L = &m->layout;
+    m->lora = lora_create(m->o, &m->table, &m->cfg, lc, L->tp_size, L->tp_rank, L->flat_align,
+                          (size_t)m->B * m->T_max, n_sets, training);
 }
 
-model *model_create_lora(const model_config *cfg, const lora_config *lc, ops *o, int B, int T, comm_ctx *comm,
-                         int recompute) {
-    model *m = model_new(cfg, o, B, T, comm);
+model *model_create_lora(const model_config *cfg, const lora_config *lc, ops *o, int B, int T,
+                         const model_layout *L, int recompute) {
+    model *m = model_new(cfg, o, B, T, L);
     int n_sets = recompute ? 1 : cfg->n_layer;
     m->recompute = recompute;
     if (!uses_lora(lc))
@@ -184,13 +184,14 @@ model *model_create_lora(const model_config *cfg, const lora_config *lc, ops *o,
     return m;
 }
 
-model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute) {
-    return model_create_lora(cfg, NULL, o, B, T, comm, recompute);
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, const model_layout *L,
+                            int recompute) {
+    return model_create_lora(cfg, NULL, o, B, T, L, recompute);
 }
 
 model *model_create_infer_lora(const model_config *cfg, const lora_config *lc, ops *o, int B, int T_max,
-                               comm_ctx *comm) {
-    model *m = model_new(cfg, o, B, T_max, comm);
+                               const model_layout *L) {
+    model *m = model_new(cfg, o, B, T_max, L);
     /* A layer's activations are dead once the next layer has read its output: two residual streams used
      * in turn and one set of layer buffers serve every layer. */
     alloc_forward(m, 2, 1, (size_t)B);
@@ -200,8 +201,8 @@ model *model_create_infer_lora(const model_config *cfg, const lora_config *lc, o
     return m;
 }
 
-model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, comm_ctx *comm) {
-    return model_create_infer_lora(cfg, NULL, o, B, T_max, comm);
+model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, const model_layout *L) {
+    return model_create_infer_lora(cfg, NULL, o, B, T_max, L);
 }
 
 model *model_create(const model_config *cfg, ops *o, int B, int T) {
@@ -215,10 +216,23 @@ param_set model_trainable(const model *m) {
     return l ? (param_set){&l->table, l->params, l->grads, l->flat_n, l->tp_partial_n} : model_base(m);
 }
 
-/* Sums a [N, d] partial result over the tensor-parallel group (SPEC 4.3). */
-static void tp_sum(model *m, ops_ptr x) {
-    if (m->comm)
-        comm_allreduce(m->comm, COMM_TP, COMM_SUM, m->o, x, (size_t)m->B * m->T * m->cfg.d_model);
+static void tp_allreduce(model *m, layout_op op, ops_ptr x, size_t n) {
+    if (m->layout.tp_size > 1)
+        m->layout.tp_allreduce(m->layout.ctx, op, m->o, x, n);
+}
+
+/* The two conjugate tensor-parallel operators of SPEC 4.3 (Megatron-LM's g and f), each one all-reduce of
+ * a [N, d] activation over the tp group:
+ *  - tp_sum_outputs, in the forward after layers split by input (row-parallel: out_proj, fc_out, and the
+ *    vocabulary-split embedding), sums the ranks' partial outputs; its backward is the identity.
+ *  - tp_sum_input_grads, in the backward before layers split by output (column-parallel: q/k/v, fc_in, the
+ *    head), sums the ranks' partial gradients of the shared input; its forward is the identity. */
+static void tp_sum_outputs(model *m, ops_ptr x) {
+    tp_allreduce(m, LAYOUT_SUM, x, (size_t)m->B * m->T * m->cfg.d_model);
+}
+
+static void tp_sum_input_grads(model *m, ops_ptr dx) {
+    tp_allreduce(m, LAYOUT_SUM, dx, (size_t)m->B * m->T * m->cfg.d_model);
 }
 
 static void free_bufs(ops *o, ops_buf **bufs, size_t n) {
@@ -423,17 +437,17 @@ static void layer_fwd(model *m, int l) {
     if (m->cfg.parallel_residual) {
         /* GPT-J: x + attn(ln_1 x) + mlp(ln_1 x), both branches from the same normed input. */
         mlp_fwd(m, l, P0(A->ln1), proj, 1.0f);
-        tp_sum(m, proj); /* the one all-reduce of a parallel-residual layer */
+        tp_sum_outputs(m, proj); /* the one all-reduce of a parallel-residual layer */
         add_resid_bias(m, proj, L->o_b);
         add_resid_bias(m, proj, L->out_b);
         m->o->add(m->o, out, x, proj, nd);
     } else {
-        tp_sum(m, proj);
+        tp_sum_outputs(m, proj);
         add_resid_bias(m, proj, L->o_b);
         m->o->add(m->o, P0(A->mid), x, proj, nd);
         layernorm_fwd(m, P0(A->ln2), A->ln2_mean, A->ln2_rstd, P0(A->mid), L->ln2_w, L->ln2_b);
         mlp_fwd(m, l, P0(A->ln2), proj, 0.0f);
-        tp_sum(m, proj);
+        tp_sum_outputs(m, proj);
         add_resid_bias(m, proj, L->out_b);
         m->o->add(m->o, out, P0(A->mid), proj, nd);
     }
@@ -450,16 +464,16 @@ static void layer_bwd(model *m, int l) {
         resid_bias_grad(m, dr, L->o_b);
         mlp_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
         attention_bwd(m, l, dr, P0(A->ln1), d_ln, 1.0f);
-        tp_sum(m, d_ln); /* the one backward all-reduce of a parallel-residual layer */
+        tp_sum_input_grads(m, d_ln); /* the one backward all-reduce of a parallel-residual layer */
         layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
     } else {
         resid_bias_grad(m, dr, L->out_b);
         mlp_bwd(m, l, dr, P0(A->ln2), d_ln, 0.0f);
-        tp_sum(m, d_ln);
+        tp_sum_input_grads(m, d_ln);
         layernorm_bwd(m, dr, d_ln, P0(A->mid), A->ln2_mean, A->ln2_rstd, L->ln2_w, L->ln2_b);
         resid_bias_grad(m, dr, L->o_b);
         attention_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
-        tp_sum(m, d_ln);
+        tp_sum_input_grads(m, d_ln);
         layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
     }
 }
@@ -509,7 +523,7 @@ static void trunk_fwd(model *m) {
     ops_ptr x = resid_of(m, 0);
     o->embed_fwd(o, x, P0(a->ids), W(m, m->table.wte), m->B * m->T, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);
-    tp_sum(m, x); /* vocabulary-split lookup: the owning rank contributes the row */
+    tp_sum_outputs(m, x); /* vocabulary-split lookup: the owning rank contributes the row */
     if (m->table.wpe >= 0)
         o->pos_fwd(o, x, ops_at(W(m, m->table.wpe), (size_t)m->pos * c->d_model), m->B, m->T, c->d_model);
     for (int l = 0; l < c->n_layer; l++)
@@ -535,11 +549,9 @@ double model_forward(model *m, const int32_t *tokens, const float *weights, doub
     /* SPEC 4.4: global row max, then the sums of exp and the target logit over the vocabulary shards. */
     ops_ptr sumexp = P0(a->ce_stats), tgt = ops_at(P0(a->ce_stats), (size_t)N);
     o->ce_rowmax(o, P0(a->rowmax), P0(a->logits), &s);
-    if (m->comm)
-        comm_allreduce(m->comm, COMM_TP, COMM_MAX, o, P0(a->rowmax), (size_t)N);
+    tp_allreduce(m, LAYOUT_MAX, P0(a->rowmax), (size_t)N);
     o->ce_sumexp(o, sumexp, tgt, P0(a->logits), P0(a->rowmax), P0(a->targets), &s);
-    if (m->comm)
-        comm_allreduce(m->comm, COMM_TP, COMM_SUM, o, P0(a->ce_stats), 2 * (size_t)N);
+    tp_allreduce(m, LAYOUT_SUM, P0(a->ce_stats), 2 * (size_t)N);
     o->ce_loss(o, P0(a->loss), P0(a->rowmax), sumexp, tgt, m->z_loss, N);
     return o->dot(o, P0(a->loss), P0(a->weights), (size_t)N);
 }
@@ -553,7 +565,7 @@ void model_backward(model *m) {
     o->ce_bwd(o, P0(a->logits), P0(a->rowmax), P0(a->ce_stats), P0(a->targets), P0(a->weights), m->z_loss,
               &s);
     linear_bwd(m, P0(a->d_ln), P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
-    tp_sum(m, P0(a->d_ln));
+    tp_sum_input_grads(m, P0(a->d_ln));
     o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
     layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), resid_of(m, c->n_layer), a->lnf_mean, a->lnf_rstd,
                   m->table.lnf_w, m->table.lnf_b);

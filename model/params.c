@@ -1,11 +1,11 @@
-#include "params.h"
+#include "model/params.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "base/common.h"
 
 static long gcd(long a, long b) { return b ? gcd(b, a % b) : a; }
 
@@ -21,11 +21,11 @@ int param_table_add(param_table *t, int cap, const char *name, int ndim, long ro
     p->local_shape[0] = p->shape[0];
     p->local_shape[1] = p->shape[1];
     switch (rule) {
-    case TP_SPLIT_ROWS:
+    case TP_SPLIT_OUTPUT:
         p->local_shape[0] = rows / tp;
         p->row_start = p->local_shape[0] * tp_rank;
         break;
-    case TP_SPLIT_COLS:
+    case TP_SPLIT_INPUT:
         p->local_shape[1] = cols / tp;
         p->col_start = p->local_shape[1] * tp_rank;
         break;
@@ -68,26 +68,26 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
 #define NAME(s) (snprintf(nm, sizeof nm, "h.%d.%s", i, s), nm)
         L->ln1_w = ADD(NAME("ln_1.weight"), 1, d, 1, TP_REPLICATED, INIT_ONES);
         L->ln1_b = ADD(NAME("ln_1.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
-        L->q_w = ADD(NAME("attn.q_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
+        L->q_w = ADD(NAME("attn.q_proj.weight"), 2, d, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_qkv)
-            L->q_b = ADD(NAME("attn.q_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->k_w = ADD(NAME("attn.k_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
+            L->q_b = ADD(NAME("attn.q_proj.bias"), 1, d, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->k_w = ADD(NAME("attn.k_proj.weight"), 2, d, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_qkv)
-            L->k_b = ADD(NAME("attn.k_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->v_w = ADD(NAME("attn.v_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
+            L->k_b = ADD(NAME("attn.k_proj.bias"), 1, d, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->v_w = ADD(NAME("attn.v_proj.weight"), 2, d, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_qkv)
-            L->v_b = ADD(NAME("attn.v_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->o_w = ADD(NAME("attn.out_proj.weight"), 2, d, d, TP_SPLIT_COLS, INIT_NORMAL_RESID);
+            L->v_b = ADD(NAME("attn.v_proj.bias"), 1, d, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->o_w = ADD(NAME("attn.out_proj.weight"), 2, d, d, TP_SPLIT_INPUT, INIT_NORMAL_RESID);
         if (c->bias_attn_out)
             L->o_b = ADD(NAME("attn.out_proj.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         if (!c->parallel_residual) {
             L->ln2_w = ADD(NAME("ln_2.weight"), 1, d, 1, TP_REPLICATED, INIT_ONES);
             L->ln2_b = ADD(NAME("ln_2.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         }
-        L->fc_w = ADD(NAME("mlp.fc_in.weight"), 2, f, d, TP_SPLIT_ROWS, INIT_NORMAL);
+        L->fc_w = ADD(NAME("mlp.fc_in.weight"), 2, f, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_mlp)
-            L->fc_b = ADD(NAME("mlp.fc_in.bias"), 1, f, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->out_w = ADD(NAME("mlp.fc_out.weight"), 2, d, f, TP_SPLIT_COLS, INIT_NORMAL_RESID);
+            L->fc_b = ADD(NAME("mlp.fc_in.bias"), 1, f, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->out_w = ADD(NAME("mlp.fc_out.weight"), 2, d, f, TP_SPLIT_INPUT, INIT_NORMAL_RESID);
         if (c->bias_mlp)
             L->out_b = ADD(NAME("mlp.fc_out.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
 #undef NAME

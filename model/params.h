@@ -6,16 +6,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "model/config.h"
 
 /* Replicated tensors (LayerNorms, wpe, biases of input-split layers) get complete, identical gradients on
  * every tp rank: the model all-reduces the gradient of every replicated activation that feeds split
  * layers before the LayerNorm backward, so no parameter gradient needs a sum over tp. */
 typedef enum {
     TP_REPLICATED, /* the same on every tp rank */
-    TP_SPLIT_ROWS, /* split by output feature (rows of [out, in]): q/k/v, fc_in, their biases */
-    TP_SPLIT_COLS, /* split by input feature (columns): out_proj, fc_out */
-    TP_VOCAB,      /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
+    /* Megatron-LM's column-parallel linear layer (Mesh Transformer JAX's output-sharded one): split by output
+     * feature, rows of the [out, in] weight: q/k/v, fc_in, their biases. */
+    TP_SPLIT_OUTPUT,
+    /* Megatron-LM's row-parallel linear layer: split by input feature, columns of [out, in]: out_proj,
+     * fc_out. Its partial outputs are summed over the tp group (model.c: tp_sum_outputs). */
+    TP_SPLIT_INPUT,
+    TP_VOCAB, /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
 } tp_rule;
 
 /* INIT_FAN_IN_UNIFORM: U(-1/sqrt(in), 1/sqrt(in)) for a [out, in] matrix, which is PyTorch's default
@@ -27,9 +31,9 @@ typedef struct {
     int ndim;
     long shape[2];       /* global shape as stored in checkpoints (vocab rows = vocab_size) */
     long local_shape[2]; /* this rank's shard in memory (vocab rows padded, then split) */
-    long row_start;      /* first global row (TP_SPLIT_ROWS, TP_VOCAB) held by this rank */
+    long row_start;      /* first global row (TP_SPLIT_OUTPUT, TP_VOCAB) held by this rank */
     long valid_rows;     /* local rows inside the global shape (fewer than local_shape[0] in padding) */
-    long col_start;      /* first global column (TP_SPLIT_COLS) */
+    long col_start;      /* first global column (TP_SPLIT_INPUT) */
     size_t offset;       /* element offset in the flat buffers, 16-element (64-byte) aligned */
     size_t numel;        /* local element count */
     int decay;           /* weight decay applies (2+ dimensions) */

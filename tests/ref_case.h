@@ -59,8 +59,8 @@ static inline void rc_write_case(const char *path, model *m, const char *train_j
     CHECK(f >= 0, "create %s", path);
     cJSON *cfg = model_config_to_json(&m->cfg);
     char *cj = cJSON_PrintUnformatted(cfg);
-    h5_put_attr_str(f, "model", cj);
-    h5_put_attr_str(f, "train", train_json);
+    h5_put_str(f, "model", cj);
+    h5_put_str(f, "train", train_json);
     free(cj);
     cJSON_Delete(cfg);
     param_set base = model_base(m);
@@ -79,7 +79,7 @@ static inline void rc_write_case(const char *path, model *m, const char *train_j
                 first = 0;
             }
         snprintf(lj + n, sizeof lj - (size_t)n, "]}");
-        h5_put_attr_str(f, "lora", lj);
+        h5_put_str(f, "lora", lj);
         param_set ad = model_trainable(m);
         rc_write_set(f, "lora", m->o, &ad);
     }

@@ -18,7 +18,7 @@
 
 #include "model/cuda/cuda.h"
 #include "model/ops.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 #ifdef MT_SIMT
 /* The emulator's schedule switch (tests/simt/simt.h, extern "C"). */

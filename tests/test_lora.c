@@ -209,7 +209,7 @@ static void lora_parity(const char *fam_in, const char *config_path, const char 
     ops *o = ops_cpu_create(2);
     model *m = model_create_lora(&cfg, &lc, o, B, T, NULL, 0);
     optim_state opt;
-    optim_state_init(&opt, m, 0);
+    optim_state_init(&opt, m, NULL, 0);
     model_init_params(m, tu_next());
     tu_perturb_params(m);
 

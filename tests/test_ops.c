@@ -14,7 +14,7 @@
 
 #include "model/dropout_mask.h"
 #include "model/ops.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 /* Tolerances (relative norm). fp32 forward kernels against double: a few 1e-7; backward kernels
  * against double finite differences (whose own error is ~1e-9): a few 1e-6. */
@@ -289,8 +289,8 @@ static void test_matmul(void) {
                 ref_matmul(ta, tb, m, n, k, alpha, hdbl(A, (size_t)ar * lda), lda, hdbl(B, (size_t)br * ldb),
                            ldb, beta, ref, ldc);
                 static const char *SHAPE[4] = {"", ".row", ".row.beta0", ".row.threads"};
-                check_mat(tu_name("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc), C0,
-                          ref, 0, m, n, ldc, TOL_FWD);
+                check_mat(tu_name("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc),
+                          C0, ref, 0, m, n, ldc, TOL_FWD);
             }
 
             /* backward: the transposed products that give dA (overwrite) and dB (accumulate, beta 1)
@@ -839,13 +839,14 @@ static void test_attention_step(void) {
         int w = s.H * s.dh;
         size_t nq = (size_t)s.B * s.ld_q, nkv = (size_t)s.B * s.slots * s.ld_kv, no = (size_t)s.B * s.ld_out,
                nsc = (size_t)s.B * s.H * s.slots;
-        float *q = tu_host_normal(nq, 1), *k = tu_host_normal(nkv, 1), *v = tu_host_normal(nkv, 1), *out0 = tu_host_normal(no, 1);
+        float *q = tu_host_normal(nq, 1), *k = tu_host_normal(nkv, 1), *v = tu_host_normal(nkv, 1),
+              *out0 = tu_host_normal(no, 1);
         ops_ptr pout = upf(out0, no), pscr = upf(tu_host_normal(nsc, 1), nsc);
         O->attention_step(O, pout, pscr, upf(q, nq), upf(k, nkv), upf(v, nkv), &s);
         double *ref = hd(no);
         ref_attention_step(&s, hdbl(q, nq), hdbl(k, nkv), hdbl(v, nkv), ref);
-        check_mat(tu_name("attention_step[%s]", cases[ci].tag), downf(pout, no), out0, ref, 0, s.B, w, s.ld_out,
-                  TOL_FWD);
+        check_mat(tu_name("attention_step[%s]", cases[ci].tag), downf(pout, no), out0, ref, 0, s.B, w,
+                  s.ld_out, TOL_FWD);
         tu_host_release();
     }
     dev_release("attention_step");

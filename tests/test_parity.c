@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "model/model.h"
 #include "tests/ref_case.h"
 #include "tests/test_model.h"

@@ -17,7 +17,7 @@
 
 #include "data/tok.h"
 #include "data/tok_internal.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 /* ------------------------------------------------------------------ documents */
 

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
-#include "optim.h"
+#include "train/optim.h"
 
 #define CKPT_FORMAT "meshtrain.checkpoint"
 enum { CKPT_FORMAT_VERSION = 2 }; /* 2: the root attributes carry a checksum, meta_crc32c */

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ckpt_crc.h"
-#include "ckpt_internal.h"
-#include "data/shard.h"
+#include "base/h5.h"
+#include "train/ckpt_crc.h"
+#include "train/ckpt_internal.h"
 
 hid_t ckpt_create(const char *path, MPI_Comm comm) {
     hid_t fapl = h5_fapl(), fcpl = h5_fcpl();
@@ -39,76 +39,6 @@ hid_t ckpt_make_group(hid_t file, const char *name) {
     H5Pclose(gcpl);
     H5Pclose(lcpl);
     return g;
-}
-
-static int put_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, mem_type, v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return rc < 0 ? -1 : 0;
-}
-
-int ckpt_put_i64(hid_t obj, const char *name, long long v) {
-    return put_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
-}
-
-int ckpt_put_u64(hid_t obj, const char *name, uint64_t v) {
-    return put_scalar(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-
-int ckpt_put_str(hid_t obj, const char *name, const char *v) {
-    h5_put_attr_str(obj, name, v);
-    return H5Aexists(obj, name) > 0 ? 0 : -1;
-}
-
-static int get_scalar(hid_t obj, const char *name, hid_t mem_type, void *out) {
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return -1;
-    hid_t sp = H5Aget_space(a), t = H5Aget_type(a);
-    int ok = H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(t) == H5T_INTEGER;
-    herr_t rc = ok ? H5Aread(a, mem_type, out) : -1;
-    H5Tclose(t);
-    H5Sclose(sp);
-    H5Aclose(a);
-    return rc < 0 ? -1 : 0;
-}
-
-int ckpt_get_i64(hid_t obj, const char *name, long long *out) {
-    return get_scalar(obj, name, H5T_NATIVE_LLONG, out);
-}
-
-int ckpt_get_u64(hid_t obj, const char *name, uint64_t *out) {
-    return get_scalar(obj, name, H5T_NATIVE_UINT64, out);
-}
-
-char *ckpt_get_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0)
-        return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return NULL;
-    hid_t t = H5Aget_type(a);
-    char *out = NULL;
-    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-        size_t n = H5Tget_size(t);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n + 1);
-        out = mt_calloc(n + 1, 1);
-        if (H5Aread(a, mt, out) < 0) {
-            free(out);
-            out = NULL;
-        }
-        H5Tclose(mt);
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-    return out;
 }
 
 /* The crc32c attribute: its values (malloc'd) and count, or NULL. */

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_internal.h"
-#include "data/shard.h"
+#include "base/h5.h"
+#include "train/ckpt_internal.h"
 #include "train/config_diff.h"
 
 /* A growing one-line message. */

@@ -1,4 +1,4 @@
-#include "config_diff.h"
+#include "train/config_diff.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "model/common.h"
+#include "base/common.h"
 
 /* The options as given (numbers checked against their ranges). */
 typedef struct {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "train/ckpt.h"
 #include "train/ckpt_internal.h"
 #include "train/generate.h"
@@ -44,13 +44,13 @@ static char *read_config(const char *file, long *step, mt_err *err) {
         mt_fail(err, "%s: cannot open as a checkpoint (not an HDF5 file, or truncated or unreadable)", file);
         return NULL;
     }
-    char *format = ckpt_get_str(f, "format"), *config = NULL;
+    char *format = h5_get_str(f, "format"), *config = NULL;
     long long s = 0;
     if (!format || strcmp(format, CKPT_FORMAT))
         mt_fail(err, "%s: not a meshtrain checkpoint (attribute format != \"%s\")", file, CKPT_FORMAT);
-    else if (!(config = ckpt_get_str(f, "config")))
+    else if (!(config = h5_get_str(f, "config")))
         mt_fail(err, "%s: attribute config is missing or not a string", file);
-    else if (ckpt_get_i64(f, "step", &s))
+    else if (h5_get_i64(f, "step", &s))
         s = -1;
     *step = (long)s;
     free(format);
@@ -100,7 +100,8 @@ model *gen_load_model(const char *file, const model_config *cfg, const lora_ckpt
         mt_fail(err, "%s: %s (mpirun -n K splits the model over K ranks)", file, why);
         return NULL;
     }
-    model *m = model_create_infer_lora(cfg, &lora->lora, o, 1, cfg->n_ctx, comm);
+    model_layout L = comm_model_layout(comm);
+    model *m = model_create_infer_lora(cfg, &lora->lora, o, 1, cfg->n_ctx, &L);
     ckpt_meta meta = {0};
     if ((lora->lora.rank && ckpt_load_base(lora->base, NULL, m, comm->comm[COMM_WORLD], err)) ||
         ckpt_load(file, &meta, m, NULL, comm->comm[COMM_WORLD], err)) {

@@ -31,7 +31,7 @@ void gen_result_free(gen_result *r) {
     tok_bytes_free(&r->text);
 }
 
-generator *gen_create(model *m, const tok *tk) {
+generator *gen_create(model *m, const tok *tk, comm_ctx *comm) {
     generator *g = mt_calloc(1, sizeof *g);
     g->m = m;
     g->tk = tk;
@@ -40,7 +40,7 @@ generator *gen_create(model *m, const tok *tk) {
     long n = limit - h->row_start;
     g->n_draw = (int)(n < 0 ? 0 : n > h->valid_rows ? h->valid_rows : n);
     g->logits = mt_malloc(((size_t)g->n_draw + 1) * sizeof *g->logits);
-    g->s = sampler_create(g->n_draw, (int)h->row_start, m->comm);
+    g->s = sampler_create(g->n_draw, (int)h->row_start, comm);
     return g;
 }
 

@@ -64,7 +64,7 @@ typedef struct generator generator;
 /* m: from gen_load_model (B = 1); the tokenizer decodes the new tokens, of which only ids below both the
  * model's loss_vocab and the tokenizer's vocabulary can be drawn. Collective over m's tensor-parallel group.
  */
-generator *gen_create(model *m, const tok *tk);
+generator *gen_create(model *m, const tok *tk, comm_ctx *comm);
 void gen_free(generator *g);
 
 /* Text as it is decided (valid UTF-8). */

@@ -1,4 +1,4 @@
-#include "lora_ckpt.h"
+#include "train/lora_ckpt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +26,10 @@ int lora_ckpt_read_info(const char *file, const model_config *mc, lora_ckpt_info
     hid_t f = ckpt_open(file, err);
     if (f < 0)
         return -1;
-    char *config = ckpt_get_str(f, "config"), *base = ckpt_get_str(f, "lora_base");
+    char *config = h5_get_str(f, "config"), *base = h5_get_str(f, "lora_base");
     uint64_t crc = 0;
     int rc = 0;
-    if (base && (ckpt_get_u64(f, "lora_base_crc32c", &crc) || crc > UINT32_MAX))
+    if (base && (h5_get_u64(f, "lora_base_crc32c", &crc) || crc > UINT32_MAX))
         rc = mt_fail(err, "%s: attribute lora_base_crc32c is missing or not a 32-bit integer", file);
     else if (base && !config)
         rc = mt_fail(err, "%s: attribute config is missing or not a string", file);

@@ -1,4 +1,4 @@
-#include "lora_merge.h"
+#include "train/lora_merge.h"
 
 #include <cblas.h>
 #include <stdio.h>

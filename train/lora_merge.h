@@ -3,7 +3,7 @@
 #ifndef MT_LORA_MERGE_H
 #define MT_LORA_MERGE_H
 
-#include "model/common.h"
+#include "base/common.h"
 
 /* base: the base checkpoint, or NULL for the one the adapter checkpoint names; it must have the identity
  * the adapter checkpoint recorded. out is written as out.tmp and renamed when complete. */

@@ -11,6 +11,7 @@
 
 #include "model/backend.h"
 #include "model/ops_sizer.h"
+#include "parallel/comm_backend.h"
 #include "train/gen_args.h"
 #include "train/generate.h"
 
@@ -112,7 +113,8 @@ static int check_inputs(session *s, mt_err *err) {
 /* Bytes per rank the inference model will allocate, counted before anything is allocated. */
 static double model_gib(const model_config *cfg, const lora_config *lc, ops_dtype act, comm_ctx *comm) {
     ops *sizer = ops_sizer_create(act);
-    model *m = model_create_infer_lora(cfg, lc, sizer, 1, cfg->n_ctx, comm);
+    model_layout L = comm_model_layout(comm);
+    model *m = model_create_infer_lora(cfg, lc, sizer, 1, cfg->n_ctx, &L);
     double gib = (double)ops_sizer_bytes(sizer) / (1 << 30);
     model_free(m);
     sizer->destroy(sizer);
@@ -121,12 +123,12 @@ static double model_gib(const model_config *cfg, const lora_config *lc, ops_dtyp
 
 static int load(session *s, mt_err *err) {
     s->o = backend_create(s->opt.backend, (int)s->opt.threads, err);
-    if (agree(s, !s->o, err) || agree(s, backend_attach_comm(s->o, &s->comm, err), err))
+    if (agree(s, !s->o, err) || agree(s, comm_attach_backend(&s->comm, s->o, err), err))
         return -1;
     double gib = model_gib(&s->cfg, &s->lora.lora, s->o->act_dtype, &s->comm);
     if (!(s->m = gen_load_model(s->file, &s->cfg, &s->lora, s->o, &s->comm, err)))
         return -1;
-    s->g = gen_create(s->m, s->tk);
+    s->g = gen_create(s->m, s->tk, &s->comm);
     s->gen = (gen_options){.sample = {s->opt.temperature, (int)s->opt.top_k, s->opt.top_p},
                            .max_new = (int)s->opt.max_new,
                            .stop = s->opt.stop,

@@ -5,18 +5,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "train/signals.h"
 #include "train/trainer.h"
 
+/* The usage, then the key reference that README's config tables copy (tests/test_config_keys.sh). */
 static void usage(void) {
-    fprintf(
-        stderr,
+    printf(
         "usage: bin/train CONFIG.json [--set key.path=value]... [--dry-run] [--resume PATH | --no-resume]\n"
         "                 [--eval-only]\n"
         "  CONFIG is a run config (model + data + train sections) or, with --dry-run, a model config.\n"
         "  A run resumes from RUN_DIR/ckpt/latest by default. Exit codes: 0 done, 1 internal error,\n"
-        "  2 bad input, 3 stopped on a signal after writing a checkpoint (requeue).\n");
+        "  2 bad input, 3 stopped on a signal after writing a checkpoint (requeue).\n"
+        "\nRun config keys (unknown keys are errors; a default in words is computed after parsing):\n");
+    jcfg_reference(stdout, run_config_keys);
+    printf("\nModel config keys (configs/models/*.json, or the run config's `model` object):\n");
+    jcfg_reference(stdout, model_config_keys);
 }
 
 /* Every rank sees the same bad input (or has agreed on the failing rank's message); rank 0 alone says so,

@@ -1,6 +1,8 @@
-#include "optim.h"
+#include "train/optim.h"
 
 #include <math.h>
+
+#include "parallel/zero.h"
 
 double optim_lr(const optim_config *c, long s) {
     if (!c->cosine)
@@ -11,16 +13,17 @@ double optim_lr(const optim_config *c, long s) {
     return w * c->lr - (c->lr - c->end_lr) * (1.0 - cos(3.14159265358979323846 * a)) / 2.0;
 }
 
-void optim_state_init(optim_state *s, model *m, int zero) {
-    int dp = m->comm ? m->comm->size[COMM_DP] : 1, r = m->comm ? m->comm->rank[COMM_DP] : 0;
+void optim_state_init(optim_state *s, model *m, comm_ctx *c, int zero) {
     size_t flat_n = model_trainable(m).flat_n;
-    s->zero = zero && dp > 1;
-    size_t slice = flat_n / (size_t)dp;
-    s->lo = s->zero ? slice * (size_t)r : 0;
-    s->hi = s->zero ? s->lo + slice : flat_n;
+    s->comm = c;
+    s->zero = zero && m->layout.dp_size > 1;
+    s->lo = 0;
+    s->hi = flat_n;
+    if (s->zero)
+        zero_slice(flat_n, m->layout.dp_size, m->layout.dp_rank, &s->lo, &s->hi);
     s->m = m->o->alloc(m->o, s->hi - s->lo, OPS_F32);
     s->v = m->o->alloc(m->o, s->hi - s->lo, OPS_F32);
-    s->grad_slice = s->zero ? m->o->alloc(m->o, slice, OPS_F32) : NULL;
+    s->grad_slice = s->zero ? m->o->alloc(m->o, s->hi - s->lo, OPS_F32) : NULL;
 }
 
 void optim_state_free(optim_state *s, model *m) {
@@ -42,7 +45,7 @@ static int overlap(const optim_state *s, const param_info *p, size_t *a, size_t 
 }
 
 double optim_grad_sumsq(const optim_state *s, model *m) {
-    int tp_rank = m->comm ? m->comm->rank[COMM_TP] : 0;
+    int tp_rank = m->layout.tp_rank;
     ops_ptr g = optim_grad(s, m);
     const param_table *t = model_trainable(m).table;
     double sum = 0;

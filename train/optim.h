@@ -3,6 +3,7 @@
 #define MT_OPTIM_H
 
 #include "model/model.h"
+#include "parallel/comm.h"
 
 typedef struct {
     double lr, end_lr;
@@ -15,6 +16,7 @@ typedef struct {
  * adapters') this rank updates: all of it, or with ZeRO-1 (DESIGN 5) its 1/dp slice, for which alone it
  * keeps the Adam moments. */
 typedef struct {
+    comm_ctx *comm; /* the job's groups; NULL: one process */
     int zero;
     size_t lo, hi;
     ops_buf *m, *v;      /* Adam moments of [lo, hi) */
@@ -24,8 +26,9 @@ typedef struct {
 /* lr of update `step` (0 for the first update). */
 double optim_lr(const optim_config *c, long step);
 
-/* zero: shard the optimizer over the data-parallel group of m->comm (needs dp > 1 to mean anything). */
-void optim_state_init(optim_state *s, model *m, int zero);
+/* c: the groups m was laid out on (NULL: one process). zero: shard the optimizer over the data-parallel
+ * group (parallel/zero.h; needs dp > 1 to mean anything). */
+void optim_state_init(optim_state *s, model *m, comm_ctx *c, int zero);
 void optim_state_free(optim_state *s, model *m);
 
 /* The gradient of [lo, hi) this rank updates: the reduce-scattered slice with ZeRO-1, else m->grads. */

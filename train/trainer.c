@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "trainer.h"
+#include "train/trainer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "model/ops_rate.h"
 #include "model/ops_sizer.h"
+#include "parallel/comm_backend.h"
 #include "train/ckpt.h"
 #include "train/config_diff.h"
 #include "train/lora_ckpt.h"
@@ -116,23 +117,13 @@ static int load_batch(trainer *t, mt_err *err) {
     return -1;
 }
 
-static void run_step(trainer *t, step_report *rep) {
-    const run_config *rc = t->rc;
-    step_result r;
-    train_step(t->m, &t->opt, &rc->optim, t->step, rc->accum, t->tokens, t->weights, &r);
-    rep->loss = r.loss;
-    rep->grad_norm = r.grad_norm;
-    rep->lr = r.lr;
-    rep->skipped = r.skipped;
-}
-
 static int open_data(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
-    if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len,
+    if (loader_open(&t->train, rc->data_kind, rc->train_files.paths, rc->train_files.n, rc->seq_len,
                     (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
-    if (rc->n_val) {
-        if (loader_open(&t->val, rc->data_kind, rc->val_files, rc->n_val, rc->seq_len,
+    if (rc->val_files.n) {
+        if (loader_open(&t->val, rc->data_kind, rc->val_files.paths, rc->val_files.n, rc->seq_len,
                         (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
             return -1;
         t->has_val = 1;
@@ -312,7 +303,7 @@ static ops *open_backend(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
     ops *o = backend_create(rc->backend, rc->threads, err);
     if (comm_agree(&t->comm, !o, err) ||
-        comm_agree(&t->comm, backend_attach_comm(o, &t->comm, err), err) || /* collective: every rank has o */
+        comm_agree(&t->comm, comm_attach_backend(&t->comm, o, err), err) || /* collective: every rank has o */
         comm_agree(&t->comm, preflight_memory(rc, o, &t->comm, err), err)) {
         if (o)
             o->destroy(o);
@@ -342,10 +333,11 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
         o->destroy(o);
         return -1;
     }
-    t->m = model_create_lora(&rc->model, &rc->lora, o, rc->micro_batch, rc->seq_len, &t->comm, rc->recompute);
+    model_layout L = comm_model_layout(&t->comm);
+    t->m = model_create_lora(&rc->model, &rc->lora, o, rc->micro_batch, rc->seq_len, &L, rc->recompute);
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);
-    optim_state_init(&t->opt, t->m, rc->zero);
+    optim_state_init(&t->opt, t->m, &t->comm, rc->zero);
     t->tokens = mt_malloc((size_t)rc->accum * rc->micro_batch * (rc->seq_len + 1) * sizeof *t->tokens);
     t->weights = mt_malloc((size_t)rc->accum * rc->micro_batch * rc->seq_len * sizeof *t->weights);
     t->flops_per_token = model_flops_per_token(&rc->model, &t->m->table, rc->seq_len);
@@ -423,7 +415,7 @@ static void report(trainer *t, step_report *r, double t0, double ts, long first)
     r->comm_share = t->comm.seconds / (now - ts);
     r->elapsed = now - t0;
     r->eta = r->elapsed / (double)(t->step - first) * (double)(rc->steps - t->step);
-    metrics_step(&t->log, r, r->step % rc->log_every == 0 || r->step == rc->steps || r->skipped);
+    metrics_step(&t->log, r, r->step % rc->log_every == 0 || r->step == rc->steps || r->r.skipped);
 }
 
 static int run_loop(trainer *t, mt_err *err) {
@@ -437,11 +429,11 @@ static int run_loop(trainer *t, mt_err *err) {
         comm_reset_stats(&t->comm);
         if (load_batch(t, err))
             return stop_with_error(t, MT_EXIT_BAD_INPUT, err);
-        run_step(t, &r);
+        train_step(t->m, &t->opt, &rc->optim, t->step, rc->accum, t->tokens, t->weights, &r.r);
         t->step++;
         t->tokens_seen += (long)rc->global_batch * rc->seq_len;
         report(t, &r, t0, ts, first);
-        bad_in_a_row = r.skipped ? bad_in_a_row + 1 : 0;
+        bad_in_a_row = r.r.skipped ? bad_in_a_row + 1 : 0;
         if (bad_in_a_row >= rc->max_bad_steps) { /* the skipped steps left the parameters as they were */
             mt_fail(err, "stopping: %d non-finite steps in a row (train.max_bad_steps)", bad_in_a_row);
             return stop_with_error(t, MT_EXIT_INTERNAL, err);

@@ -2,9 +2,9 @@
 #include <cblas.h>
 #include <math.h>
 
-#include "../common.h"
-#include "../dropout_mask.h"
-#include "cpu.h"
+#include "base/common.h"
+#include "model/cpu/cpu.h"
+#include "model/dropout_mask.h"
 
 /* One row (a decoding step at batch 1) is a matrix-vector product: OpenBLAS's sgemm packs the whole
  * weight matrix before using it, moving it about twice, where a matrix-vector product streams it once

@@ -2,9 +2,9 @@
  * model/ops.h), then the cuBLASLt products and the kernel launchers. */
 #include <stdlib.h>
 
-#include "cuda_check.h"
-#include "cuda_internal.h"
-#include "cuda_kern_api.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/cuda_internal.h"
+#include "model/cuda/cuda_kern_api.h"
 
 #define ACT OPS_ACT
 #define F32 OPS_F32
