@@ -6,7 +6,7 @@ PKGS     := hdf5-openmpi libcjson libzstd
 BLAS     := /usr/lib/x86_64-linux-gnu/openblas-openmp
 DEB_PKGS := gcc g++ make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
             libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd slurm-wlm munge \
-            clang-14 libclang-rt-14-dev
+            clang-format clang-14 libclang-rt-14-dev
 
 # make SAN=1 [test]: AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU binaries and test programs.
 # Objects go to build/san/; bin/ and build/tests/ are relinked whenever the mode changes (build/.mode).
@@ -23,7 +23,7 @@ CFLAGS    = $(OPT) $(SANFLAGS) -std=c11 -Wall -Wextra -Werror -fopenmp -fno-math
 LDLIBS    = $(shell pkg-config --libs $(PKGS)) -L$(BLAS) -Wl,-rpath,$(BLAS) -lopenblas -lm
 
 # Every .c below these folders is library code, except main_*.c files: main_X.c is bin/X.
-SRC_DIRS := model model/cpu data parallel train
+SRC_DIRS := base model model/cpu data parallel train
 ALL_SRC  := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 MAIN_SRC := $(foreach f,$(ALL_SRC),$(if $(findstring /main_,$(f)),$(f)))
 LIB_OBJ  := $(patsubst %.c,$(OBJ)/%.o,$(filter-out $(MAIN_SRC),$(ALL_SRC)))
@@ -32,7 +32,7 @@ BINS     := $(patsubst main_%,bin/%,$(basename $(notdir $(MAIN_OBJ))))
 TESTS    := $(patsubst tests/%.c,build/tests/%,$(filter-out tests/test_cuda_%,$(wildcard tests/test_*.c tests/mpi_*.c)))
 BENCHES  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/bench_*.c))
 
-.PHONY: all deps test bench demo clean fuzz
+.PHONY: all deps test bench demo format clean fuzz
 .SECONDARY:
 all: $(BINS) $(TESTS) $(BENCHES)
 
@@ -83,7 +83,7 @@ build/tests/%: $(OBJ)/tests/%.o $(OBJ)/libmeshtrain.a build/.mode
 
 # ---- The CUDA backend (DESIGN 4) -------------------------------------------------------------------------
 # Kernels (model/cuda/*.cu) and the host code that drives them (model/cuda/*.c, parallel/cuda/*.c, and
-# model/backend.c with MT_CUDA) are built two ways from the same sources:
+# model/backend.c and parallel/comm_backend.c with MT_CUDA) are built two ways from the same sources:
 #  - emulated, always: g++ compiles the kernels against the SIMT emulator (tests/simt), which also provides
 #    the CUDA runtime, cuBLASLt and NCCL entry points the host code calls (on OpenBLAS and MPI). Test
 #    programs tests/test_cuda_*.c, build/emu/bin/train and build/emu/bin/generate run the backend here; an
@@ -92,10 +92,10 @@ build/tests/%: $(OBJ)/tests/%.o $(OBJ)/libmeshtrain.a build/.mode
 #    linked against libcudart, libcublasLt and libnccl into bin/train and bin/generate.
 CUDA_HOME  ?= /usr/local/cuda
 CUDA_CU    := $(wildcard model/cuda/*.cu)
-CUDA_HOSTC := $(wildcard model/cuda/*.c parallel/cuda/*.c) model/backend.c
+CUDA_HOSTC := $(wildcard model/cuda/*.c parallel/cuda/*.c) model/backend.c parallel/comm_backend.c
 SIMT_SRC   := $(wildcard tests/simt/*.cpp)
 CUDA_INC    = -I$(CUDA_HOME)/include
-SIMT_CXX    = g++ $(OPT) -std=c++17 -Wall -Wextra -Werror -MMD -MP -DMT_SIMT -I. $(CUDA_INC) \
+SIMT_CXX    = g++ $(OPT) -std=c++17 -Wall -Wextra -Werror -MMD -MP -DMT_SIMT -I. -Itests/simt $(CUDA_INC) \
               -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags ompi-c)
 EMU_OBJ    := $(patsubst %.cu,build/emu/%.o,$(CUDA_CU)) $(patsubst %.c,build/emu/%.o,$(CUDA_HOSTC)) \
               $(patsubst %.cpp,build/emu/%.o,$(SIMT_SRC))
@@ -241,6 +241,10 @@ bench: all vocab
 
 demo: all
 	@tests/demo.sh
+
+# Lays every source out as .clang-format says; make test checks it (tests/test_format.sh).
+format: deps
+	@tests/test_format.sh --fix
 
 clean:
 	rm -rf build bin

@@ -11,18 +11,18 @@ const char ALPACA_PROMPT_NO_INPUT[] =
     "appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n"
     "### Response:";
 
-void alpaca_render(tok_bytes *out, const char *tmpl, const tok_bytes *instruction, const tok_bytes *input) {
+void alpaca_render(mt_bytes *out, const char *tmpl, const mt_bytes *instruction, const mt_bytes *input) {
     static const char INSTRUCTION[] = "{instruction}", INPUT[] = "{input}";
     out->n = 0;
     for (const char *c = tmpl; *c;) {
         if (!strncmp(c, INSTRUCTION, sizeof INSTRUCTION - 1)) {
-            tok_bytes_append(out, instruction->data, instruction->n);
+            mt_bytes_append(out, instruction->data, instruction->n);
             c += sizeof INSTRUCTION - 1;
         } else if (!strncmp(c, INPUT, sizeof INPUT - 1)) {
-            tok_bytes_append(out, input->data, input->n);
+            mt_bytes_append(out, input->data, input->n);
             c += sizeof INPUT - 1;
         } else {
-            tok_bytes_append(out, c++, 1);
+            mt_bytes_append(out, c++, 1);
         }
     }
 }

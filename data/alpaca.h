@@ -10,6 +10,6 @@ extern const char ALPACA_PROMPT_INPUT[];
 extern const char ALPACA_PROMPT_NO_INPUT[];
 
 /* out = tmpl with each {instruction} and {input} replaced literally (out is cleared first). */
-void alpaca_render(tok_bytes *out, const char *tmpl, const tok_bytes *instruction, const tok_bytes *input);
+void alpaca_render(mt_bytes *out, const char *tmpl, const mt_bytes *instruction, const mt_bytes *input);
 
 #endif

@@ -1,4 +1,4 @@
-#include "loader.h"
+#include "data/loader.h"
 
 #include <stdlib.h>
 #include <string.h>

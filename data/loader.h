@@ -10,7 +10,7 @@
 #ifndef MT_LOADER_H
 #define MT_LOADER_H
 
-#include "shard.h"
+#include "data/shard.h"
 
 typedef enum { LOADER_STREAM, LOADER_EXAMPLES } loader_kind;
 

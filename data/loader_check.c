@@ -2,7 +2,7 @@
  * failing in the middle of a run when the loader reaches it. */
 #include <stdlib.h>
 
-#include "loader.h"
+#include "data/loader.h"
 
 /* Whether token position p of shard s is ever a target (a prediction the loss counts): every position of a
  * stream window but its first, and positions 1..T of an example. doc is the document holding p. */
@@ -33,8 +33,8 @@ int loader_check_shard(loader *l, int s, int eot_token, mt_err *err) {
             while ((long)docs[d + 1] <= p)
                 d++;
             if (tok[i] < 0 || tok[i] >= l->vocab_size)
-                rc = mt_fail(err, "%s: token id %d at offset %ld is not below the model's vocab_size %d", sh->path,
-                             tok[i], p, l->vocab_size);
+                rc = mt_fail(err, "%s: token id %d at offset %ld is not below the model's vocab_size %d",
+                             sh->path, tok[i], p, l->vocab_size);
             else if (tok[i] >= l->loss_vocab && is_target(l, s, p, (long)docs[d]))
                 rc = mt_fail(err, "%s: token id %d at offset %ld is a target but not below loss_vocab %d",
                              sh->path, tok[i], p, l->loss_vocab);

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/signals.h"
 #include "data/prepare_cli.h"
-#include "train/signals.h"
 
 static int synthetic(int argc, char **argv) {
     synth_options o;

@@ -1,6 +1,6 @@
-#include "perm.h"
+#include "data/perm.h"
 
-#include "model/common.h"
+#include "base/common.h"
 
 static uint64_t mix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;

@@ -50,7 +50,7 @@ typedef struct {
     int split;       /* split of the current document: 0 train, 1 val */
     long long index; /* index of the current record in the source */
     long doc_start;  /* tokens in the current shard before the current document */
-    tok_bytes pend;  /* text not tokenized yet */
+    mt_bytes pend;   /* text not tokenized yet */
     tok_ids ids;
     long warnings;
 } prep_src;
@@ -83,6 +83,6 @@ int prepare_jsonl(prep_src *s, const char *path, mt_err *err);
 int prepare_alpaca(prep_src *s, const char *path, mt_err *err);
 /* The Alpaca prompt templates into o: SPEC 6.2's when path is NULL, else those of the template file path
  * (read into v, which the caller frees); a one-line error naming the file and key otherwise. */
-int prep_alpaca_templates(prep_opts *o, const char *path, tok_bytes v[2], mt_err *err);
+int prep_alpaca_templates(prep_opts *o, const char *path, mt_bytes v[2], mt_err *err);
 
 #endif

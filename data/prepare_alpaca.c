@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_pull.h"
 #include "data/alpaca.h"
 #include "data/prepare.h"
 #include "data/prepare_input.h"
-#include "data/prepare_json.h"
 
 typedef struct {
-    tok_bytes vals[3], prompt;
+    mt_bytes vals[3], prompt;
     tok_ids ids;
     uint8_t *mask;
     size_t mask_cap;
@@ -137,7 +137,7 @@ static int from_lines(prep_src *s, alpaca_buf *b, const char *path, mt_err *err)
 }
 
 /* A template file: {"prompt_input": "...", "prompt_no_input": "..."} with {instruction} and {input}. */
-static int load_template(const char *path, tok_bytes v[2], mt_err *err) {
+static int load_template(const char *path, mt_bytes v[2], mt_err *err) {
     size_t len;
     char *text = mt_read_file(path, &len, err);
     if (!text)
@@ -164,7 +164,7 @@ static int load_template(const char *path, tok_bytes v[2], mt_err *err) {
     return rc;
 }
 
-int prep_alpaca_templates(prep_opts *o, const char *path, tok_bytes v[2], mt_err *err) {
+int prep_alpaca_templates(prep_opts *o, const char *path, mt_bytes v[2], mt_err *err) {
     if (!path) {
         o->tmpl_input = ALPACA_PROMPT_INPUT;
         o->tmpl_no_input = ALPACA_PROMPT_NO_INPUT;
@@ -195,8 +195,8 @@ int prepare_alpaca(prep_src *s, const char *path, mt_err *err) {
         rc = from_lines(s, &b, path, err);
     }
     for (int k = 0; k < 3; k++)
-        tok_bytes_free(&b.vals[k]);
-    tok_bytes_free(&b.prompt);
+        mt_bytes_free(&b.vals[k]);
+    mt_bytes_free(&b.prompt);
     tok_ids_free(&b.ids);
     free(b.mask);
     return rc;

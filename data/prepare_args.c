@@ -165,8 +165,8 @@ void prep_args_free(prep_args *a) {
     if (a->o.tk)
         tok_free(a->o.tk);
     prep_list_free(&a->in);
-    tok_bytes_free(&a->templates[0]);
-    tok_bytes_free(&a->templates[1]);
+    mt_bytes_free(&a->templates[0]);
+    mt_bytes_free(&a->templates[1]);
 }
 
 /* The numeric options of `synthetic`: default and bounds. */

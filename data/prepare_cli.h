@@ -22,11 +22,11 @@ void prep_list_free(prep_list *l);
 /* The options of `bin/prepare text|jsonl|alpaca` (pile is jsonl). */
 typedef struct {
     const char *cmd;
-    prep_list in;           /* --in arguments */
-    const char *tokdir;     /* --tokenizer-dir, or $MESHTRAIN_CACHE/gpt2 (.cache/gpt2) */
-    const char *tmpl;       /* --template, NULL for SPEC 6.2's */
-    prep_opts o;            /* the output folder and the options of every source */
-    tok_bytes templates[2]; /* the --template file's prompt_input and prompt_no_input */
+    prep_list in;          /* --in arguments */
+    const char *tokdir;    /* --tokenizer-dir, or $MESHTRAIN_CACHE/gpt2 (.cache/gpt2) */
+    const char *tmpl;      /* --template, NULL for SPEC 6.2's */
+    prep_opts o;           /* the output folder and the options of every source */
+    mt_bytes templates[2]; /* the --template file's prompt_input and prompt_no_input */
     char defdir[4096];
 } prep_args;
 

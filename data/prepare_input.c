@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L /* fileno */
-#include "prepare_input.h"
+#include "data/prepare_input.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "model/common.h"
+#include "base/common.h"
 
 typedef struct {
     char path[4096];

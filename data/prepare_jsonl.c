@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_pull.h"
 #include "data/prepare.h"
 #include "data/prepare_input.h"
-#include "data/prepare_json.h"
 
 int prepare_jsonl(prep_src *s, const char *path, mt_err *err) {
     pin in;
@@ -13,7 +13,7 @@ int prepare_jsonl(prep_src *s, const char *path, mt_err *err) {
         return -1;
     long long base = s->st->bytes, records = 0;
     const char *names[2] = {s->o->field, "meta.pile_set_name"};
-    tok_bytes vals[2] = {{0}};
+    mt_bytes vals[2] = {{0}};
     char *line, set[256];
     size_t len;
     int rc = 0, got = 0;
@@ -59,7 +59,7 @@ int prepare_jsonl(prep_src *s, const char *path, mt_err *err) {
     s->st->bytes = base + in.size;
     prep_input_done(s->st, &in);
     pin_close(&in);
-    tok_bytes_free(&vals[0]);
-    tok_bytes_free(&vals[1]);
+    mt_bytes_free(&vals[0]);
+    mt_bytes_free(&vals[1]);
     return rc;
 }

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/signals.h"
 #include "data/prepare.h"
 #include "data/prepare_input.h"
-#include "train/signals.h"
 
 enum { PIECE_BYTES = 1 << 20, MAX_WARNINGS = 10 };
 
@@ -90,7 +90,7 @@ static size_t safe_cut(const char *t, size_t n) {
 }
 
 int prep_doc_text(prep_src *s, const char *text, size_t n, mt_err *err) {
-    tok_bytes *b = &s->pend;
+    mt_bytes *b = &s->pend;
     if (b->n + n > b->cap) {
         b->cap = b->n + n > 2 * b->cap ? b->n + n : 2 * b->cap;
         b->data = realloc(b->data, b->cap);
@@ -153,7 +153,7 @@ int prep_src_close(prep_src *s, mt_err *err) {
         prep_src_abort(s);
         return rc;
     }
-    tok_bytes_free(&s->pend);
+    mt_bytes_free(&s->pend);
     tok_ids_free(&s->ids);
     return 0;
 }
@@ -169,7 +169,7 @@ void prep_src_abort(prep_src *s) {
         }
     }
     s->w[0] = s->w[1] = NULL;
-    tok_bytes_free(&s->pend);
+    mt_bytes_free(&s->pend);
     tok_ids_free(&s->ids);
 }
 

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_pull.h"
 #include "data/prepare.h"
 #include "data/prepare_input.h"
-#include "data/prepare_json.h"
 
 enum { READ_BYTES = 1 << 20 };
 
@@ -62,7 +62,7 @@ int prepare_text_json(prep_src *s, const char *path, mt_err *err) {
         pj_arr_begin(&p);
         int i = 0;
         long long index = 0;
-        tok_bytes str = {0};
+        mt_bytes str = {0};
         while (!rc && pj_arr_next(&p, &i) == 1) {
             size_t at = p.pos;
             if (pj_peek(&p) != '"') {
@@ -83,7 +83,7 @@ int prepare_text_json(prep_src *s, const char *path, mt_err *err) {
             index++;
             prep_progress(s->st, base + (long long)p.pos, 0);
         }
-        tok_bytes_free(&str);
+        mt_bytes_free(&str);
     }
     s->st->bytes = base + (long long)len;
     free(text);

@@ -1,4 +1,4 @@
-#include "shard_writer.h"
+#include "data/shard_writer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +24,7 @@ struct shard_writer {
 };
 
 shard_writer *shard_writer_open(const char *path, const char *tokenizer, int vocab_size, int eot_token,
-                    const char *source, int with_mask, mt_err *err) {
+                                const char *source, int with_mask, mt_err *err) {
     h5_quiet();
     shard_writer *w = mt_calloc(1, sizeof *w);
     snprintf(w->path, sizeof w->path, "%s", path);
@@ -148,14 +148,6 @@ void shard_writer_end_doc(shard_writer *w, const char *source_name) {
 
 long shard_writer_tokens(const shard_writer *w) { return w->n_written + w->n_buf; }
 
-static void put_attr_long(hid_t file, const char *name, long v) {
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    long long x = v;
-    H5Awrite(a, H5T_NATIVE_LLONG, &x);
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-
 static herr_t write_fixed(hid_t file, const char *name, hid_t type, hid_t memtype, hsize_t n,
                           const void *data) {
     hid_t sp = H5Screate_simple(1, &n, NULL), dcpl = h5_dcpl();
@@ -201,17 +193,17 @@ int shard_writer_close(shard_writer *w, mt_err *err) {
         }
         if (w->n_names == MAX_NAMES)
             strcat(joined, "\n(other)");
-        h5_put_attr_str(w->file, "doc_source_names", joined);
+        h5_put_str(w->file, "doc_source_names", joined);
         free(joined);
     }
-    h5_put_attr_str(w->file, "format", SHARD_FORMAT);
-    put_attr_long(w->file, "format_version", SHARD_FORMAT_VERSION);
-    h5_put_attr_str(w->file, "tokenizer", w->tokenizer);
-    put_attr_long(w->file, "vocab_size", w->vocab_size);
-    put_attr_long(w->file, "eot_token", w->eot_token);
-    put_attr_long(w->file, "n_tokens", w->n_written);
-    put_attr_long(w->file, "n_docs", w->n_docs);
-    h5_put_attr_str(w->file, "source", w->source);
+    h5_put_str(w->file, "format", SHARD_FORMAT);
+    h5_put_i64(w->file, "format_version", SHARD_FORMAT_VERSION);
+    h5_put_str(w->file, "tokenizer", w->tokenizer);
+    h5_put_i64(w->file, "vocab_size", w->vocab_size);
+    h5_put_i64(w->file, "eot_token", w->eot_token);
+    h5_put_i64(w->file, "n_tokens", w->n_written);
+    h5_put_i64(w->file, "n_docs", w->n_docs);
+    h5_put_str(w->file, "source", w->source);
     if (w->mask >= 0)
         H5Dclose(w->mask);
     if (w->tokens >= 0)

@@ -9,12 +9,12 @@
 
 #include <stdint.h>
 
-#include "model/common.h"
+#include "base/common.h"
 
 typedef struct shard_writer shard_writer;
 
 shard_writer *shard_writer_open(const char *path, const char *tokenizer, int vocab_size, int eot_token,
-                    const char *source, int with_mask, mt_err *err);
+                                const char *source, int with_mask, mt_err *err);
 int shard_writer_append(shard_writer *w, const int32_t *tokens, const uint8_t *mask, long n, mt_err *err);
 /* Ends a document; source_name (may be NULL: no source) goes to /doc_source. */
 void shard_writer_end_doc(shard_writer *w, const char *source_name);

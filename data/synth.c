@@ -1,4 +1,4 @@
-#include "synth.h"
+#include "data/synth.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef MT_SYNTH_H
 #define MT_SYNTH_H
 
-#include "model/common.h"
+#include "base/common.h"
 
 typedef struct {
     int vocab_size, eot_token, branch;

@@ -6,12 +6,14 @@
 
 #include "data/tok_internal.h"
 
-/* SPEC 7.2: printable bytes map to themselves; the other 68, in order, to U+0100.. U+0143. */
-static void byte_to_unicode(uint32_t map[256]) {
+/* SPEC 7.2: printable bytes map to themselves; the other 68, in order, to U+0100.. U+0143. inverse gets
+ * the byte of each of those code points, -1 for the others. */
+static void unicode_to_byte(int16_t inverse[0x144]) {
     uint32_t next = 0x100;
+    memset(inverse, 0xFF, 0x144 * sizeof *inverse);
     for (int b = 0; b < 256; b++) {
         int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        map[b] = printable ? (uint32_t)b : next++;
+        inverse[printable ? (uint32_t)b : next++] = (int16_t)b;
     }
 }
 
@@ -71,12 +73,8 @@ static int load_encoder(tok *t, const char *path, string_map *map, mt_err *err) 
         cJSON_Delete(root);
         return mt_fail(err, "%s: not a JSON object of token -> id", path);
     }
-    uint32_t map256[256];
     int16_t inverse[0x144];
-    byte_to_unicode(map256);
-    memset(inverse, 0xFF, sizeof inverse);
-    for (int b = 0; b < 256; b++)
-        inverse[map256[b]] = (int16_t)b;
+    unicode_to_byte(inverse);
     int count = cJSON_GetArraySize(root), max_id = -1, rc = 0;
     for (cJSON *e = root->child; e; e = e->next)
         if (cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < 1e8 && e->valueint > max_id)
@@ -142,11 +140,7 @@ static int load_merges(tok *t, const char *path, string_map *map, mt_err *err) {
     memset(t->merges, 0xFF, cap * sizeof *t->merges);
     t->merge_mask = cap - 1;
     int16_t inverse[0x144];
-    uint32_t map256[256];
-    byte_to_unicode(map256);
-    memset(inverse, 0xFF, sizeof inverse);
-    for (int b = 0; b < 256; b++)
-        inverse[map256[b]] = (int16_t)b;
+    unicode_to_byte(inverse);
     uint8_t *buf = mt_malloc(2 * len + 2);
     char *line = strchr(text, '\n');
     uint32_t rank = 0;
@@ -237,36 +231,17 @@ void tok_encode(tok *t, const char *text, size_t len, tok_ids *out, size_t *repl
     free(clean);
 }
 
-int tok_decode(const tok *t, const int32_t *ids, size_t n, tok_bytes *out, mt_err *err) {
+int tok_decode(const tok *t, const int32_t *ids, size_t n, mt_bytes *out, mt_err *err) {
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= t->vocab_size || !t->token_bytes[id])
             return mt_fail(err, "token %zu: id %d is not in the vocabulary", i, (int)id);
-        tok_bytes_append(out, t->token_bytes[id], t->token_len[id]);
+        mt_bytes_append(out, t->token_bytes[id], t->token_len[id]);
     }
     return 0;
-}
-
-void tok_bytes_append(tok_bytes *b, const char *data, size_t n) {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->data = realloc(b->data, cap);
-        CHECK(b->data, "out of memory (%zu bytes)", cap);
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->data + b->n, data, n);
-    b->n += n;
 }
 
 void tok_ids_free(tok_ids *ids) {
     free(ids->ids);
     *ids = (tok_ids){0};
-}
-
-void tok_bytes_free(tok_bytes *bytes) {
-    free(bytes->data);
-    *bytes = (tok_bytes){0};
 }

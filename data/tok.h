@@ -5,7 +5,8 @@
 #ifndef MT_TOK_H
 #define MT_TOK_H
 
-#include "model/common.h"
+#include "base/bytes.h"
+#include "base/common.h"
 
 typedef struct tok tok;
 
@@ -14,12 +15,6 @@ typedef struct {
     int32_t *ids;
     size_t n, cap;
 } tok_ids;
-
-/* A growable byte buffer (tok_decode's output); not NUL-terminated. */
-typedef struct {
-    char *data;
-    size_t n, cap;
-} tok_bytes;
 
 /* Reads encoder.json (token string -> id) and vocab.bpe (version line, then one merge per line). NULL with
  * err set on bad input. */
@@ -36,27 +31,23 @@ void tok_encode(tok *t, const char *text, size_t len, tok_ids *out, size_t *repl
 
 /* Appends the bytes of the tokens to out (raw: a token may end inside a UTF-8 character). -1 with err
  * set for an id outside the vocabulary. */
-int tok_decode(const tok *t, const int32_t *ids, size_t n, tok_bytes *out, mt_err *err);
+int tok_decode(const tok *t, const int32_t *ids, size_t n, mt_bytes *out, mt_err *err);
 
 /* Streams the bytes of tokens out as text while they are produced: a character whose bytes are split
  * across tokens is held until it is complete, and each maximal invalid subsequence becomes U+FFFD, so the
  * concatenated output equals the decoding of all the bytes at once (SPEC 7.2: errors='replace'). */
 typedef struct {
-    tok_bytes pending; /* bytes not decided yet: at most an incomplete character between calls */
+    mt_bytes pending; /* bytes not decided yet: at most an incomplete character between calls */
 } tok_utf8_stream;
 
 /* Appends to out the text of `bytes` that is decided. */
-void tok_utf8_stream_feed(tok_utf8_stream *s, const char *bytes, size_t n, tok_bytes *out);
+void tok_utf8_stream_feed(tok_utf8_stream *s, const char *bytes, size_t n, mt_bytes *out);
 /* The end: an incomplete character still held becomes U+FFFD. The stream can be fed again. */
-void tok_utf8_stream_finish(tok_utf8_stream *s, tok_bytes *out);
+void tok_utf8_stream_finish(tok_utf8_stream *s, mt_bytes *out);
 void tok_utf8_stream_free(tok_utf8_stream *s);
 
 /* Appends n ids to out (growing it). */
 void tok_ids_push(tok_ids *out, const int32_t *ids, size_t n);
-/* Appends n bytes to b (growing it). */
-void tok_bytes_append(tok_bytes *b, const char *data, size_t n);
-
 void tok_ids_free(tok_ids *ids);
-void tok_bytes_free(tok_bytes *bytes);
 
 #endif

@@ -30,15 +30,18 @@ const tok_merge_slot *tok_merge_find(const tok *t, int32_t left, int32_t right) 
     uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
     uint64_t h = key * 0x9E3779B97F4A7C15ULL;
     for (size_t i = (h >> 32) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
-        if (t->merges[i].key == key) return &t->merges[i];
-        if (t->merges[i].key == UINT64_MAX) return NULL;
+        if (t->merges[i].key == key)
+            return &t->merges[i];
+        if (t->merges[i].key == UINT64_MAX)
+            return NULL;
     }
 }
 
 void tok_ids_push(tok_ids *out, const int32_t *ids, size_t n) {
     if (out->n + n > out->cap) {
         size_t cap = out->cap ? out->cap : 256;
-        while (cap < out->n + n) cap *= 2;
+        while (cap < out->n + n)
+            cap *= 2;
         out->ids = realloc(out->ids, cap * sizeof *out->ids);
         CHECK(out->ids, "out of memory (%zu token ids)", cap);
         out->cap = cap;
@@ -53,9 +56,11 @@ static uint32_t pair_rank(const tok *t, int32_t left, int32_t right) {
 }
 
 static void scratch_reserve(tok *t, size_t n) {
-    if (n <= t->scratch_cap) return;
+    if (n <= t->scratch_cap)
+        return;
     size_t cap = t->scratch_cap ? t->scratch_cap : 64;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     free(t->sym), free(t->rank), free(t->old_index), free(t->changed);
     t->sym = mt_malloc(cap * sizeof *t->sym);
     t->rank = mt_malloc(cap * sizeof *t->rank);
@@ -69,13 +74,16 @@ static size_t bpe_merge(tok *t, size_t n) {
     int32_t *sym = t->sym;
     uint32_t *rank = t->rank, *old_index = t->old_index;
     uint8_t *changed = t->changed;
-    for (size_t i = 0; i + 1 < n; i++) rank[i] = pair_rank(t, sym[i], sym[i + 1]);
+    for (size_t i = 0; i + 1 < n; i++)
+        rank[i] = pair_rank(t, sym[i], sym[i + 1]);
     while (n > 1) {
         uint32_t best = NO_RANK;
         size_t at = 0;
         for (size_t i = 0; i + 1 < n; i++)
-            if (rank[i] < best) best = rank[i], at = i;
-        if (best == NO_RANK) break;
+            if (rank[i] < best)
+                best = rank[i], at = i;
+        if (best == NO_RANK)
+            break;
         int32_t merged = tok_merge_find(t, sym[at], sym[at + 1])->merged;
         /* Ranks are unique per pair, so rank[i] == best marks exactly the occurrences of the pair. */
         size_t w = 0, i = 0;
@@ -110,7 +118,8 @@ static inline int heap_less(heap_entry a, heap_entry b) {
 
 static void heap_push(heap_entry *h, size_t *n, heap_entry e) {
     size_t i = (*n)++;
-    while (i > 0 && heap_less(e, h[(i - 1) / 2])) h[i] = h[(i - 1) / 2], i = (i - 1) / 2;
+    while (i > 0 && heap_less(e, h[(i - 1) / 2]))
+        h[i] = h[(i - 1) / 2], i = (i - 1) / 2;
     h[i] = e;
 }
 
@@ -119,12 +128,16 @@ static heap_entry heap_pop(heap_entry *h, size_t *n) {
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && heap_less(h[c + 1], h[c])) c++;
-        if (!heap_less(h[c], last)) break;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && heap_less(h[c + 1], h[c]))
+            c++;
+        if (!heap_less(h[c], last))
+            break;
         h[i] = h[c], i = c;
     }
-    if (*n) h[i] = last;
+    if (*n)
+        h[i] = last;
     return top;
 }
 
@@ -137,38 +150,47 @@ static size_t bpe_merge_long(tok *t, size_t n) {
     heap_entry *heap = mt_malloc(3 * n * sizeof *heap);
     uint32_t *todo = mt_malloc(3 * n * sizeof *todo);
     size_t heap_n = 0;
-    for (size_t i = 0; i < n; i++) next[i] = (uint32_t)(i + 1), prev[i] = (uint32_t)(i - 1);
+    for (size_t i = 0; i < n; i++)
+        next[i] = (uint32_t)(i + 1), prev[i] = (uint32_t)(i - 1);
     for (size_t i = 0; i + 1 < n; i++) {
         uint32_t r = pair_rank(t, sym[i], sym[i + 1]);
-        if (r != NO_RANK) heap_push(heap, &heap_n, (heap_entry){r, (uint32_t)i});
+        if (r != NO_RANK)
+            heap_push(heap, &heap_n, (heap_entry){r, (uint32_t)i});
     }
     while (heap_n) {
         /* Take the whole iteration first: with a vocabulary whose ranks are not in training order, a
          * merge could make a pair of lower rank, which belongs to the next iteration. */
         uint32_t rank = heap[0].rank;
         size_t count = 0;
-        while (heap_n && heap[0].rank == rank) todo[count++] = heap_pop(heap, &heap_n).pos;
+        while (heap_n && heap[0].rank == rank)
+            todo[count++] = heap_pop(heap, &heap_n).pos;
         for (size_t k = 0; k < count; k++) {
             uint32_t p = todo[k], q = next[p];
-            if (sym[p] < 0 || q >= n) continue;
+            if (sym[p] < 0 || q >= n)
+                continue;
             const tok_merge_slot *m = tok_merge_find(t, sym[p], sym[q]);
-            if (!m || m->rank != rank) continue;
+            if (!m || m->rank != rank)
+                continue;
             sym[p] = m->merged, sym[q] = -1;
             next[p] = next[q];
-            if (next[q] < n) prev[next[q]] = p;
+            if (next[q] < n)
+                prev[next[q]] = p;
             if (p > 0 && prev[p] < n) {
                 uint32_t r = pair_rank(t, sym[prev[p]], sym[p]);
-                if (r != NO_RANK) heap_push(heap, &heap_n, (heap_entry){r, prev[p]});
+                if (r != NO_RANK)
+                    heap_push(heap, &heap_n, (heap_entry){r, prev[p]});
             }
             if (next[p] < n) {
                 uint32_t r = pair_rank(t, sym[p], sym[next[p]]);
-                if (r != NO_RANK) heap_push(heap, &heap_n, (heap_entry){r, p});
+                if (r != NO_RANK)
+                    heap_push(heap, &heap_n, (heap_entry){r, p});
             }
         }
     }
     size_t w = 0;
     for (size_t i = 0; i < n; i++)
-        if (sym[i] >= 0) sym[w++] = sym[i];
+        if (sym[i] >= 0)
+            sym[w++] = sym[i];
     free(next), free(prev), free(heap), free(todo);
     return w;
 }
@@ -178,9 +200,11 @@ static void cache_grow(tok *t) {
     tok_cache_slot *slots = mt_calloc(cap, sizeof *slots);
     if (t->cache) {
         for (size_t i = 0; i <= t->cache_mask; i++) {
-            if (!t->cache[i].key_len) continue;
+            if (!t->cache[i].key_len)
+                continue;
             size_t j = t->cache[i].hash & (cap - 1);
-            while (slots[j].key_len) j = (j + 1) & (cap - 1);
+            while (slots[j].key_len)
+                j = (j + 1) & (cap - 1);
             slots[j] = t->cache[i];
         }
         free(t->cache);
@@ -200,9 +224,11 @@ void tok_cache_free(tok *t) {
 }
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return p;
+    if (need <= *cap)
+        return p;
     size_t c = *cap ? *cap : 1 << 16;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     p = realloc(p, c * elem);
     CHECK(p, "out of memory (tokenizer cache)");
     *cap = c;
@@ -210,24 +236,29 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
 }
 
 static void cache_insert(tok *t, uint64_t h, const uint8_t *piece, size_t len, const int32_t *ids, size_t n) {
-    if (t->cache_used >= CACHE_MAX_ENTRIES || t->cache_keys_n + len > CACHE_MAX_KEY_BYTES) cache_clear(t);
-    if (!t->cache || 2 * (t->cache_used + 1) > t->cache_mask + 1) cache_grow(t);
+    if (t->cache_used >= CACHE_MAX_ENTRIES || t->cache_keys_n + len > CACHE_MAX_KEY_BYTES)
+        cache_clear(t);
+    if (!t->cache || 2 * (t->cache_used + 1) > t->cache_mask + 1)
+        cache_grow(t);
     t->cache_keys = grow(t->cache_keys, &t->cache_keys_cap, t->cache_keys_n + len, 1);
     t->cache_ids = grow(t->cache_ids, &t->cache_ids_cap, t->cache_ids_n + n, sizeof *ids);
     size_t j = h & t->cache_mask;
-    while (t->cache[j].key_len) j = (j + 1) & t->cache_mask;
-    t->cache[j] = (tok_cache_slot){h, (uint32_t)t->cache_keys_n, (uint32_t)len, (uint32_t)t->cache_ids_n,
-                                   (uint32_t)n};
+    while (t->cache[j].key_len)
+        j = (j + 1) & t->cache_mask;
+    t->cache[j] =
+        (tok_cache_slot){h, (uint32_t)t->cache_keys_n, (uint32_t)len, (uint32_t)t->cache_ids_n, (uint32_t)n};
     memcpy(t->cache_keys + t->cache_keys_n, piece, len);
     memcpy(t->cache_ids + t->cache_ids_n, ids, n * sizeof *ids);
     t->cache_keys_n += len, t->cache_ids_n += n, t->cache_used++;
 }
 
 static const tok_cache_slot *cache_find(const tok *t, uint64_t h, const uint8_t *piece, size_t len) {
-    if (!t->cache) return NULL;
+    if (!t->cache)
+        return NULL;
     for (size_t j = h & t->cache_mask; t->cache[j].key_len; j = (j + 1) & t->cache_mask) {
         const tok_cache_slot *c = &t->cache[j];
-        if (c->hash == h && c->key_len == len && !memcmp(t->cache_keys + c->key_off, piece, len)) return c;
+        if (c->hash == h && c->key_len == len && !memcmp(t->cache_keys + c->key_off, piece, len))
+            return c;
     }
     return NULL;
 }
@@ -248,8 +279,10 @@ void tok_bpe_piece(tok *t, const uint8_t *piece, size_t len, tok_ids *out) {
         }
     }
     scratch_reserve(t, len);
-    for (size_t i = 0; i < len; i++) t->sym[i] = t->byte_id[piece[i]];
+    for (size_t i = 0; i < len; i++)
+        t->sym[i] = t->byte_id[piece[i]];
     size_t n = len > LONG_PIECE ? bpe_merge_long(t, len) : bpe_merge(t, len);
     tok_ids_push(out, t->sym, n);
-    if (cacheable) cache_insert(t, h, piece, len, t->sym, n);
+    if (cacheable)
+        cache_insert(t, h, piece, len, t->sym, n);
 }

@@ -5,19 +5,19 @@
 
 static const char REPLACEMENT[3] = {(char)0xEF, (char)0xBF, (char)0xBD}; /* U+FFFD */
 
-void tok_utf8_stream_feed(tok_utf8_stream *s, const char *bytes, size_t n, tok_bytes *out) {
-    tok_bytes_append(&s->pending, bytes, n);
+void tok_utf8_stream_feed(tok_utf8_stream *s, const char *bytes, size_t n, mt_bytes *out) {
+    mt_bytes_append(&s->pending, bytes, n);
     const uint8_t *p = (const uint8_t *)s->pending.data;
     size_t len = s->pending.n, i = 0;
     while (i < len) {
         size_t bad, k = tok_utf8_sequence(p + i, len - i, &bad);
         if (k) {
-            tok_bytes_append(out, (const char *)p + i, k);
+            mt_bytes_append(out, (const char *)p + i, k);
             i += k;
         } else if (i + bad == len && p[i] >= 0xC2 && p[i] <= 0xF4) {
             break; /* a valid start that ran out of bytes: the next token may complete it */
         } else {
-            tok_bytes_append(out, REPLACEMENT, sizeof REPLACEMENT);
+            mt_bytes_append(out, REPLACEMENT, sizeof REPLACEMENT);
             i += bad;
         }
     }
@@ -26,10 +26,10 @@ void tok_utf8_stream_feed(tok_utf8_stream *s, const char *bytes, size_t n, tok_b
     s->pending.n = len - i;
 }
 
-void tok_utf8_stream_finish(tok_utf8_stream *s, tok_bytes *out) {
+void tok_utf8_stream_finish(tok_utf8_stream *s, mt_bytes *out) {
     if (s->pending.n)
-        tok_bytes_append(out, REPLACEMENT, sizeof REPLACEMENT);
+        mt_bytes_append(out, REPLACEMENT, sizeof REPLACEMENT);
     s->pending.n = 0;
 }
 
-void tok_utf8_stream_free(tok_utf8_stream *s) { tok_bytes_free(&s->pending); }
+void tok_utf8_stream_free(tok_utf8_stream *s) { mt_bytes_free(&s->pending); }

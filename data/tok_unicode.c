@@ -3,6 +3,7 @@
  * every other code point is class 0. */
 #include "data/tok_internal.h"
 
+// clang-format off
 const tok_class_range tok_class_ranges[] = {
     {0x9, 0xD, 3},
     {0x20, 0x20, 3},
@@ -811,4 +812,5 @@ const tok_class_range tok_class_ranges[] = {
     {0x30000, 0x3134A, 1},
     {0x31350, 0x323AF, 1},
 };
+// clang-format on
 const size_t tok_class_range_count = sizeof tok_class_ranges / sizeof tok_class_ranges[0];

@@ -1,6 +1,6 @@
 /* Compiled twice: without MT_CUDA into the CPU-only build, with it into the CUDA builds (the real one and
  * the emulated one of the test suite). */
-#include "backend.h"
+#include "model/backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,6 @@
 
 #ifdef MT_CUDA
 #include "model/cuda/cuda.h"
-#include "parallel/cuda/comm_nccl.h"
 #endif
 
 int backend_has_cuda(void) {
@@ -53,20 +52,4 @@ ops *backend_create(const char *kind, int threads, mt_err *err) {
                     "the CPU\n");
     return ops_cpu_create(threads);
 #endif
-}
-
-int backend_attach_comm(ops *o, comm_ctx *c, mt_err *err) {
-#ifdef MT_CUDA
-    if (!strcmp(o->name, "cuda")) {
-        const comm_device *dev = comm_nccl_create(c, err);
-        if (!dev)
-            return -1;
-        comm_attach_device(c, dev);
-    }
-#else
-    (void)o;
-    (void)c;
-    (void)err;
-#endif
-    return 0;
 }

@@ -4,17 +4,13 @@
 #ifndef MT_BACKEND_H
 #define MT_BACKEND_H
 
-#include "common.h"
-#include "ops.h"
-#include "parallel/comm.h"
+#include "base/common.h"
+#include "model/ops.h"
 
 /* Whether this build has the CUDA backend (make CUDA=1, or the emulated test build). */
 int backend_has_cuda(void);
 
 /* NULL with err set when "cuda" was asked for and cannot run here. */
 ops *backend_create(const char *kind, int threads, mt_err *err);
-
-/* Gives comm the device collectives (NCCL) that the buffers of backend o need; nothing for host memory. */
-int backend_attach_comm(ops *o, comm_ctx *c, mt_err *err);
 
 #endif

@@ -4,7 +4,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "jcfg.h"
+#include "base/jcfg_table.h"
 
 enum { MODEL_MAX_PATTERN = 16 };
 
@@ -24,6 +24,10 @@ typedef struct {
     int local_window;
     double ln_eps, init_std;
 } model_config;
+
+/* The model config's keys (jcfg_table.h): README "Model configs" lists them as `bin/train --help` prints
+ * them. */
+extern const jcfg_key model_config_keys[];
 
 /* Validates the model object found at key path `prefix` ("" for a model file, "model" inside a run
  * config) and fills cfg. */

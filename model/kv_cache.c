@@ -1,9 +1,9 @@
 /* The key/value cache: ring-buffer bookkeeping around ops.copy and ops.attention_step. */
-#include "kv_cache.h"
+#include "model/kv_cache.h"
 
 #include <stdlib.h>
 
-#include "common.h"
+#include "base/common.h"
 
 struct model_kv {
     int B, dl, n_layer;

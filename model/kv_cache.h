@@ -6,8 +6,8 @@
 #ifndef MT_KV_CACHE_H
 #define MT_KV_CACHE_H
 
-#include "config.h"
-#include "ops.h"
+#include "model/config.h"
+#include "model/ops.h"
 
 typedef struct model_kv model_kv;
 

@@ -1,14 +1,14 @@
 /* Forward and backward of the decoder (SPEC 1.2, 2.2, 3): one code path for every family, driven by
  * the config; every kernel goes through m->o. */
-#include "model.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "kv_cache.h"
+#include "base/common.h"
+#include "model/kv_cache.h"
 
 typedef struct {
     ops_buf *ln1, *ln1_mean, *ln1_rstd;
@@ -140,51 +140,99 @@ const char *model_tp_problem(const model_config *cfg, int tp, char *buf, size_t 
 }
 
 /* The parameters (and their working copy) of this rank's shard, for passes of up to B x T positions. */
-static model *model_new(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm) {
+static model *model_new(const model_config *cfg, ops *o, int B, int T, const model_layout *L) {
     CHECK(T <= cfg->n_ctx, "sequence length %d exceeds n_ctx %d", T, cfg->n_ctx);
-    int tp = comm ? comm->size[COMM_TP] : 1, dp = comm ? comm->size[COMM_DP] : 1;
+    model_layout lay = L ? *L : layout_single();
     char why[160];
-    CHECK(!model_tp_problem(cfg, tp, why, sizeof why), "%s", why);
+    CHECK(!model_tp_problem(cfg, lay.tp_size, why, sizeof why), "%s", why);
     model *m = mt_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->o = o;
     m->B = B;
     m->T = T;
     m->T_max = T;
-    m->comm = comm;
-    param_table_build(&m->table, cfg, tp, comm ? comm->rank[COMM_TP] : 0);
-    m->flat_n = mt_round_up(m->table.total, 16 * (size_t)dp);
+    m->layout = lay;
+    param_table_build(&m->table, cfg, lay.tp_size, lay.tp_rank);
+    m->flat_n = mt_round_up(m->table.total, lay.flat_align);
     m->params = alloc_f(m, m->flat_n);
     m->work = o->act_dtype == OPS_F32 ? m->params : alloc_act(m, m->flat_n);
     return m;
 }
 
-model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, comm_ctx *comm, int recompute) {
-    model *m = model_new(cfg, o, B, T, comm);
+static int uses_lora(const lora_config *lc) { return lc && lc->rank > 0; }
+
+/* The adapters of lc for this rank's shard, with x A^T kept in n_sets sets of B x T_max rows. */
+static void add_lora(model *m, const lora_config *lc, int n_sets, int training) {
+    const model_layout *L = &m->layout;
+    m->lora = lora_create(m->o, &m->table, &m->cfg, lc, L->tp_size, L->tp_rank, L->flat_align,
+                          (size_t)m->B * m->T_max, n_sets, training);
+}
+
+model *model_create_lora(const model_config *cfg, const lora_config *lc, ops *o, int B, int T,
+                         const model_layout *L, int recompute) {
+    model *m = model_new(cfg, o, B, T, L);
+    int n_sets = recompute ? 1 : cfg->n_layer;
     m->recompute = recompute;
-    m->grads = alloc_f(m, m->flat_n);
-    alloc_forward(m, cfg->n_layer + 1, recompute ? 1 : cfg->n_layer, (size_t)B * T);
+    if (!uses_lora(lc))
+        m->grads = alloc_f(m, m->flat_n);
+    alloc_forward(m, cfg->n_layer + 1, n_sets, (size_t)B * T);
     alloc_training(m);
+    if (uses_lora(lc)) {
+        add_lora(m, lc, n_sets, 1);
+        m->sink = alloc_f(m, 2 * (size_t)cfg->d_model);
+    }
     return m;
 }
 
-model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, comm_ctx *comm) {
-    model *m = model_new(cfg, o, B, T_max, comm);
+model *model_create_sharded(const model_config *cfg, ops *o, int B, int T, const model_layout *L,
+                            int recompute) {
+    return model_create_lora(cfg, NULL, o, B, T, L, recompute);
+}
+
+model *model_create_infer_lora(const model_config *cfg, const lora_config *lc, ops *o, int B, int T_max,
+                               const model_layout *L) {
+    model *m = model_new(cfg, o, B, T_max, L);
     /* A layer's activations are dead once the next layer has read its output: two residual streams used
      * in turn and one set of layer buffers serve every layer. */
     alloc_forward(m, 2, 1, (size_t)B);
     m->kv = kv_create(o, cfg, B, T_max, (int)local_rows(m, m->table.layer[0].q_w));
+    if (uses_lora(lc))
+        add_lora(m, lc, 1, 0);
     return m;
+}
+
+model *model_create_infer(const model_config *cfg, ops *o, int B, int T_max, const model_layout *L) {
+    return model_create_infer_lora(cfg, NULL, o, B, T_max, L);
 }
 
 model *model_create(const model_config *cfg, ops *o, int B, int T) {
     return model_create_sharded(cfg, o, B, T, NULL, 0);
 }
 
-/* Sums a [N, d] partial result over the tensor-parallel group (SPEC 4.3). */
-static void tp_sum(model *m, ops_ptr x) {
-    if (m->comm)
-        comm_allreduce(m->comm, COMM_TP, COMM_SUM, m->o, x, (size_t)m->B * m->T * m->cfg.d_model);
+param_set model_base(const model *m) { return (param_set){&m->table, m->params, m->grads, m->flat_n, 0}; }
+
+param_set model_trainable(const model *m) {
+    const lora_set *l = m->lora;
+    return l ? (param_set){&l->table, l->params, l->grads, l->flat_n, l->tp_partial_n} : model_base(m);
+}
+
+static void tp_allreduce(model *m, layout_op op, ops_ptr x, size_t n) {
+    if (m->layout.tp_size > 1)
+        m->layout.tp_allreduce(m->layout.ctx, op, m->o, x, n);
+}
+
+/* The two conjugate tensor-parallel operators of SPEC 4.3 (Megatron-LM's g and f), each one all-reduce of
+ * a [N, d] activation over the tp group:
+ *  - tp_sum_outputs, in the forward after layers split by input (row-parallel: out_proj, fc_out, and the
+ *    vocabulary-split embedding), sums the ranks' partial outputs; its backward is the identity.
+ *  - tp_sum_input_grads, in the backward before layers split by output (column-parallel: q/k/v, fc_in, the
+ *    head), sums the ranks' partial gradients of the shared input; its forward is the identity. */
+static void tp_sum_outputs(model *m, ops_ptr x) {
+    tp_allreduce(m, LAYOUT_SUM, x, (size_t)m->B * m->T * m->cfg.d_model);
+}
+
+static void tp_sum_input_grads(model *m, ops_ptr dx) {
+    tp_allreduce(m, LAYOUT_SUM, dx, (size_t)m->B * m->T * m->cfg.d_model);
 }
 
 static void free_bufs(ops *o, ops_buf **bufs, size_t n) {
@@ -207,9 +255,10 @@ void model_free(model *m) {
     ops_buf *bufs[] = {a->ids,      a->targets, a->weights, a->proj,     a->lnf,  a->lnf_mean,
                        a->lnf_rstd, a->logits,  a->rowmax,  a->ce_stats, a->loss, a->rope,
                        a->d_resid,  a->d_ln,    a->d_att,   a->dq,       a->dk,   a->dv,
-                       a->d_scores, a->d_fc,    m->params,  m->grads};
+                       a->d_scores, a->d_fc,    m->params,  m->grads,    m->sink};
     if (m->work != m->params)
         o->free(o, m->work);
+    lora_free(o, m->lora);
     kv_free(o, m->kv);
     free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     free(a->resid);
@@ -232,29 +281,52 @@ void model_init_params(model *m, uint64_t seed) {
         m->o->from_host(m->o, (ops_ptr){m->params, m->table.p[i].offset}, host, m->table.p[i].numel);
     }
     free(host);
+    if (m->lora)
+        lora_init(m->o, m->lora, &m->cfg, seed);
 }
 
-void model_zero_grads(model *m) { m->o->zero(m->o, P0(m->grads), m->flat_n); }
+void model_zero_grads(model *m) {
+    param_set ps = model_trainable(m);
+    m->o->zero(m->o, P0(ps.grads), ps.flat_n);
+    if (m->sink)
+        m->o->zero(m->o, P0(m->sink), 2 * (size_t)m->cfg.d_model);
+}
+
+void model_dropout(model *m, long step, int micro) {
+    if (m->lora && micro >= 0)
+        lora_dropout_pass(m->lora, step, micro);
+    else if (m->lora)
+        lora_dropout_off(m->lora);
+}
+
+/* The adapter of base weight w, or -1. */
+static int adapter_of(const model *m, int w) { return m->lora ? m->lora->of_base[w] : -1; }
 
 /* y[N, out] = x[N, in] W^T (+ b), W is the local [out, in] shard of parameter w. */
 static void linear_fwd(model *m, ops_ptr y, ops_ptr x, int w, int b, float beta) {
     const param_info *p = &m->table.p[w];
     int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
     m->o->matmul(m->o, 0, 1, N, out, in, 1.0f, x, in, W(m, w), in, beta, y, out);
+    if (adapter_of(m, w) >= 0)
+        lora_fwd(m->o, m->lora, adapter_of(m, w), y, x, N);
     if (b >= 0)
         m->o->add_bias(m->o, y, W(m, b), N, out, out);
 }
 
-/* dW += dy^T x, db += colsum(dy), and dx = dy W (accumulated when beta = 1; skipped when dx.buf is
- * NULL). */
+/* dW += dy^T x, db += colsum(dy) (not for a frozen base), and dx = dy W (accumulated when beta = 1;
+ * skipped when dx.buf is NULL), plus the adapter's gradients and its share of dx. */
 static void linear_bwd(model *m, ops_ptr dx, ops_ptr dy, ops_ptr x, int w, int b, float beta) {
     const param_info *p = &m->table.p[w];
     int N = m->B * m->T, out = (int)p->local_shape[0], in = (int)p->local_shape[1];
-    m->o->matmul(m->o, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(m, w), in);
-    if (b >= 0)
-        m->o->bias_grad(m->o, G(m, b), dy, N, out, out);
+    if (m->grads) {
+        m->o->matmul(m->o, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(m, w), in);
+        if (b >= 0)
+            m->o->bias_grad(m->o, G(m, b), dy, N, out, out);
+    }
     if (dx.buf)
         m->o->matmul(m->o, 0, 0, N, in, out, 1.0f, dy, out, W(m, w), in, beta, dx, in);
+    if (adapter_of(m, w) >= 0)
+        lora_bwd(m->o, m->lora, adapter_of(m, w), dx, dy, x, N);
 }
 
 static ops_attn_shape attn_shape(model *m, int layer) {
@@ -334,10 +406,12 @@ static void layernorm_fwd(model *m, ops_ptr out, ops_buf *mean, ops_buf *rstd, o
                         (float)m->cfg.ln_eps);
 }
 
+/* A frozen base's gain and bias gradients go to the sink (the op computes them with dx). */
 static void layernorm_bwd(model *m, ops_ptr dx, ops_ptr dout, ops_ptr x, ops_buf *mean, ops_buf *rstd, int w,
                           int b) {
-    m->o->layernorm_bwd(m->o, dx, G(m, w), G(m, b), dout, x, P0(mean), P0(rstd), W(m, w), m->B * m->T,
-                        m->cfg.d_model);
+    ops_ptr dg = m->grads ? G(m, w) : P0(m->sink),
+            db = m->grads ? G(m, b) : ops_at(P0(m->sink), m->cfg.d_model);
+    m->o->layernorm_bwd(m->o, dx, dg, db, dout, x, P0(mean), P0(rstd), W(m, w), m->B * m->T, m->cfg.d_model);
 }
 
 /* Adds the biases of the projections that write into the residual stream (once, after the partial
@@ -348,7 +422,7 @@ static void add_resid_bias(model *m, ops_ptr proj, int b) {
 }
 
 static void resid_bias_grad(model *m, ops_ptr d, int b) {
-    if (b >= 0)
+    if (b >= 0 && m->grads)
         m->o->bias_grad(m->o, G(m, b), d, m->B * m->T, m->cfg.d_model, m->cfg.d_model);
 }
 
@@ -363,17 +437,17 @@ static void layer_fwd(model *m, int l) {
     if (m->cfg.parallel_residual) {
         /* GPT-J: x + attn(ln_1 x) + mlp(ln_1 x), both branches from the same normed input. */
         mlp_fwd(m, l, P0(A->ln1), proj, 1.0f);
-        tp_sum(m, proj); /* the one all-reduce of a parallel-residual layer */
+        tp_sum_outputs(m, proj); /* the one all-reduce of a parallel-residual layer */
         add_resid_bias(m, proj, L->o_b);
         add_resid_bias(m, proj, L->out_b);
         m->o->add(m->o, out, x, proj, nd);
     } else {
-        tp_sum(m, proj);
+        tp_sum_outputs(m, proj);
         add_resid_bias(m, proj, L->o_b);
         m->o->add(m->o, P0(A->mid), x, proj, nd);
         layernorm_fwd(m, P0(A->ln2), A->ln2_mean, A->ln2_rstd, P0(A->mid), L->ln2_w, L->ln2_b);
         mlp_fwd(m, l, P0(A->ln2), proj, 0.0f);
-        tp_sum(m, proj);
+        tp_sum_outputs(m, proj);
         add_resid_bias(m, proj, L->out_b);
         m->o->add(m->o, out, P0(A->mid), proj, nd);
     }
@@ -390,16 +464,16 @@ static void layer_bwd(model *m, int l) {
         resid_bias_grad(m, dr, L->o_b);
         mlp_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
         attention_bwd(m, l, dr, P0(A->ln1), d_ln, 1.0f);
-        tp_sum(m, d_ln); /* the one backward all-reduce of a parallel-residual layer */
+        tp_sum_input_grads(m, d_ln); /* the one backward all-reduce of a parallel-residual layer */
         layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
     } else {
         resid_bias_grad(m, dr, L->out_b);
         mlp_bwd(m, l, dr, P0(A->ln2), d_ln, 0.0f);
-        tp_sum(m, d_ln);
+        tp_sum_input_grads(m, d_ln);
         layernorm_bwd(m, dr, d_ln, P0(A->mid), A->ln2_mean, A->ln2_rstd, L->ln2_w, L->ln2_b);
         resid_bias_grad(m, dr, L->o_b);
         attention_bwd(m, l, dr, P0(A->ln1), d_ln, 0.0f);
-        tp_sum(m, d_ln);
+        tp_sum_input_grads(m, d_ln);
         layernorm_bwd(m, dr, d_ln, x, A->ln1_mean, A->ln1_rstd, L->ln1_w, L->ln1_b);
     }
 }
@@ -435,6 +509,8 @@ static void load_batch(model *m, const int32_t *tokens, const float *weights) {
 static void sync_work(model *m) {
     if (m->work != m->params)
         m->o->cast(m->o, P0(m->work), P0(m->params), m->flat_n);
+    if (m->lora)
+        lora_sync_work(m->o, m->lora);
 }
 
 /* The B x T ids already on the device, at positions pos .. pos + T - 1, through the embedding, every layer
@@ -447,7 +523,7 @@ static void trunk_fwd(model *m) {
     ops_ptr x = resid_of(m, 0);
     o->embed_fwd(o, x, P0(a->ids), W(m, m->table.wte), m->B * m->T, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);
-    tp_sum(m, x); /* vocabulary-split lookup: the owning rank contributes the row */
+    tp_sum_outputs(m, x); /* vocabulary-split lookup: the owning rank contributes the row */
     if (m->table.wpe >= 0)
         o->pos_fwd(o, x, ops_at(W(m, m->table.wpe), (size_t)m->pos * c->d_model), m->B, m->T, c->d_model);
     for (int l = 0; l < c->n_layer; l++)
@@ -473,11 +549,9 @@ double model_forward(model *m, const int32_t *tokens, const float *weights, doub
     /* SPEC 4.4: global row max, then the sums of exp and the target logit over the vocabulary shards. */
     ops_ptr sumexp = P0(a->ce_stats), tgt = ops_at(P0(a->ce_stats), (size_t)N);
     o->ce_rowmax(o, P0(a->rowmax), P0(a->logits), &s);
-    if (m->comm)
-        comm_allreduce(m->comm, COMM_TP, COMM_MAX, o, P0(a->rowmax), (size_t)N);
+    tp_allreduce(m, LAYOUT_MAX, P0(a->rowmax), (size_t)N);
     o->ce_sumexp(o, sumexp, tgt, P0(a->logits), P0(a->rowmax), P0(a->targets), &s);
-    if (m->comm)
-        comm_allreduce(m->comm, COMM_TP, COMM_SUM, o, P0(a->ce_stats), 2 * (size_t)N);
+    tp_allreduce(m, LAYOUT_SUM, P0(a->ce_stats), 2 * (size_t)N);
     o->ce_loss(o, P0(a->loss), P0(a->rowmax), sumexp, tgt, m->z_loss, N);
     return o->dot(o, P0(a->loss), P0(a->weights), (size_t)N);
 }
@@ -491,7 +565,7 @@ void model_backward(model *m) {
     o->ce_bwd(o, P0(a->logits), P0(a->rowmax), P0(a->ce_stats), P0(a->targets), P0(a->weights), m->z_loss,
               &s);
     linear_bwd(m, P0(a->d_ln), P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
-    tp_sum(m, P0(a->d_ln));
+    tp_sum_input_grads(m, P0(a->d_ln));
     o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
     layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), resid_of(m, c->n_layer), a->lnf_mean, a->lnf_rstd,
                   m->table.lnf_w, m->table.lnf_b);
@@ -502,6 +576,8 @@ void model_backward(model *m) {
             layer_fwd(m, l);
         layer_bwd(m, l);
     }
+    if (!m->grads) /* a frozen base: the embeddings have nothing to learn */
+        return;
     const param_info *wte = &m->table.p[m->table.wte];
     o->embed_bwd(o, G(m, m->table.wte), P0(a->ids), P0(a->d_resid), N, c->d_model, (int)wte->row_start,
                  (int)wte->local_shape[0]);
@@ -509,16 +585,26 @@ void model_backward(model *m) {
         o->pos_bwd(o, G(m, m->table.wpe), P0(a->d_resid), m->B, m->T, c->d_model);
 }
 
-void model_get_tensor(model *m, ops_buf *flat, int index, float *out) {
-    const param_info *p = &m->table.p[index];
+void param_set_get_tensor(ops *o, const param_set *ps, ops_buf *flat, int index, float *out) {
+    const param_info *p = &ps->table->p[index];
     size_t n = (size_t)(p->valid_rows * p->local_shape[1]); /* rows beyond the global shape are padding */
-    m->o->to_host(m->o, out, (ops_ptr){flat, p->offset}, n);
+    o->to_host(o, out, (ops_ptr){flat, p->offset}, n);
+}
+
+void param_set_set_tensor(ops *o, const param_set *ps, ops_buf *flat, int index, const float *in) {
+    const param_info *p = &ps->table->p[index];
+    size_t n = (size_t)(p->valid_rows * p->local_shape[1]);
+    o->from_host(o, (ops_ptr){flat, p->offset}, in, n);
+}
+
+void model_get_tensor(model *m, ops_buf *flat, int index, float *out) {
+    param_set ps = model_base(m);
+    param_set_get_tensor(m->o, &ps, flat, index, out);
 }
 
 void model_set_tensor(model *m, ops_buf *flat, int index, const float *in) {
-    const param_info *p = &m->table.p[index];
-    size_t n = (size_t)(p->valid_rows * p->local_shape[1]);
-    m->o->from_host(m->o, (ops_ptr){flat, p->offset}, in, n);
+    param_set ps = model_base(m);
+    param_set_set_tensor(m->o, &ps, flat, index, in);
 }
 
 void model_get_logits(model *m, float *out) {

@@ -8,6 +8,7 @@
 #define MT_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Element types. OPS_ACT is a request, "the backend's working precision", used for activations and the
  * working copy of the weights: fp32 on the CPU backend, bf16 on the CUDA backend (ops.act_dtype says
@@ -103,6 +104,12 @@ struct ops {
     void (*add)(ops *o, ops_ptr y, ops_ptr x, ops_ptr a, size_t n);
     /* x *= alpha */
     void (*scale)(ops *o, ops_ptr x, float alpha, size_t n);
+    /* Inverted dropout (LoRA's input, model/lora.h): y[r, c] = x[r, c] * scale where
+     * mt_dropout_keep(key, r * width + col0 + c, threshold) (model/dropout_mask.h) keeps element (r, col0 +
+     * c) of a rows x width matrix, else 0. x and y are its columns [col0, col0 + cols) as rows x cols blocks
+     * (row stride cols; y may alias x), so every rank of a column split draws the mask one process would. */
+    void (*dropout)(ops *o, ops_ptr y, ops_ptr x, int rows, int cols, int col0, int width, uint32_t threshold,
+                    float scale, uint64_t key);
     /* sum of squares, accumulated in double */
     double (*sumsq)(ops *o, ops_ptr x, size_t n);
     /* sum_i a[i] * b[i], accumulated in double */

@@ -1,10 +1,10 @@
 /* The matmul rate of a backend, measured in the same process: the denominator of the utilization
  * figure that the step line and the benchmarks print (DESIGN 10). */
-#include "ops_rate.h"
+#include "model/ops_rate.h"
 
 #include <stdlib.h>
 
-#include "common.h"
+#include "base/common.h"
 
 double ops_matmul_gflops(ops *o, int n, double seconds) {
     size_t nn = (size_t)n * n;

@@ -2,9 +2,9 @@
  * report per-rank memory without touching any. */
 #include <stdlib.h>
 
-#include "common.h"
-#include "ops.h"
-#include "ops_sizer.h"
+#include "base/common.h"
+#include "model/ops.h"
+#include "model/ops_sizer.h"
 
 struct ops_buf {
     size_t bytes;

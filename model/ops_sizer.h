@@ -2,7 +2,7 @@
 #ifndef MT_OPS_SIZER_H
 #define MT_OPS_SIZER_H
 
-#include "ops.h"
+#include "model/ops.h"
 
 /* act_dtype: the storage of OPS_ACT buffers on the backend being sized (OPS_F32 for cpu, OPS_BF16 for
  * cuda). */

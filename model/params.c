@@ -1,16 +1,16 @@
-#include "params.h"
+#include "model/params.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "base/common.h"
 
 static long gcd(long a, long b) { return b ? gcd(b, a % b) : a; }
 
-static int add(param_table *t, int cap, const char *name, int ndim, long rows, long cols, tp_rule rule,
-               init_kind init, const model_config *c, int tp, int tp_rank) {
+int param_table_add(param_table *t, int cap, const char *name, int ndim, long rows, long cols, tp_rule rule,
+                    init_kind init, int tp, int tp_rank) {
     CHECK(t->n < cap, "parameter table overflow");
     param_info *p = &t->p[t->n];
     memset(p, 0, sizeof *p);
@@ -21,11 +21,11 @@ static int add(param_table *t, int cap, const char *name, int ndim, long rows, l
     p->local_shape[0] = p->shape[0];
     p->local_shape[1] = p->shape[1];
     switch (rule) {
-    case TP_SPLIT_ROWS:
+    case TP_SPLIT_OUTPUT:
         p->local_shape[0] = rows / tp;
         p->row_start = p->local_shape[0] * tp_rank;
         break;
-    case TP_SPLIT_COLS:
+    case TP_SPLIT_INPUT:
         p->local_shape[1] = cols / tp;
         p->col_start = p->local_shape[1] * tp_rank;
         break;
@@ -46,7 +46,6 @@ static int add(param_table *t, int cap, const char *name, int ndim, long rows, l
     p->decay = ndim >= 2;
     p->rule = rule;
     p->init = init;
-    (void)c;
     return t->n++;
 }
 
@@ -59,7 +58,7 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
     t->padded_vocab = (long)mt_round_up((size_t)c->vocab_size, (size_t)quantum);
     long d = c->d_model, f = c->d_ff, V = c->vocab_size;
 #define ADD(name, ndim, rows, cols, rule, init)                                                              \
-    add(t, cap, name, ndim, rows, cols, rule, init, c, tp, tp_rank)
+    param_table_add(t, cap, name, ndim, rows, cols, rule, init, tp, tp_rank)
     t->wte = ADD("wte", 2, V, d, TP_VOCAB, INIT_NORMAL);
     t->wpe = c->rotary_dim == 0 ? ADD("wpe", 2, c->n_ctx, d, TP_REPLICATED, INIT_NORMAL) : -1;
     char nm[64];
@@ -69,26 +68,26 @@ void param_table_build(param_table *t, const model_config *c, int tp, int tp_ran
 #define NAME(s) (snprintf(nm, sizeof nm, "h.%d.%s", i, s), nm)
         L->ln1_w = ADD(NAME("ln_1.weight"), 1, d, 1, TP_REPLICATED, INIT_ONES);
         L->ln1_b = ADD(NAME("ln_1.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
-        L->q_w = ADD(NAME("attn.q_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
+        L->q_w = ADD(NAME("attn.q_proj.weight"), 2, d, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_qkv)
-            L->q_b = ADD(NAME("attn.q_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->k_w = ADD(NAME("attn.k_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
+            L->q_b = ADD(NAME("attn.q_proj.bias"), 1, d, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->k_w = ADD(NAME("attn.k_proj.weight"), 2, d, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_qkv)
-            L->k_b = ADD(NAME("attn.k_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->v_w = ADD(NAME("attn.v_proj.weight"), 2, d, d, TP_SPLIT_ROWS, INIT_NORMAL);
+            L->k_b = ADD(NAME("attn.k_proj.bias"), 1, d, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->v_w = ADD(NAME("attn.v_proj.weight"), 2, d, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_qkv)
-            L->v_b = ADD(NAME("attn.v_proj.bias"), 1, d, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->o_w = ADD(NAME("attn.out_proj.weight"), 2, d, d, TP_SPLIT_COLS, INIT_NORMAL_RESID);
+            L->v_b = ADD(NAME("attn.v_proj.bias"), 1, d, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->o_w = ADD(NAME("attn.out_proj.weight"), 2, d, d, TP_SPLIT_INPUT, INIT_NORMAL_RESID);
         if (c->bias_attn_out)
             L->o_b = ADD(NAME("attn.out_proj.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         if (!c->parallel_residual) {
             L->ln2_w = ADD(NAME("ln_2.weight"), 1, d, 1, TP_REPLICATED, INIT_ONES);
             L->ln2_b = ADD(NAME("ln_2.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
         }
-        L->fc_w = ADD(NAME("mlp.fc_in.weight"), 2, f, d, TP_SPLIT_ROWS, INIT_NORMAL);
+        L->fc_w = ADD(NAME("mlp.fc_in.weight"), 2, f, d, TP_SPLIT_OUTPUT, INIT_NORMAL);
         if (c->bias_mlp)
-            L->fc_b = ADD(NAME("mlp.fc_in.bias"), 1, f, 1, TP_SPLIT_ROWS, INIT_ZEROS);
-        L->out_w = ADD(NAME("mlp.fc_out.weight"), 2, d, f, TP_SPLIT_COLS, INIT_NORMAL_RESID);
+            L->fc_b = ADD(NAME("mlp.fc_in.bias"), 1, f, 1, TP_SPLIT_OUTPUT, INIT_ZEROS);
+        L->out_w = ADD(NAME("mlp.fc_out.weight"), 2, d, f, TP_SPLIT_INPUT, INIT_NORMAL_RESID);
         if (c->bias_mlp)
             L->out_b = ADD(NAME("mlp.fc_out.bias"), 1, d, 1, TP_REPLICATED, INIT_ZEROS);
 #undef NAME
@@ -135,6 +134,11 @@ static uint64_t name_hash(const char *s) {
     return h;
 }
 
+/* Uniform in [0, 1) from one counter. */
+static double uniform_at(uint64_t key, uint64_t index) {
+    return (double)(mix64(key ^ mix64(index)) >> 11) / 9007199254740992.0;
+}
+
 /* Standard normal from two 53-bit uniforms of one counter (Box-Muller). */
 static double normal_at(uint64_t key, uint64_t index) {
     uint64_t a = mix64(key ^ mix64(2 * index)), b = mix64(key ^ mix64(2 * index + 1));
@@ -158,8 +162,11 @@ void param_init_tensor(const param_table *t, const model_config *c, uint64_t see
             float v = 0.0f;
             if (p->init == INIT_ONES)
                 v = 1.0f;
+            uint64_t index = (uint64_t)(gr * p->shape[1] + gc);
             if (p->init == INIT_NORMAL || p->init == INIT_NORMAL_RESID)
-                v = (float)(std * normal_at(key, (uint64_t)(gr * p->shape[1] + gc)));
+                v = (float)(std * normal_at(key, index));
+            if (p->init == INIT_FAN_IN_UNIFORM)
+                v = (float)((2.0 * uniform_at(key, index) - 1.0) / sqrt((double)p->shape[1]));
             out[r * p->local_shape[1] + col] = v;
         }
     }

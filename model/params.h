@@ -6,28 +6,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "model/config.h"
 
 /* Replicated tensors (LayerNorms, wpe, biases of input-split layers) get complete, identical gradients on
  * every tp rank: the model all-reduces the gradient of every replicated activation that feeds split
  * layers before the LayerNorm backward, so no parameter gradient needs a sum over tp. */
 typedef enum {
     TP_REPLICATED, /* the same on every tp rank */
-    TP_SPLIT_ROWS, /* split by output feature (rows of [out, in]): q/k/v, fc_in, their biases */
-    TP_SPLIT_COLS, /* split by input feature (columns): out_proj, fc_out */
-    TP_VOCAB,      /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
+    /* Megatron-LM's column-parallel linear layer (Mesh Transformer JAX's output-sharded one): split by output
+     * feature, rows of the [out, in] weight: q/k/v, fc_in, their biases. */
+    TP_SPLIT_OUTPUT,
+    /* Megatron-LM's row-parallel linear layer: split by input feature, columns of [out, in]: out_proj,
+     * fc_out. Its partial outputs are summed over the tp group (model.c: tp_sum_outputs). */
+    TP_SPLIT_INPUT,
+    TP_VOCAB, /* vocabulary rows, padded to a multiple of lcm(128, tp): wte, lm_head */
 } tp_rule;
 
-typedef enum { INIT_NORMAL, INIT_NORMAL_RESID, INIT_ONES, INIT_ZEROS } init_kind;
+/* INIT_FAN_IN_UNIFORM: U(-1/sqrt(in), 1/sqrt(in)) for a [out, in] matrix, which is PyTorch's default
+ * kaiming_uniform_(a = sqrt(5)) for nn.Linear and PEFT's initialization of LoRA's A. */
+typedef enum { INIT_NORMAL, INIT_NORMAL_RESID, INIT_ONES, INIT_ZEROS, INIT_FAN_IN_UNIFORM } init_kind;
 
 typedef struct {
     char name[64];
     int ndim;
     long shape[2];       /* global shape as stored in checkpoints (vocab rows = vocab_size) */
     long local_shape[2]; /* this rank's shard in memory (vocab rows padded, then split) */
-    long row_start;      /* first global row (TP_SPLIT_ROWS, TP_VOCAB) held by this rank */
+    long row_start;      /* first global row (TP_SPLIT_OUTPUT, TP_VOCAB) held by this rank */
     long valid_rows;     /* local rows inside the global shape (fewer than local_shape[0] in padding) */
-    long col_start;      /* first global column (TP_SPLIT_COLS) */
+    long col_start;      /* first global column (TP_SPLIT_INPUT) */
     size_t offset;       /* element offset in the flat buffers, 16-element (64-byte) aligned */
     size_t numel;        /* local element count */
     int decay;           /* weight decay applies (2+ dimensions) */
@@ -54,6 +60,12 @@ typedef struct {
 /* Builds the table of a model for tensor-parallel rank tp_rank of tp. */
 void param_table_build(param_table *t, const model_config *c, int tp, int tp_rank);
 void param_table_free(param_table *t);
+
+/* Appends tensor `name` of global shape [rows, cols] (cols = 1 when ndim is 1) to a table allocated for cap
+ * entries, sharded by `rule` for tp rank tp_rank of tp; returns its index. Used by param_table_build and by
+ * the LoRA adapters' own table (model/lora.c). */
+int param_table_add(param_table *t, int cap, const char *name, int ndim, long rows, long cols, tp_rule rule,
+                    init_kind init, int tp, int tp_rank);
 
 /* The HF-layout parameter count (global shapes; what `params:` prints). */
 long param_count(const param_table *t);

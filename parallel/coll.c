@@ -1,9 +1,9 @@
 #define _POSIX_C_SOURCE 200809L
-#include "coll.h"
+#include "parallel/coll.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,8 +195,7 @@ void coll_reduce_scatter(MPI_Comm c, const void *full, void *out, size_t n, MPI_
         for (int r = 0; r < size; r++)
             memcpy(stage + (size_t)r * len * es, (const char *)full + ((size_t)r * n + off) * es, len * es);
         MPI_Request req;
-        MPI_CHECK(MPI_Ireduce_scatter_block(stage, (char *)out + off * es,
-                                            (int)len, t, MPI_SUM, c, &req));
+        MPI_CHECK(MPI_Ireduce_scatter_block(stage, (char *)out + off * es, (int)len, t, MPI_SUM, c, &req));
         wait_for(&req, c, what);
     }
     free(stage);
@@ -216,8 +215,8 @@ void coll_allgather(MPI_Comm c, void *full, size_t n, MPI_Datatype t, const char
     for (size_t off = 0; off < n; off += k) {
         size_t len = n - off < k ? n - off : k;
         MPI_Request r;
-        MPI_CHECK(MPI_Iallgather((char *)full + ((size_t)rank * n + off) * es, (int)len, t, stage, (int)len, t,
-                                 c, &r));
+        MPI_CHECK(MPI_Iallgather((char *)full + ((size_t)rank * n + off) * es, (int)len, t, stage, (int)len,
+                                 t, c, &r));
         wait_for(&r, c, what);
         for (int q = 0; q < size; q++)
             memcpy((char *)full + ((size_t)q * n + off) * es, stage + (size_t)q * len * es, len * es);

@@ -14,14 +14,8 @@
 #include <mpi.h>
 #include <stddef.h>
 
-#include "model/common.h"
-
-/* Every MPI call is checked: a failure is a programmer or system error. */
-#define MPI_CHECK(call)                                                                                      \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        CHECK(rc_ == MPI_SUCCESS, "%s failed with MPI error %d", #call, rc_);                                \
-    } while (0)
+#include "base/common.h"
+#include "base/mpi_check.h"
 
 /* Largest element count of one MPI (or MPI-IO) call. */
 size_t coll_chunk(void);

@@ -1,8 +1,9 @@
-#include "comm.h"
+#include "parallel/comm.h"
 
 #include <string.h>
 
-#include "coll.h"
+#include "parallel/coll.h"
+#include "parallel/zero.h"
 
 int comm_init(comm_ctx *c, MPI_Comm world_comm, int tp, mt_err *err) {
     memset(c, 0, sizeof *c);
@@ -156,3 +157,17 @@ void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int roo
 }
 
 int comm_agree(comm_ctx *c, int failed, mt_err *err) { return coll_agree(c->comm[COMM_WORLD], failed, err); }
+
+static void layout_tp_allreduce(void *ctx, layout_op op, ops *o, ops_ptr buf, size_t n) {
+    comm_allreduce(ctx, COMM_TP, op == LAYOUT_MAX ? COMM_MAX : COMM_SUM, o, buf, n);
+}
+
+model_layout comm_model_layout(comm_ctx *c) {
+    return (model_layout){c->rank[COMM_TP],
+                          c->size[COMM_TP],
+                          c->rank[COMM_DP],
+                          c->size[COMM_DP],
+                          zero_align(c->size[COMM_DP]),
+                          c,
+                          layout_tp_allreduce};
+}

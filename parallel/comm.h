@@ -6,7 +6,8 @@
 
 #include <mpi.h>
 
-#include "model/common.h"
+#include "base/common.h"
+#include "model/layout.h"
 #include "model/ops.h"
 
 typedef enum { COMM_TP, COMM_DP, COMM_WORLD, COMM_N_GROUPS } comm_group;
@@ -40,6 +41,8 @@ typedef struct {
 int comm_init(comm_ctx *c, MPI_Comm world, int tp, mt_err *err);
 void comm_free(comm_ctx *c);
 void comm_reset_stats(comm_ctx *c);
+/* This rank's layout as the model sees it (model/layout.h), its tensor-parallel sums routed to c. */
+model_layout comm_model_layout(comm_ctx *c);
 /* Routes collectives on device buffers to dev; comm_free frees it. */
 void comm_attach_device(comm_ctx *c, const comm_device *dev);
 
@@ -53,8 +56,8 @@ void comm_broadcast(comm_ctx *c, comm_group g, ops *o, ops_ptr buf, size_t n, in
 /* Host doubles (scalars such as loss sums), in place. Payload: n doubles. */
 void comm_allreduce_host(comm_ctx *c, comm_group g, comm_op op, double *x, int n);
 /* Host doubles: the n values of every rank of the group, in rank order, into all [size * n], which must
- * may hold mine at block rank. A sum over them in that order gives the same bits on every rank, which an all-reduce
- * does not promise. Payload: size * n doubles. */
+ * may hold mine at block rank. A sum over them in that order gives the same bits on every rank, which an
+ * all-reduce does not promise. Payload: size * n doubles. */
 void comm_allgather_host(comm_ctx *c, comm_group g, const double *mine, double *all, size_t n);
 /* Host bytes from rank root of the group to the others. Payload: n bytes. */
 void comm_broadcast_host(comm_ctx *c, comm_group g, void *buf, size_t n, int root);

@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "watchdog.h"
+#include "parallel/watchdog.h"
 
 #include <mpi.h>
 #include <pthread.h>

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "tests/test_model.h"
 #include "train/ckpt.h"
 

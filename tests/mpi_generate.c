@@ -65,7 +65,8 @@ static void write_checkpoint(const model_config *cfg, const char *dir, uint64_t 
 }
 
 static model *load(const model_config *cfg, ops *o, comm_ctx *comm, const char *file) {
-    model *m = model_create_infer(cfg, o, 1, cfg->n_ctx, comm);
+    model_layout L = comm ? comm_model_layout(comm) : layout_single();
+    model *m = model_create_infer(cfg, o, 1, cfg->n_ctx, &L);
     mt_err err;
     CHECK(!ckpt_load(file, NULL, m, NULL, comm ? comm->comm[COMM_WORLD] : MPI_COMM_SELF, &err), "%s",
           err.msg);

@@ -113,10 +113,11 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
     mt_err err;
     CHECK(!comm_init(&c, sub, L->tp, &err), "%s", err.msg);
     ops *o = ops_cpu_create(1);
-    model *m = model_create_sharded(cfg, o, 1, T, &c, 0);
+    model_layout ml = comm_model_layout(&c);
+    model *m = model_create_sharded(cfg, o, 1, T, &ml, 0);
     model_init_params(m, 1234);
     optim_state st;
-    optim_state_init(&st, m, L->zero);
+    optim_state_init(&st, m, &c, L->zero);
     double losses[STEPS], want[COMM_N_GROUPS][COMM_N_KINDS];
     analytic_bytes(m, L, want);
     /* the first step alone, to check its counted bytes */
@@ -133,7 +134,7 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
     /* restart from the initial parameters and optimizer for the 10 compared steps */
     optim_state_free(&st, m);
     model_init_params(m, 1234);
-    optim_state_init(&st, m, L->zero);
+    optim_state_init(&st, m, &c, L->zero);
     train(m, &st, c.rank[COMM_DP], L->dp, losses);
 
     char name[160];

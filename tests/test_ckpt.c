@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "tests/test_model.h"
 #include "tests/testutil.h"
 #include "train/ckpt.h"

@@ -18,7 +18,7 @@
 
 #include "model/cuda/cuda.h"
 #include "model/ops.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 #ifdef MT_SIMT
 /* The emulator's schedule switch (tests/simt/simt.h, extern "C"). */
@@ -406,6 +406,16 @@ static void call_scale(ops *o, ops_ptr *p, void *v) {
     dn_ctx *c = v;
     o->scale(o, p[0], c->alpha, c->n);
 }
+static void call_dropout(ops *o, ops_ptr *p, void *v) {
+    dn_ctx *c = v; /* columns [11, 11 + cols) of a matrix of width cols + 20, p = 0.25 */
+    o->dropout(o, p[0], p[1], c->rows, c->cols, 11, c->cols + 20, 4194304u, 1.0f / 0.75f,
+               0x5eedULL + (uint64_t)c->ld);
+}
+static void call_dropout_alias(ops *o, ops_ptr *p, void *v) {
+    dn_ctx *c = v;
+    o->dropout(o, p[0], p[0], c->rows, c->cols, 11, c->cols + 20, 4194304u, 1.0f / 0.75f,
+               0x5eedULL + (uint64_t)c->ld);
+}
 static void call_sumsq(ops *o, ops_ptr *p, void *v) {
     dn_ctx *c = v;
     ret[side] = o->sumsq(o, p[0], c->n);
@@ -454,6 +464,17 @@ static void test_dense(void) {
         tu_host_release();
         arg b[] = {AF("y", OPS_ACT, c.n, ACC, hact(c.n, 1), BF), AF("a", OPS_ACT, c.n, IN, hact(c.n, 1), 0)};
         run_case("add.alias", b, NA(b), call_add_alias, &c);
+        tu_host_release();
+    }
+    {
+        /* the same mask on both backends: a dropped element is 0 and a kept one scaled, so a different mask
+         * moves the result by far more than the bf16 tolerance */
+        dn_ctx c = {29, 83, (int)(tu_next() % 1000), (size_t)29 * 83, 0};
+        arg a[] = {AF("y", OPS_ACT, c.n, OUT, NULL, BF), AF("x", OPS_ACT, c.n, IN, hact(c.n, 1), 0)};
+        run_case("dropout", a, NA(a), call_dropout, &c);
+        tu_host_release();
+        arg b[] = {AF("y", OPS_ACT, c.n, ACC, hact(c.n, 1), BF)};
+        run_case("dropout.alias", b, NA(b), call_dropout_alias, &c);
         tu_host_release();
     }
     {

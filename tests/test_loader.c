@@ -55,8 +55,10 @@ static int batch_ids(loader *l, int dp, long *ids) {
         CHECK(!loader_global_batch(l, G, r, dp, tokens, weights, &err), "%s", err.msg);
         for (int k = 0; k < per; k++) {
             ids[r * per + k] = tokens[k * (T + 1)];
-            for (int t = 0; t <= T; t++) ok &= tokens[k * (T + 1) + t] == tokens[k * (T + 1)];
-            for (int t = 0; t < T; t++) ok &= weights[k * T + t] == 1.0f;
+            for (int t = 0; t <= T; t++)
+                ok &= tokens[k * (T + 1) + t] == tokens[k * (T + 1)];
+            for (int t = 0; t < T; t++)
+                ok &= weights[k * T + t] == 1.0f;
         }
     }
     return ok;
@@ -71,9 +73,11 @@ static void epoch_coverage(void) {
         for (int step = 0; step < N_WIN / G; step++) {
             ok &= batch_ids(&l, dps[i], ids);
             for (int k = 0; k < G; k++)
-                if (ids[k] >= 0 && ids[k] < N_WIN) seen[ids[k]]++;
+                if (ids[k] >= 0 && ids[k] < N_WIN)
+                    seen[ids[k]]++;
         }
-        for (int w = 0; w < N_WIN; w++) ok &= seen[w] == 1;
+        for (int w = 0; w < N_WIN; w++)
+            ok &= seen[w] == 1;
         ok &= l.epoch == 1 && l.cursor == 0;
         char name[64];
         snprintf(name, sizeof name, "stream.one epoch, each window once, dp=%d", dps[i]);
@@ -93,8 +97,10 @@ static void order(void) {
         batch_ids(&c, 1, ic);
         same &= !memcmp(ia, ib, sizeof ia);
         differs_seed |= memcmp(ia, ic, sizeof ia) != 0;
-        if (step == 0) memcpy(first, ia, sizeof ia);
-        if (step == N_WIN / G) differs_epoch = memcmp(first, ia, sizeof ia) != 0;
+        if (step == 0)
+            memcpy(first, ia, sizeof ia);
+        if (step == N_WIN / G)
+            differs_epoch = memcmp(first, ia, sizeof ia) != 0;
     }
     tu_check(same, "stream.same seed, same order", "orders differ");
     tu_check(differs_seed, "stream.other seed, other order", "seed 8 gave the order of seed 7");
@@ -107,9 +113,11 @@ static void order(void) {
 static void resume(void) {
     loader a = open_stream(3);
     long ids[G], cont[5][G];
-    for (int step = 0; step < 17; step++) batch_ids(&a, 2, ids); /* crosses an epoch boundary later */
+    for (int step = 0; step < 17; step++)
+        batch_ids(&a, 2, ids); /* crosses an epoch boundary later */
     loader_state st = loader_get_state(&a);
-    for (int k = 0; k < 5; k++) batch_ids(&a, 2, cont[k]);
+    for (int k = 0; k < 5; k++)
+        batch_ids(&a, 2, cont[k]);
     loader b = open_stream(3);
     loader_set_state(&b, st);
     int ok = 1;
@@ -144,8 +152,8 @@ static void examples(void) {
     char *p[1] = {path};
     loader l;
     CHECK(!loader_open(&l, LOADER_EXAMPLES, p, 1, T, 1, 1000, 1000, &err), "%s", err.msg);
-    tu_check(l.n_seq == n_docs - 1 && l.dropped == 1, "examples.dropped without counted tokens", "%ld kept, %ld dropped",
-             l.n_seq, l.dropped);
+    tu_check(l.n_seq == n_docs - 1 && l.dropped == 1, "examples.dropped without counted tokens",
+             "%ld kept, %ld dropped", l.n_seq, l.dropped);
     int ok = 1;
     int32_t tokens[T + 1];
     float weights[T];
@@ -157,7 +165,8 @@ static void examples(void) {
             int want = t + 1 >= prompt && t + 1 < len;
             ok &= weights[t] == (float)want;
         }
-        for (int t = len; t <= T; t++) ok &= tokens[t] == 0; /* padding */
+        for (int t = len; t <= T; t++)
+            ok &= tokens[t] == 0; /* padding */
     }
     tu_check(ok, "examples.weights on response tokens and EOT only", "a weight is misplaced");
     loader_close(&l);
@@ -173,7 +182,9 @@ int main(void) {
     examples();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
-    for (int i = 0; i < 3; i++) free(paths[i]);
+    if (system(cmd))
+        fprintf(stderr, "could not remove %s\n", dir);
+    for (int i = 0; i < 3; i++)
+        free(paths[i]);
     return tu_exit();
 }

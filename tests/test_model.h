@@ -33,7 +33,7 @@ static inline tu_trainee tu_trainee_make(const model_config *cfg, int threads, i
     tu_trainee t;
     t.o = ops_cpu_create(threads);
     t.m = model_create(cfg, t.o, batch, seq);
-    optim_state_init(&t.opt, t.m, 0);
+    optim_state_init(&t.opt, t.m, NULL, 0);
     return t;
 }
 

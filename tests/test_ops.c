@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dropout_mask.h"
 #include "model/ops.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 /* Tolerances (relative norm). fp32 forward kernels against double: a few 1e-7; backward kernels
  * against double finite differences (whose own error is ~1e-9): a few 1e-6. */
@@ -288,8 +289,8 @@ static void test_matmul(void) {
                 ref_matmul(ta, tb, m, n, k, alpha, hdbl(A, (size_t)ar * lda), lda, hdbl(B, (size_t)br * ldb),
                            ldb, beta, ref, ldc);
                 static const char *SHAPE[4] = {"", ".row", ".row.beta0", ".row.threads"};
-                check_mat(tu_name("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc), C0,
-                          ref, 0, m, n, ldc, TOL_FWD);
+                check_mat(tu_name("matmul.%s%s%s", TN[ta], TN[tb], SHAPE[shape]), downf(pC, (size_t)m * ldc),
+                          C0, ref, 0, m, n, ldc, TOL_FWD);
             }
 
             /* backward: the transposed products that give dA (overwrite) and dB (accumulate, beta 1)
@@ -391,6 +392,49 @@ static void test_dense(void) {
     for (size_t i = 0; i < n; i++)
         sc[i] = (double)xs[i] * (double)-0.37f;
     check_vec("scale", downf(pxs, n), NULL, sc, 0, n, TOL_ELEM);
+
+    /* dropout of a 23 x 90 matrix, p = 0.3: whole, and as its column blocks [0, 40) and [40, 90) (a split
+     * over two ranks) in place, against the definition (model/dropout_mask.h) */
+    {
+        int dr = 23, dc = 90, c0 = 40;
+        uint64_t key = tu_next();
+        uint32_t thr = (uint32_t)(0.3 * 16777216.0 + 0.5);
+        size_t dn = (size_t)dr * dc;
+        float *dx = tu_host_normal(dn, 1), *left = tu_host((size_t)dr * c0 * 4),
+              *right = tu_host((size_t)dr * (dc - c0) * 4);
+        double *dref = hd(dn), *dsplit = hd(dn);
+        long kept = 0;
+        for (int r = 0; r < dr; r++)
+            for (int c = 0; c < dc; c++) {
+                int keep = mt_dropout_keep(key, (uint64_t)r * dc + c, thr);
+                dref[(size_t)r * dc + c] =
+                    keep ? (double)dx[(size_t)r * dc + c] * (double)(1.0f / 0.7f) : 0.0;
+                kept += keep;
+                if (c < c0)
+                    left[(size_t)r * c0 + c] = dx[(size_t)r * dc + c];
+                else
+                    right[(size_t)r * (dc - c0) + c - c0] = dx[(size_t)r * dc + c];
+            }
+        ops_ptr pdx = upf(dx, dn), pdy = upf(tu_host_normal(dn, 1), dn), pl = upf(left, (size_t)dr * c0),
+                pr = upf(right, (size_t)dr * (dc - c0));
+        O->dropout(O, pdy, pdx, dr, dc, 0, dc, thr, 1.0f / 0.7f, key);
+        check_vec("dropout", downf(pdy, dn), NULL, dref, 0, dn, TOL_ELEM);
+        O->dropout(O, pl, pl, dr, c0, 0, dc, thr, 1.0f / 0.7f, key);
+        O->dropout(O, pr, pr, dr, dc - c0, c0, dc, thr, 1.0f / 0.7f, key);
+        float *gl = downf(pl, (size_t)dr * c0), *gr = downf(pr, (size_t)dr * (dc - c0));
+        for (int r = 0; r < dr; r++)
+            for (int c = 0; c < dc; c++)
+                dsplit[(size_t)r * dc + c] =
+                    c < c0 ? gl[(size_t)r * c0 + c] : gr[(size_t)r * (dc - c0) + c - c0];
+        double e = 0;
+        for (size_t i = 0; i < dn; i++)
+            e = fmax(e, fabs(dsplit[i] - dref[i]));
+        tu_check(e <= 1e-6 * 4, "dropout.column split in place = whole", "max difference %.3e", e);
+        /* the share kept: 1 - p within 5 standard deviations of a binomial over 2070 draws */
+        double share = (double)kept / (double)dn, sd = sqrt(0.3 * 0.7 / (double)dn);
+        tu_check(fabs(share - 0.7) < 5 * sd, "dropout.share kept", "%.4f of %zu kept, expected 0.7", share,
+                 dn);
+    }
 
     /* sumsq / dot over several of the backend's reduction chunks */
     size_t nr = 300007;
@@ -795,13 +839,14 @@ static void test_attention_step(void) {
         int w = s.H * s.dh;
         size_t nq = (size_t)s.B * s.ld_q, nkv = (size_t)s.B * s.slots * s.ld_kv, no = (size_t)s.B * s.ld_out,
                nsc = (size_t)s.B * s.H * s.slots;
-        float *q = tu_host_normal(nq, 1), *k = tu_host_normal(nkv, 1), *v = tu_host_normal(nkv, 1), *out0 = tu_host_normal(no, 1);
+        float *q = tu_host_normal(nq, 1), *k = tu_host_normal(nkv, 1), *v = tu_host_normal(nkv, 1),
+              *out0 = tu_host_normal(no, 1);
         ops_ptr pout = upf(out0, no), pscr = upf(tu_host_normal(nsc, 1), nsc);
         O->attention_step(O, pout, pscr, upf(q, nq), upf(k, nkv), upf(v, nkv), &s);
         double *ref = hd(no);
         ref_attention_step(&s, hdbl(q, nq), hdbl(k, nkv), hdbl(v, nkv), ref);
-        check_mat(tu_name("attention_step[%s]", cases[ci].tag), downf(pout, no), out0, ref, 0, s.B, w, s.ld_out,
-                  TOL_FWD);
+        check_mat(tu_name("attention_step[%s]", cases[ci].tag), downf(pout, no), out0, ref, 0, s.B, w,
+                  s.ld_out, TOL_FWD);
         tu_host_release();
     }
     dev_release("attention_step");

@@ -9,8 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "model/model.h"
+#include "tests/ref_case.h"
 #include "tests/test_model.h"
 #include "tests/testutil.h"
 #include "train/step.h"
@@ -28,30 +29,6 @@ static const optim_config OPT = {.lr = 1e-2,
                                  .eps = 1e-8,
                                  .clip = 0.05};
 
-static void write_f32(hid_t file, const char *name, const float *data, int ndim, const hsize_t *dims) {
-    hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, "write %s",
-          name);
-    H5Dclose(d);
-    H5Pclose(lcpl);
-    H5Sclose(sp);
-}
-
-/* Reads a dataset as doubles; returns its element count or -1. */
-static long read_f64(hid_t file, const char *name, double *out, long cap) {
-    if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
-        return -1;
-    hid_t d = H5Dopen2(file, name, H5P_DEFAULT), sp = H5Dget_space(d);
-    long n = (long)H5Sget_simple_extent_npoints(sp);
-    herr_t rc = n <= cap ? H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
-    H5Sclose(sp);
-    H5Dclose(d);
-    return rc < 0 ? -1 : n;
-}
-
 static char *train_json(double z_loss) {
     char buf[512];
     snprintf(buf, sizeof buf,
@@ -61,36 +38,6 @@ static char *train_json(double z_loss) {
              OPT.lr, OPT.end_lr, OPT.warmup_steps, OPT.anneal_steps, OPT.weight_decay, OPT.beta1, OPT.beta2,
              OPT.eps, OPT.clip, STEPS, z_loss);
     return mt_strdup(buf);
-}
-
-static void write_case(const char *path, model *m, const int32_t *tokens, const float *weights) {
-    hid_t fapl = h5_fapl(), f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    CHECK(f >= 0, "create %s", path);
-    cJSON *cfg = model_config_to_json(&m->cfg);
-    char *cj = cJSON_PrintUnformatted(cfg), *tj = train_json(m->z_loss);
-    h5_put_attr_str(f, "model", cj);
-    h5_put_attr_str(f, "train", tj);
-    free(cj);
-    free(tj);
-    cJSON_Delete(cfg);
-    for (int i = 0; i < m->table.n; i++) {
-        const param_info *p = &m->table.p[i];
-        float *x = tu_get_tensor(m, m->params, i);
-        char name[128];
-        snprintf(name, sizeof name, "params/%s", p->name);
-        hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
-        write_f32(f, name, x, p->ndim, dims);
-        free(x);
-    }
-    hsize_t td[4] = {STEPS, MICRO, B, T + 1}, wd[4] = {STEPS, MICRO, B, T};
-    hid_t sp = H5Screate_simple(4, td, NULL);
-    hid_t d = H5Dcreate2(f, "tokens", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens);
-    H5Dclose(d);
-    H5Sclose(sp);
-    write_f32(f, "weights", weights, 4, wd);
-    H5Fclose(f);
 }
 
 /* Every gradient to 1e-5 in relative norm, or to 4 times the error of the reference's own float32
@@ -109,7 +56,7 @@ static void compare_grads(model *m, hid_t ref, const char *fam, double wsum) {
         char name[160], name32[160], check[200];
         snprintf(name, sizeof name, "grads/%s", p->name);
         snprintf(name32, sizeof name32, "grads32/%s", p->name);
-        long got = read_f64(ref, name, r, n), got32 = read_f64(ref, name32, r32, n);
+        long got = rc_read_f64(ref, name, r, n), got32 = rc_read_f64(ref, name32, r32, n);
         if (got != n || got32 != n) {
             snprintf(check, sizeof check, "%s.grad.%s", fam, p->name);
             tu_check(0, check, "reference has no float64 and float32 gradients of %ld elements", n);
@@ -152,7 +99,7 @@ static void compare_final(model *m, hid_t ref, const char *fam, double lr_sum) {
         double *r = mt_malloc((size_t)n * sizeof *r);
         char name[160];
         snprintf(name, sizeof name, "final/%s", p->name);
-        double e = read_f64(ref, name, r, n) == n ? 0 : NAN;
+        double e = rc_read_f64(ref, name, r, n) == n ? 0 : NAN;
         if (tu_zero_grad_tensor(p->name)) {
             /* Adam turns the rounding noise of a zero gradient into steps of up to lr (SPEC 8.1). */
             double mx = 0;
@@ -222,16 +169,14 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     for (size_t i = 0; i < STEPS * MICRO * nw; i++)
         weights[i] = tu_uniform() < 0.25 ? 0.0f : 1.0f;
 
-    char case_path[512], out_path[512], cmd[1400];
+    char case_path[512], out_path[512];
     snprintf(case_path, sizeof case_path, "%s/%s.case.h5", dir, fam);
     snprintf(out_path, sizeof out_path, "%s/%s.ref.h5", dir, fam);
-    write_case(case_path, m, tokens, weights);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/ref/model_ref.py %s %s", case_path, out_path);
+    char *tj = train_json(z_loss);
+    rc_write_case(case_path, m, tj, tokens, weights, STEPS, MICRO);
+    free(tj);
     char check[128];
-    snprintf(check, sizeof check, "%s.reference ran", fam);
-    int rc = system(cmd);
-    tu_check(rc == 0, check, "'%s' exited with %d", cmd, rc);
-    hid_t ref = rc == 0 ? H5Fopen(out_path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    hid_t ref = rc_run_reference(case_path, out_path, fam);
     if (ref < 0) {
         tu_trainee_drop(&t);
         free(tokens);
@@ -252,10 +197,10 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
         model_backward(m);
     }
     snprintf(check, sizeof check, "%s.logits", fam);
-    tu_check_rel(read_f64(ref, "logits", rlog, (long)nlog) == (long)nlog ? tu_rel_err_fd(logits, rlog, nlog)
-                                                                         : NAN,
-                 1e-5, check);
-    read_f64(ref, "loss", &rloss, 1);
+    tu_check_rel(
+        rc_read_f64(ref, "logits", rlog, (long)nlog) == (long)nlog ? tu_rel_err_fd(logits, rlog, nlog) : NAN,
+        1e-5, check);
+    rc_read_f64(ref, "loss", &rloss, 1);
     snprintf(check, sizeof check, "%s.loss (%.6f vs %.6f)", fam, sum / wsum, rloss);
     tu_check_rel(fabs(sum / wsum - rloss) / fabs(rloss), 1e-5, check);
     compare_grads(m, ref, fam, wsum);
@@ -264,7 +209,7 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     /* 10 optimizer steps through the trainer's own step function. */
     double ref_losses[STEPS], worst = 0, lr_sum = 0;
     int clipped = 0;
-    long got = read_f64(ref, "step_loss", ref_losses, STEPS);
+    long got = rc_read_f64(ref, "step_loss", ref_losses, STEPS);
     for (int s = 0; s < STEPS; s++) {
         step_result r;
         train_step(m, &t.opt, &OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,

@@ -17,7 +17,7 @@
 
 #include "data/tok.h"
 #include "data/tok_internal.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 /* ------------------------------------------------------------------ documents */
 
@@ -232,7 +232,7 @@ static void check_sanitize(void) {
 }
 
 /* Streams x in the pieces cut at the given offsets (ascending, < n), then finishes. */
-static void stream_pieces(const char *x, size_t n, const size_t *cuts, int n_cuts, tok_bytes *out) {
+static void stream_pieces(const char *x, size_t n, const size_t *cuts, int n_cuts, mt_bytes *out) {
     tok_utf8_stream st = {{0}};
     size_t at = 0;
     out->n = 0;
@@ -246,7 +246,7 @@ static void stream_pieces(const char *x, size_t n, const size_t *cuts, int n_cut
 }
 
 /* Whether streaming x in pieces gives what decoding it at once gives (the sanitizer checked above). */
-static int stream_matches(const char *x, size_t n, const size_t *cuts, int n_cuts, tok_bytes *out) {
+static int stream_matches(const char *x, size_t n, const size_t *cuts, int n_cuts, mt_bytes *out) {
     size_t clean_n = n;
     char *clean = tok_utf8_sanitize(x, n, &clean_n, NULL);
     stream_pieces(x, n, cuts, n_cuts, out);
@@ -270,7 +270,7 @@ static void check_utf8_stream(void) {
                                         "\xf0\x9f\x98",
                                         "\xef\xbb\xbf"
                                         "a\xff\xfe"};
-    tok_bytes out = {0};
+    mt_bytes out = {0};
     int bad = 0;
     for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
         size_t n = strlen(CASES[c]);
@@ -303,7 +303,7 @@ static void check_utf8_stream(void) {
     }
     tu_check(!bad, "tok_utf8_stream_random", "%d of 3000 random byte strings differ from whole decoding",
              bad);
-    tok_bytes_free(&out);
+    mt_bytes_free(&out);
 }
 
 static int ids_equal(const tok_ids *a, const int32_t *b, size_t n) {
@@ -350,7 +350,7 @@ static void check_vocab(const char *dir) {
     int has_eot = 0;
     for (size_t i = 0; i < ids.n; i++)
         has_eot |= ids.ids[i] == 50256;
-    tok_bytes back = {0};
+    mt_bytes back = {0};
     mt_err err;
     int ok = tok_decode(t, ids.ids, ids.n, &back, &err) == 0 && back.n == strlen(eot_text) &&
              !memcmp(back.data, eot_text, back.n);
@@ -364,7 +364,7 @@ static void check_vocab(const char *dir) {
     tok_encode(t, "x\xef\xbf\xbd\xef\xbf\xbdy\xef\xbf\xbd", 11, &b, NULL);
     tu_check(repl == 3 && a.n == b.n && !memcmp(a.ids, b.ids, a.n * sizeof *a.ids), "tok_encode_invalid_utf8",
              "replacements %zu (want 3) or ids differ from the U+FFFD text", repl);
-    tok_ids_free(&a), tok_ids_free(&b), tok_ids_free(&ids), tok_bytes_free(&back);
+    tok_ids_free(&a), tok_ids_free(&b), tok_ids_free(&ids), mt_bytes_free(&back);
     tok_free(t);
     /* Bad files give a one-line error naming the file (and line). */
     char bad_vocab[] = "/tmp/mt_tok_bad_vocab_XXXXXX";
@@ -403,7 +403,7 @@ static int mode_compare(int argc, char **argv) {
     size_t ref_at = 0, n_docs = 0, tokens = 0, mismatched = 0, roundtrip_bad = 0, bytes = 0, repl = 0;
     int raw = 0;
     tok_ids ids = {0};
-    tok_bytes back = {0};
+    mt_bytes back = {0};
     for (int f = 6; f < argc; f++) {
         doc_list docs = {0};
         if (docs_read(&docs, argv[f]))
@@ -453,7 +453,7 @@ static int mode_compare(int argc, char **argv) {
     snprintf(check, sizeof check, "tok_decode_roundtrip[%s]", label);
     tu_check(!roundtrip_bad, check, "%zu of %zu documents do not round-trip%s", roundtrip_bad, n_docs,
              raw ? " (to their U+FFFD-replaced text)" : "");
-    tok_ids_free(&ids), tok_bytes_free(&back);
+    tok_ids_free(&ids), mt_bytes_free(&back);
     free(ref);
     tok_free(t);
     return tu_exit();

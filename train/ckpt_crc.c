@@ -1,4 +1,4 @@
-#include "ckpt_crc.h"
+#include "train/ckpt_crc.h"
 
 #include <string.h>
 

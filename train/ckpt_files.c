@@ -10,8 +10,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "ckpt_crc.h"
-#include "ckpt_internal.h"
+#include "train/ckpt_crc.h"
+#include "train/ckpt_internal.h"
 
 /* N from "step_<N>.h5" (decimal digits only), else -1. */
 static long step_of(const char *name) {

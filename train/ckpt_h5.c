@@ -2,13 +2,14 @@
  * with per-block CRC32C checksums (DESIGN 6, 7). */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "ckpt_crc.h"
-#include "ckpt_internal.h"
-#include "data/shard.h"
+#include "base/h5.h"
+#include "train/ckpt_crc.h"
+#include "train/ckpt_internal.h"
 
 hid_t ckpt_create(const char *path, MPI_Comm comm) {
     hid_t fapl = h5_fapl(), fcpl = h5_fcpl();
@@ -38,42 +39,6 @@ hid_t ckpt_make_group(hid_t file, const char *name) {
     H5Pclose(gcpl);
     H5Pclose(lcpl);
     return g;
-}
-
-static int put_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, mem_type, v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    return rc < 0 ? -1 : 0;
-}
-
-int ckpt_put_i64(hid_t obj, const char *name, long long v) {
-    return put_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
-}
-
-int ckpt_put_u64(hid_t obj, const char *name, uint64_t v) {
-    return put_scalar(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-
-int ckpt_put_str(hid_t obj, const char *name, const char *v) {
-    h5_put_attr_str(obj, name, v);
-    return H5Aexists(obj, name) > 0 ? 0 : -1;
-}
-
-int ckpt_get_i64(hid_t obj, const char *name, long long *out) {
-    return h5_get_attr_i64(obj, name, out) ? -1 : 0;
-}
-
-int ckpt_get_u64(hid_t obj, const char *name, uint64_t *out) {
-    return h5_get_attr_u64(obj, name, out) ? -1 : 0;
-}
-
-char *ckpt_get_str(hid_t obj, const char *name) {
-    int rc;
-    return h5_get_attr_str(obj, name, &rc);
 }
 
 /* The crc32c attribute: its values (malloc'd) and count, or NULL. */
@@ -219,5 +184,43 @@ int ckpt_read_dataset(hid_t file, const char *path, const char *name, size_t n, 
     }
     free(crc);
     H5Dclose(d);
+    return rc;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const param_info *const *)a)[0]->name, ((const param_info *const *)b)[0]->name);
+}
+
+int ckpt_params_identity(const char *path, const param_table *t, uint32_t *crc, mt_err *err) {
+    h5_quiet();
+    hid_t f = ckpt_open(path, err);
+    if (f < 0)
+        return -1;
+    const param_info **sorted = mt_malloc((size_t)t->n * sizeof *sorted);
+    for (int i = 0; i < t->n; i++)
+        sorted[i] = &t->p[i];
+    qsort(sorted, (size_t)t->n, sizeof *sorted, by_name);
+    uint32_t id = 0;
+    size_t total = 0;
+    int rc = 0;
+    for (int i = 0; i < t->n && !rc; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "params/%s", sorted[i]->name);
+        hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+        size_t n = 0;
+        uint32_t *blocks = d >= 0 ? get_crcs(d, &n) : NULL;
+        if (!blocks)
+            rc = mt_fail(err, "%s: dataset /%s or its crc32c attribute is missing", path, name);
+        else /* crc32c of all the block checksums, one array after the other */
+            id = total ? crc32c_combine(id, crc32c(blocks, n * sizeof *blocks), n * sizeof *blocks)
+                       : crc32c(blocks, n * sizeof *blocks);
+        total += n;
+        free(blocks);
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    H5Fclose(f);
+    free(sorted);
+    *crc = id;
     return rc;
 }

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/common.h"
+#include "base/common.h"
+#include "base/h5.h"
 #include "parallel/coll.h"
 #include "train/ckpt.h"
 
@@ -16,12 +17,14 @@ static inline const char *ckpt_group(int kind) {
     return kind == CKPT_PARAMS ? "params" : kind == CKPT_M ? "optim/m" : "optim/v";
 }
 
-/* The flat buffer of a kind and the flat offsets [*lo, *hi) it covers (NULL: moments not kept). */
-static inline ops_buf *ckpt_kind_buf(model *m, optim_state *opt, int kind, size_t *lo, size_t *hi) {
+/* The flat buffer of a kind of parameter set ps and the flat offsets [*lo, *hi) it covers (NULL: moments
+ * not kept). */
+static inline ops_buf *ckpt_kind_buf(const param_set *ps, optim_state *opt, int kind, size_t *lo,
+                                     size_t *hi) {
     *lo = 0;
-    *hi = m->flat_n;
+    *hi = ps->flat_n;
     if (kind == CKPT_PARAMS)
-        return m->params;
+        return ps->params;
     if (!opt)
         return NULL;
     *lo = opt->lo;
@@ -54,20 +57,13 @@ void ckpt_discard(hid_t f, const char *tmp, MPI_Comm comm);
 /* ckpt_verify.c: ckpt_verify's checks of one file by this process alone. */
 int ckpt_verify_file(const char *path, mt_err *err);
 
-/* ckpt_h5.c: files, groups, attributes and datasets. Attribute writers return < 0 on failure. */
+/* ckpt_h5.c: files, groups and datasets (attributes: base/h5.h). */
 /* Creates (truncates) the file path for writing through MPI-IO over comm, collectively; < 0 on failure. */
 hid_t ckpt_create(const char *path, MPI_Comm comm);
 /* Opens a checkpoint read-only; < 0 with a one-line error naming path when it is unreadable or not HDF5. */
 hid_t ckpt_open(const char *path, mt_err *err);
 /* A group created with the project's HDF5 properties (no timestamps), with its intermediate groups. */
 hid_t ckpt_make_group(hid_t file, const char *name);
-int ckpt_put_i64(hid_t obj, const char *name, long long v);
-int ckpt_put_u64(hid_t obj, const char *name, uint64_t v);
-int ckpt_put_str(hid_t obj, const char *name, const char *v);
-int ckpt_get_i64(hid_t obj, const char *name, long long *out);
-int ckpt_get_u64(hid_t obj, const char *name, uint64_t *out);
-/* A fixed- or variable-length string attribute, newly allocated; NULL when missing. */
-char *ckpt_get_str(hid_t obj, const char *name);
 
 /* The part of a dataset one rank writes: the union of n (0 to 3) [count] blocks at [start] of the global
  * shape (a flat range of a shard: partial first row, full rows, partial last row), whose elements `data`

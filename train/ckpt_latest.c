@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ckpt_internal.h"
-#include "data/shard.h"
+#include "base/h5.h"
+#include "train/ckpt_internal.h"
 
 /* snprintf for messages where truncation is acceptable (paths in a one-line note). */
 static void text(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

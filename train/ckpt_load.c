@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_internal.h"
-#include "data/shard.h"
+#include "base/h5.h"
+#include "train/ckpt_internal.h"
 #include "train/config_diff.h"
 
 /* A growing one-line message of whole items. */
@@ -67,10 +67,10 @@ static herr_t note_extra(hid_t g, const char *name, const H5L_info_t *info, void
 
 /* The tensors of m's table that the file lacks or holds in another shape, the first 4 named in l; their
  * count. */
-static int shape_differences(hid_t f, const model *m, line *l) {
+static int shape_differences(hid_t f, const param_table *t, line *l) {
     int n_diff = 0;
-    for (int i = 0; i < m->table.n; i++) {
-        const param_info *p = &m->table.p[i];
+    for (int i = 0; i < t->n; i++) {
+        const param_info *p = &t->p[i];
         char dname[128];
         snprintf(dname, sizeof dname, "params/%s", p->name);
         hsize_t dims[2];
@@ -101,14 +101,15 @@ static int extra_tensors(hid_t f, const param_table *t, line *l) {
     return ctx.count;
 }
 
-/* The tensor set and shapes of the file against m's table; a refusal names the differing config fields and
- * the first differing tensors. */
-static int check_tensors(hid_t f, const char *path, model *m, const char *config_json, mt_err *err) {
+/* The tensor set and shapes of the file against the table of ps (one of m's parameter sets); a refusal
+ * names the differing config fields and the first differing tensors. */
+static int check_tensors(hid_t f, const char *path, model *m, const param_set *ps, const char *config_json,
+                         mt_err *err) {
     char diff[400] = "";
     line l = {diff, sizeof diff, 0, 0};
-    int n_diff = shape_differences(f, m, &l);
+    int n_diff = shape_differences(f, ps->table, &l);
     line extra = {diff + l.len, sizeof diff - l.len, 0, n_diff ? 1 : 0};
-    int n_extra = extra_tensors(f, &m->table, &extra);
+    int n_extra = extra_tensors(f, ps->table, &extra);
     if (n_extra < 0)
         return mt_fail(err, "%s: group /params is missing or unreadable", path);
     n_diff += n_extra;
@@ -145,10 +146,10 @@ static void scatter_tensor(model *m, const param_info *p, const float *full, ops
 
 /* Reads and verifies one tensor of one kind; straight into backend host memory when this rank holds the
  * whole tensor there. */
-static int load_tensor(hid_t f, const char *path, model *m, optim_state *opt, int kind, const param_info *p,
-                       float *scratch, float *block, mt_err *err) {
+static int load_tensor(hid_t f, const char *path, model *m, const param_set *ps, optim_state *opt, int kind,
+                       const param_info *p, float *scratch, float *block, mt_err *err) {
     size_t lo, hi;
-    ops_buf *buf = ckpt_kind_buf(m, opt, kind, &lo, &hi);
+    ops_buf *buf = ckpt_kind_buf(ps, opt, kind, &lo, &hi);
     char dname[128];
     snprintf(dname, sizeof dname, "%s/%s", ckpt_group(kind), p->name);
     size_t n = ckpt_numel(p);
@@ -177,16 +178,18 @@ static void zero_moments(model *m, optim_state *opt) {
     m->o->zero(m->o, (ops_ptr){opt->v, 0}, opt->hi - opt->lo);
 }
 
-/* Every tensor into m, and unless opt is NULL every moment into opt (zeros from a parameters-only file). */
-static int load_tensors(hid_t f, const char *path, model *m, optim_state *opt, int params_only, mt_err *err) {
+/* Every tensor into ps, and unless opt is NULL every moment into opt (zeros from a parameters-only file). */
+static int load_tensors(hid_t f, const char *path, model *m, const param_set *ps, optim_state *opt,
+                        int params_only, mt_err *err) {
+    const param_table *t = ps->table;
     size_t biggest = 0;
-    for (int i = 0; i < m->table.n; i++)
-        biggest = ckpt_numel(&m->table.p[i]) > biggest ? ckpt_numel(&m->table.p[i]) : biggest;
+    for (int i = 0; i < t->n; i++)
+        biggest = ckpt_numel(&t->p[i]) > biggest ? ckpt_numel(&t->p[i]) : biggest;
     float *scratch = mt_malloc(biggest * sizeof *scratch), *block = mt_malloc(biggest * sizeof *block);
     int rc = 0;
     for (int kind = 0; kind < (opt && !params_only ? CKPT_N_KINDS : 1) && !rc; kind++)
-        for (int i = 0; i < m->table.n && !rc; i++)
-            rc = load_tensor(f, path, m, opt, kind, &m->table.p[i], scratch, block, err);
+        for (int i = 0; i < t->n && !rc; i++)
+            rc = load_tensor(f, path, m, ps, opt, kind, &t->p[i], scratch, block, err);
     if (!rc && opt && params_only)
         zero_moments(m, opt);
     free(scratch);
@@ -194,17 +197,18 @@ static int load_tensors(hid_t f, const char *path, model *m, optim_state *opt, i
     return rc;
 }
 
-static int load_local(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, mt_err *err) {
+static int load_local(const char *path, ckpt_meta *meta_out, model *m, const param_set *ps, optim_state *opt,
+                      mt_err *err) {
     hid_t f = ckpt_open(path, err);
     if (f < 0)
         return -1;
     ckpt_meta meta = {0};
     int rc = ckpt_read_meta(f, path, &meta, err);
     if (!rc)
-        rc = check_tensors(f, path, m, meta.config_json, err);
+        rc = check_tensors(f, path, m, ps, meta.config_json, err);
     meta.params_only = H5Lexists(f, "optim", H5P_DEFAULT) <= 0;
     if (!rc)
-        rc = load_tensors(f, path, m, opt, meta.params_only, err);
+        rc = load_tensors(f, path, m, ps, opt, meta.params_only, err);
     if (H5Fclose(f) < 0 && !rc)
         rc = mt_fail(err, "%s: error closing the file", path);
     if (!rc && meta_out)
@@ -214,13 +218,24 @@ static int load_local(const char *path, ckpt_meta *meta_out, model *m, optim_sta
     return rc;
 }
 
-int ckpt_load(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, MPI_Comm comm, mt_err *err) {
+static int load_set(const char *path, ckpt_meta *meta_out, model *m, const param_set *ps, optim_state *opt,
+                    MPI_Comm comm, mt_err *err) {
     h5_quiet();
     if (meta_out)
         *meta_out = (ckpt_meta){0};
     /* Every rank reads the whole tensors it needs (and so can verify every block it uses). */
-    int rc = ckpt_agree(load_local(path, meta_out, m, opt, err), err, comm);
+    int rc = ckpt_agree(load_local(path, meta_out, m, ps, opt, err), err, comm);
     if (rc)
         ckpt_meta_free(meta_out);
     return rc;
+}
+
+int ckpt_load(const char *path, ckpt_meta *meta_out, model *m, optim_state *opt, MPI_Comm comm, mt_err *err) {
+    param_set ps = model_trainable(m);
+    return load_set(path, meta_out, m, &ps, opt, comm, err);
+}
+
+int ckpt_load_base(const char *path, ckpt_meta *meta_out, model *m, MPI_Comm comm, mt_err *err) {
+    param_set ps = model_base(m);
+    return load_set(path, meta_out, m, &ps, NULL, comm, err);
 }

@@ -5,20 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_crc.h"
-#include "ckpt_internal.h"
+#include "train/ckpt_crc.h"
+#include "train/ckpt_internal.h"
 
 /* The root attributes as one text, in a fixed order: what the attribute checksum covers. */
 static char *meta_text(const ckpt_meta *meta) {
     const char *config = meta->config_json ? meta->config_json : "{}";
-    size_t cap = strlen(config) + 512;
+    size_t cap = strlen(config) + (meta->lora_base ? strlen(meta->lora_base) : 0) + 600;
     char *t = mt_malloc(cap);
-    snprintf(t, cap,
-             "format=%s\nformat_version=%d\nstep=%ld\ntokens_seen=%ld\nloader_epoch=%ld\nloader_cursor=%ld\n"
-             "rng_state=%llu\nworld_dp=%d\nworld_tp=%d\nthreads=%d\nconfig=%s",
-             CKPT_FORMAT, CKPT_FORMAT_VERSION, meta->step, meta->tokens_seen, meta->loader_epoch,
-             meta->loader_cursor, (unsigned long long)meta->rng_state, meta->world_dp, meta->world_tp,
-             meta->threads, config);
+    int n =
+        snprintf(t, cap,
+                 "format=%s\nformat_version=%d\nstep=%ld\ntokens_seen=%ld\nloader_epoch=%ld\nloader_cursor=%"
+                 "ld\nrng_state=%llu\nworld_dp=%d\nworld_tp=%d\nthreads=%d\nconfig=%s",
+                 CKPT_FORMAT, CKPT_FORMAT_VERSION, meta->step, meta->tokens_seen, meta->loader_epoch,
+                 meta->loader_cursor, (unsigned long long)meta->rng_state, meta->world_dp, meta->world_tp,
+                 meta->threads, config);
+    if (meta->lora_base) /* adapter checkpoints only: the text of every other checkpoint is unchanged */
+        snprintf(t + n, cap - (size_t)n, "\nlora_base=%s\nlora_base_crc32c=%u", meta->lora_base,
+                 (unsigned)meta->lora_base_crc);
     return t;
 }
 
@@ -31,18 +35,22 @@ static uint32_t meta_crc(const ckpt_meta *meta) {
 
 int ckpt_write_meta(hid_t f, const ckpt_meta *meta) {
     int bad = 0;
-    bad |= ckpt_put_str(f, "format", CKPT_FORMAT);
-    bad |= ckpt_put_i64(f, "format_version", CKPT_FORMAT_VERSION);
-    bad |= ckpt_put_str(f, "config", meta->config_json ? meta->config_json : "{}");
-    bad |= ckpt_put_i64(f, "step", meta->step);
-    bad |= ckpt_put_i64(f, "tokens_seen", meta->tokens_seen);
-    bad |= ckpt_put_i64(f, "loader_epoch", meta->loader_epoch);
-    bad |= ckpt_put_i64(f, "loader_cursor", meta->loader_cursor);
-    bad |= ckpt_put_u64(f, "rng_state", meta->rng_state);
-    bad |= ckpt_put_i64(f, "world_dp", meta->world_dp);
-    bad |= ckpt_put_i64(f, "world_tp", meta->world_tp);
-    bad |= ckpt_put_i64(f, "threads", meta->threads);
-    bad |= ckpt_put_u64(f, "meta_crc32c", meta_crc(meta));
+    bad |= h5_put_str(f, "format", CKPT_FORMAT);
+    bad |= h5_put_i64(f, "format_version", CKPT_FORMAT_VERSION);
+    bad |= h5_put_str(f, "config", meta->config_json ? meta->config_json : "{}");
+    bad |= h5_put_i64(f, "step", meta->step);
+    bad |= h5_put_i64(f, "tokens_seen", meta->tokens_seen);
+    bad |= h5_put_i64(f, "loader_epoch", meta->loader_epoch);
+    bad |= h5_put_i64(f, "loader_cursor", meta->loader_cursor);
+    bad |= h5_put_u64(f, "rng_state", meta->rng_state);
+    bad |= h5_put_i64(f, "world_dp", meta->world_dp);
+    bad |= h5_put_i64(f, "world_tp", meta->world_tp);
+    bad |= h5_put_i64(f, "threads", meta->threads);
+    if (meta->lora_base) {
+        bad |= h5_put_str(f, "lora_base", meta->lora_base);
+        bad |= h5_put_u64(f, "lora_base_crc32c", meta->lora_base_crc);
+    }
+    bad |= h5_put_u64(f, "meta_crc32c", meta_crc(meta));
     return bad ? -1 : 0;
 }
 
@@ -64,13 +72,13 @@ static const char *meta_problem(const ckpt_meta *m) {
 
 /* The format and version attributes: those this build reads. */
 static int check_format(hid_t f, const char *path, mt_err *err) {
-    char *format = ckpt_get_str(f, "format");
+    char *format = h5_get_str(f, "format", NULL);
     int is_ckpt = format && !strcmp(format, CKPT_FORMAT);
     free(format);
     if (!is_ckpt)
         return mt_fail(err, "%s: not a meshtrain checkpoint (attribute format != \"%s\")", path, CKPT_FORMAT);
     long long version = 0;
-    if (ckpt_get_i64(f, "format_version", &version) || version != CKPT_FORMAT_VERSION)
+    if (h5_get_i64(f, "format_version", &version) || version != CKPT_FORMAT_VERSION)
         return mt_fail(err,
                        "%s: unsupported checkpoint format_version %lld (this build reads %d; version 1 files "
                        "have no attribute checksum)",
@@ -85,14 +93,14 @@ static int read_fields(hid_t f, const char *path, ckpt_meta *got, uint64_t *crc,
                                         "world_dp", "world_tp",    "threads"};
     long long v[7];
     for (int i = 0; i < 7; i++)
-        if (ckpt_get_i64(f, LONGS[i], &v[i]))
+        if (h5_get_i64(f, LONGS[i], &v[i]))
             return mt_fail(err, "%s: attribute %s is missing or not an integer", path, LONGS[i]);
     uint64_t rng;
-    if (ckpt_get_u64(f, "rng_state", &rng))
+    if (h5_get_u64(f, "rng_state", &rng))
         return mt_fail(err, "%s: attribute rng_state is missing or not an integer", path);
-    if (ckpt_get_u64(f, "meta_crc32c", crc))
+    if (h5_get_u64(f, "meta_crc32c", crc))
         return mt_fail(err, "%s: attribute meta_crc32c is missing or not an integer", path);
-    char *config = ckpt_get_str(f, "config");
+    char *config = h5_get_str(f, "config", NULL);
     if (!config)
         return mt_fail(err, "%s: attribute config is missing or not a string", path);
     *got = (ckpt_meta){.step = (long)v[0],
@@ -105,6 +113,14 @@ static int read_fields(hid_t f, const char *path, ckpt_meta *got, uint64_t *crc,
                        .threads = (int)v[6],
                        .config_json = config};
     *narrowed = got->world_dp != v[4] || got->world_tp != v[5] || got->threads != v[6];
+    uint64_t base_crc = 0;
+    got->lora_base = h5_get_str(f, "lora_base", NULL);
+    if (got->lora_base && h5_get_u64(f, "lora_base_crc32c", &base_crc)) {
+        ckpt_meta_free(got);
+        return mt_fail(err, "%s: attribute lora_base_crc32c is missing or not an integer", path);
+    }
+    got->lora_base_crc = (uint32_t)base_crc;
+    *narrowed |= got->lora_base_crc != base_crc;
     return 0;
 }
 
@@ -131,5 +147,7 @@ void ckpt_meta_free(ckpt_meta *m) {
     if (!m)
         return;
     free(m->config_json);
+    free(m->lora_base);
     m->config_json = NULL;
+    m->lora_base = NULL;
 }

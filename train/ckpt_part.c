@@ -4,8 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 
-#include "ckpt_crc.h"
-#include "ckpt_internal.h"
+#include "train/ckpt_crc.h"
+#include "train/ckpt_internal.h"
 
 /* The part of tensor p's global array held by local flat indices [a, b) of a shard: a partial first row,
  * full middle rows and a partial last row, each a rectangle of the shard's rows and columns. */

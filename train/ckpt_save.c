@@ -8,29 +8,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ckpt_crc.h"
-#include "ckpt_internal.h"
-#include "data/shard.h"
+#include "base/h5.h"
 #include "parallel/watchdog.h"
+#include "parallel/zero.h"
+#include "train/ckpt_crc.h"
+#include "train/ckpt_internal.h"
 
 /* ---------------------------------------------------------------------- who owns what (ZeRO-1 slices) */
 
-/* The world layout of m: world rank r is tp rank r % tp of dp rank r / tp (parallel/comm.c). */
+/* Who writes what: world rank r is tp rank r % tp of dp rank r / tp (parallel/comm.c). */
 typedef struct {
-    int tp, zero;
-    size_t slice; /* ZeRO-1: flat elements per dp rank */
-} layout;
+    int tp, dp, zero;
+    size_t flat_n;
+} owners;
 
-static layout layout_of(model *m, optim_state *opt) {
-    int dp = m->comm ? m->comm->size[COMM_DP] : 1;
-    return (layout){m->comm ? m->comm->size[COMM_TP] : 1, opt && opt->zero, m->flat_n / (size_t)dp};
+static owners owners_of(model *m, optim_state *opt) {
+    return (owners){m->layout.tp_size, m->layout.dp_size, opt && opt->zero, model_trainable(m).flat_n};
 }
 
 /* The elements of tensor p (local flat indices [*a, *b) of its shard) that world rank r contributes: its
  * whole shard from dp rank 0, except the Adam moments under ZeRO-1, where every dp rank holds a slice. A
  * tensor replicated over the tp ranks comes from tp rank 0 only, so that the parts of all ranks tile each
  * dataset exactly (each rank writes its part, and the checksums are joined from the parts). */
-static int owned(const layout *L, const param_info *p, int kind, int r, size_t *a, size_t *b) {
+static int owned(const owners *L, const param_info *p, int kind, int r, size_t *a, size_t *b) {
     int dp_rank = r / L->tp;
     size_t valid = (size_t)p->valid_rows * (size_t)p->local_shape[1];
     if (ckpt_holds_full(p) && r % L->tp != 0) {
@@ -39,7 +39,8 @@ static int owned(const layout *L, const param_info *p, int kind, int r, size_t *
         *a = 0;
         *b = dp_rank == 0 ? valid : 0;
     } else {
-        size_t lo = L->slice * (size_t)dp_rank, hi = lo + L->slice;
+        size_t lo, hi;
+        zero_slice(L->flat_n, L->dp, dp_rank, &lo, &hi);
         *a = p->offset > lo ? 0 : lo - p->offset;
         *b = p->offset + valid < hi ? valid : hi > p->offset ? hi - p->offset : 0;
     }
@@ -50,11 +51,12 @@ static int owned(const layout *L, const param_info *p, int kind, int r, size_t *
 
 /* This rank's owned elements [*a, *b) of tensor i of one kind, copied to host (zeros where the moments
  * are not kept). */
-static void fetch_owned(model *m, optim_state *opt, const layout *L, int kind, int i, int rank, float *host,
+static void fetch_owned(model *m, optim_state *opt, const owners *L, int kind, int i, int rank, float *host,
                         size_t *a, size_t *b) {
-    const param_info *p = &m->table.p[i];
+    param_set ps = model_trainable(m);
+    const param_info *p = &ps.table->p[i];
     size_t lo, hi;
-    ops_buf *buf = ckpt_kind_buf(m, opt, kind, &lo, &hi);
+    ops_buf *buf = ckpt_kind_buf(&ps, opt, kind, &lo, &hi);
     if (!owned(L, p, kind, rank, a, b))
         return;
     if (buf)
@@ -66,11 +68,11 @@ static void fetch_owned(model *m, optim_state *opt, const layout *L, int kind, i
 /* Writes tensor i of one kind: every rank its owned elements as hyperslabs of the global array, in writes
  * of at most coll_chunk() elements, with the block checksums joined from every rank's runs. Collective:
  * every rank returns the same result. */
-static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, int kind, int i, float *host,
+static int write_tensor(hid_t g, model *m, optim_state *opt, const owners *L, int kind, int i, float *host,
                         MPI_Comm comm) {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    const param_info *p = &m->table.p[i];
+    const param_info *p = &model_trainable(m).table->p[i];
     size_t a = 0, b = 0, chunk = coll_chunk();
     fetch_owned(m, opt, L, kind, i, rank, host, &a, &b);
     uint32_t *crc = ckpt_shard_crcs(p, a, b, host, comm);
@@ -94,21 +96,22 @@ static int write_tensor(hid_t g, model *m, optim_state *opt, const layout *L, in
 }
 
 static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, MPI_Comm comm, mt_err *err) {
+    const param_table *t = model_trainable(m).table;
     size_t biggest = 0;
-    for (int i = 0; i < m->table.n; i++)
-        biggest = m->table.p[i].numel > biggest ? m->table.p[i].numel : biggest;
+    for (int i = 0; i < t->n; i++)
+        biggest = t->p[i].numel > biggest ? t->p[i].numel : biggest;
     float *host = mt_malloc(biggest * sizeof *host);
-    layout L = layout_of(m, opt);
+    owners L = owners_of(m, opt);
     int rc = 0;
     for (int kind = 0; kind < CKPT_N_KINDS && !rc; kind++) {
         hid_t g = ckpt_make_group(f, ckpt_group(kind));
         rc = ckpt_agree(g < 0, NULL, comm)
                  ? mt_fail(err, "%s: cannot create group /%s", tmp, ckpt_group(kind))
                  : 0;
-        for (int i = 0; i < m->table.n && !rc; i++)
+        for (int i = 0; i < t->n && !rc; i++)
             if (write_tensor(g, m, opt, &L, kind, i, host, comm))
                 rc = mt_fail(err, "%s: cannot write dataset /%s/%s (disk full or I/O error)", tmp,
-                             ckpt_group(kind), m->table.p[i].name);
+                             ckpt_group(kind), t->p[i].name);
         if (g >= 0)
             H5Gclose(g);
     }
@@ -118,9 +121,10 @@ static int write_tensors(hid_t f, const char *tmp, model *m, optim_state *opt, M
 
 /* A checkpoint never holds non-finite parameters: the first such tensor of this rank's shard is named. */
 static int check_finite(model *m, long step, mt_err *err) {
-    for (int i = 0; i < m->table.n; i++) {
-        const param_info *p = &m->table.p[i];
-        if (!isfinite(m->o->sumsq(m->o, (ops_ptr){m->params, p->offset}, p->numel)))
+    param_set ps = model_trainable(m);
+    for (int i = 0; i < ps.table->n; i++) {
+        const param_info *p = &ps.table->p[i];
+        if (!isfinite(m->o->sumsq(m->o, (ops_ptr){ps.params, p->offset}, p->numel)))
             return mt_fail(
                 err,
                 "step %ld: parameter %s holds NaN or infinite values; no checkpoint is written (the "
@@ -189,7 +193,7 @@ int ckpt_save(const char *dir, const ckpt_meta *meta, model *m, optim_state *opt
     char name[64], tmp[4096];
     snprintf(name, sizeof name, "step_%ld.h5", meta->step);
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
-    uint64_t bytes = ckpt_file_bytes(&m->table, meta, CKPT_N_KINDS);
+    uint64_t bytes = ckpt_file_bytes(model_trainable(m).table, meta, CKPT_N_KINDS);
     if (ckpt_agree(check_finite(m, meta->step, err), err, comm) ||
         ckpt_agree(rank == 0 ? ckpt_check_space(dir, name, bytes, err) : 0, err, comm))
         return -1;

@@ -1,15 +1,15 @@
 #define _POSIX_C_SOURCE 200809L
-#include "ckpt_stream.h"
+#include "train/ckpt_stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "ckpt_crc.h"
-#include "ckpt_internal.h"
-#include "data/shard.h"
+#include "base/h5.h"
 #include "parallel/coll.h"
+#include "train/ckpt_crc.h"
+#include "train/ckpt_internal.h"
 
 struct ckpt_writer {
     hid_t file, params;

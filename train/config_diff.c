@@ -1,11 +1,11 @@
-#include "config_diff.h"
+#include "train/config_diff.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/common.h"
-#include "model/jcfg.h"
+#include "base/common.h"
+#include "base/jcfg.h"
 
 /* Appends one difference whole, or " ..." once when it no longer fits: a message is never cut mid-value.
  * Values are shortened to a prefix (mt_clip). */
@@ -62,8 +62,8 @@ int config_diff_json(const cJSON *a, const cJSON *b, const char *prefix, const c
 void config_diff(const char *saved_json, const char *current_json, char *model, char *train, size_t cap) {
     model[0] = train[0] = 0;
     /* strict, as every config meshtrain reads: a duplicate key would make a config differ from itself */
-    cJSON *s = saved_json ? jcfg_parse(saved_json, strlen(saved_json), "checkpoint", NULL) : NULL;
-    cJSON *c = current_json ? jcfg_parse(current_json, strlen(current_json), "config", NULL) : NULL;
+    cJSON *s = saved_json ? jcfg_parse_text(saved_json, strlen(saved_json), "checkpoint", NULL) : NULL;
+    cJSON *c = current_json ? jcfg_parse_text(current_json, strlen(current_json), "config", NULL) : NULL;
     config_diff_json(cJSON_GetObjectItemCaseSensitive(s, "model"),
                      cJSON_GetObjectItemCaseSensitive(c, "model"), "model", NULL, model, cap);
     static const char *const SECTIONS[] = {"data", "train", "parallel", "threads", "backend"};

@@ -16,9 +16,11 @@ void gen_usage(FILE *f) {
         "                    --batch-file IN.jsonl --out OUT.jsonl] [--alpaca [--input TEXT]]\n"
         "                    [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
         "                    [--stop STRING]... [--backend cpu|cuda|auto] [--threads N]\n"
-        "                    [--tokenizer-dir DIR]\n"
+        "                    [--tokenizer-dir DIR] [--base BASE.h5]\n"
         "  CKPT_OR_RUN_DIR: a checkpoint file, or a run directory (its ckpt/latest, or the newest\n"
-        "  checkpoint that verifies). The prompt comes from --prompt, --prompt-file (its bytes as they\n"
+        "  checkpoint that verifies). A LoRA adapter checkpoint (train.lora) runs on the base checkpoint\n"
+        "  it names, or on --base BASE.h5, which must hold the same parameters. The prompt comes from "
+        "--prompt, --prompt-file (its bytes as they\n"
         "  are), or stdin: one prompt per line, Ctrl-D ends. Only the new text is printed, while it is\n"
         "  produced, then a newline; stderr gets a line of token counts and speed per completion.\n"
         "  --alpaca             the prompt is an instruction in the Alpaca template (SPEC 6.2);\n"
@@ -72,10 +74,11 @@ static int numeric(int argc, char **argv, int *i, const char *name, double lo, d
 }
 
 static int option(int argc, char **argv, int *i, gen_args *o, mt_err *err) {
-    static const char *const TEXT[] = {"--prompt", "--prompt-file", "--input",         "--batch-file",
-                                       "--out",    "--backend",     "--tokenizer-dir", NULL};
-    const char **const text[] = {&o->prompt, &o->prompt_file, &o->input, &o->batch,
-                                 &o->out,    &o->backend,     &o->tokdir};
+    static const char *const TEXT[] = {"--prompt",        "--prompt-file", "--input",
+                                       "--batch-file",    "--out",         "--backend",
+                                       "--tokenizer-dir", "--base",        NULL};
+    const char **const text[] = {&o->prompt, &o->prompt_file, &o->input,  &o->batch,
+                                 &o->out,    &o->backend,     &o->tokdir, &o->base};
     const struct {
         const char *name;
         double lo, hi;

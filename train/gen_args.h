@@ -4,11 +4,11 @@
 
 #include <stdio.h>
 
-#include "model/common.h"
+#include "base/common.h"
 
 /* The options as given (numbers checked against their ranges). */
 typedef struct {
-    const char *ckpt, *prompt, *prompt_file, *input, *batch, *out, *backend, *tokdir;
+    const char *ckpt, *prompt, *prompt_file, *input, *batch, *out, *backend, *tokdir, *base;
     int alpaca;
     double max_new, top_k, threads, seed, temperature, top_p; /* checked numbers */
     const char **stop;

@@ -1,25 +1,25 @@
 /* bin/generate's prompts: text (optionally in the Alpaca template) to ids, batch files of JSON Lines in, and
- * one JSON object per completion out. Strings are read with the project's JSON parser (data/prepare_json.h),
+ * one JSON object per completion out. Strings are read with the project's JSON parser (base/json_pull.h),
  * which keeps their exact bytes, NUL and invalid UTF-8 included. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_pull.h"
 #include "data/alpaca.h"
-#include "data/prepare_json.h"
 #include "train/generate.h"
 
-void gen_prompt_ids(tok *tk, int alpaca, const tok_bytes *text, const tok_bytes *input, tok_ids *out) {
+void gen_prompt_ids(tok *tk, int alpaca, const mt_bytes *text, const mt_bytes *input, tok_ids *out) {
     out->n = 0;
     if (!alpaca) {
         tok_encode(tk, text->data, text->n, out, NULL);
         return;
     }
-    tok_bytes prompt = {0}, none = {0};
-    const tok_bytes *in = input ? input : &none;
+    mt_bytes prompt = {0}, none = {0};
+    const mt_bytes *in = input ? input : &none;
     alpaca_render(&prompt, in->n ? ALPACA_PROMPT_INPUT : ALPACA_PROMPT_NO_INPUT, text, in);
     tok_encode(tk, prompt.data, prompt.n, out, NULL);
-    tok_bytes_free(&prompt);
+    mt_bytes_free(&prompt);
 }
 
 void gen_batch_free(gen_batch *b) {
@@ -56,23 +56,23 @@ static int id_array(pj *p, tok_ids *ids) {
 /* The fields of one line; which ones were present in *have (bit 0 prompt, 1 instruction, 2 input,
  * 3 prompt_ids). */
 typedef struct {
-    tok_bytes prompt, instruction, input;
+    mt_bytes prompt, instruction, input;
     tok_ids ids;
     int have;
 } line_fields;
 
 static int parse_line(pj *p, line_fields *f) {
-    tok_bytes key = {0};
+    mt_bytes key = {0};
     int i = 0, rc;
     f->have = 0;
     f->prompt.n = f->instruction.n = f->input.n = f->ids.n = 0;
     if (pj_obj_begin(p))
         return -1;
     while ((rc = pj_obj_next(p, &i, &key)) == 1) {
-        tok_bytes *str = pj_key_is(&key, "prompt")        ? &f->prompt
-                         : pj_key_is(&key, "instruction") ? &f->instruction
-                         : pj_key_is(&key, "input")       ? &f->input
-                                                          : NULL;
+        mt_bytes *str = pj_key_is(&key, "prompt")        ? &f->prompt
+                        : pj_key_is(&key, "instruction") ? &f->instruction
+                        : pj_key_is(&key, "input")       ? &f->input
+                                                         : NULL;
         int bit = str == &f->prompt ? 1 : str == &f->instruction ? 2 : str == &f->input ? 4 : 0;
         if (str)
             rc = pj_string(p, str);
@@ -84,7 +84,7 @@ static int parse_line(pj *p, line_fields *f) {
             break;
         f->have |= bit;
     }
-    tok_bytes_free(&key);
+    mt_bytes_free(&key);
     return rc || pj_end(p) ? -1 : 0;
 }
 
@@ -92,7 +92,7 @@ static int parse_line(pj *p, line_fields *f) {
 static int line_prompt(const line_fields *f, tok *tk, int alpaca, tok_ids *ids, const char *where,
                        mt_err *err) {
     if (alpaca) {
-        const tok_bytes *text = f->have & 2 ? &f->instruction : &f->prompt;
+        const mt_bytes *text = f->have & 2 ? &f->instruction : &f->prompt;
         if (!(f->have & 3))
             return mt_fail(err, "%s: --alpaca needs a string field \"instruction\" (or \"prompt\")", where);
         gen_prompt_ids(tk, 1, text, f->have & 4 ? &f->input : NULL, ids);
@@ -152,9 +152,9 @@ int gen_batch_read(const char *path, tok *tk, int alpaca, const model_config *cf
     if (!rc && !b->n)
         rc = mt_fail(err, "%s: no prompts (one JSON object per line)", path);
     free(text);
-    tok_bytes_free(&f.prompt);
-    tok_bytes_free(&f.instruction);
-    tok_bytes_free(&f.input);
+    mt_bytes_free(&f.prompt);
+    mt_bytes_free(&f.instruction);
+    mt_bytes_free(&f.input);
     tok_ids_free(&f.ids);
     if (rc)
         gen_batch_free(b);

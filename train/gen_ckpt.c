@@ -1,12 +1,12 @@
 /* bin/generate's side of checkpoints: which file, its model config, and the model loaded from it through
- * ckpt_load (parameters only). */
+ * ckpt_load (parameters only); an adapter checkpoint with its base. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data/shard.h"
+#include "base/h5.h"
 #include "train/ckpt.h"
 #include "train/ckpt_internal.h"
 #include "train/generate.h"
@@ -44,13 +44,13 @@ static char *read_config(const char *file, long *step, mt_err *err) {
         mt_fail(err, "%s: cannot open as a checkpoint (not an HDF5 file, or truncated or unreadable)", file);
         return NULL;
     }
-    char *format = ckpt_get_str(f, "format"), *config = NULL;
+    char *format = h5_get_str(f, "format", NULL), *config = NULL;
     long long s = 0;
     if (!format || strcmp(format, CKPT_FORMAT))
         mt_fail(err, "%s: not a meshtrain checkpoint (attribute format != \"%s\")", file, CKPT_FORMAT);
-    else if (!(config = ckpt_get_str(f, "config")))
+    else if (!(config = h5_get_str(f, "config", NULL)))
         mt_fail(err, "%s: attribute config is missing or not a string", file);
-    else if (ckpt_get_i64(f, "step", &s))
+    else if (h5_get_i64(f, "step", &s))
         s = -1;
     *step = (long)s;
     free(format);
@@ -76,16 +76,35 @@ int gen_checkpoint_config(const char *file, model_config *cfg, long *step, mt_er
     return rc;
 }
 
-model *gen_load_model(const char *file, const model_config *cfg, ops *o, comm_ctx *comm, mt_err *err) {
+int gen_checkpoint_lora(const char *file, const model_config *cfg, const char *base, lora_ckpt_info *info,
+                        comm_ctx *comm, mt_err *err) {
+    int failed = lora_ckpt_read_info(file, cfg, info, err);
+    if (!failed && base && !info->lora.rank)
+        failed = mt_fail(err, "--base %s: %s is not a LoRA adapter checkpoint", base, file);
+    if (!failed && base)
+        snprintf(info->base, sizeof info->base, "%s", base);
+    if (!failed && info->lora.rank) {
+        param_table t;
+        param_table_build(&t, cfg, 1, 0);
+        failed = lora_ckpt_check_base(file, info->base_crc, info->base, &t, err);
+        param_table_free(&t);
+    }
+    return comm_agree(comm, failed, err);
+}
+
+model *gen_load_model(const char *file, const model_config *cfg, const lora_ckpt_info *lora, ops *o,
+                      comm_ctx *comm, mt_err *err) {
     int tp = comm->size[COMM_TP];
     char why[200];
     if (model_tp_problem(cfg, tp, why, sizeof why)) {
         mt_fail(err, "%s: %s (mpirun -n K splits the model over K ranks)", file, why);
         return NULL;
     }
-    model *m = model_create_infer(cfg, o, 1, cfg->n_ctx, comm);
+    model_layout L = comm_model_layout(comm);
+    model *m = model_create_infer_lora(cfg, &lora->lora, o, 1, cfg->n_ctx, &L);
     ckpt_meta meta = {0};
-    if (ckpt_load(file, &meta, m, NULL, comm->comm[COMM_WORLD], err)) {
+    if ((lora->lora.rank && ckpt_load_base(lora->base, NULL, m, comm->comm[COMM_WORLD], err)) ||
+        ckpt_load(file, &meta, m, NULL, comm->comm[COMM_WORLD], err)) {
         model_free(m);
         return NULL;
     }

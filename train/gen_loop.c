@@ -13,11 +13,11 @@ struct generator {
     model *m;
     const tok *tk;
     sampler *s;
-    int n_draw;     /* this rank's logit columns that can be drawn */
-    float *logits;  /* [n_draw] host copy */
-    tok_bytes raw;  /* one token's bytes */
-    tok_bytes held; /* bytes that may begin a stop string */
-    tok_bytes out;  /* text decided by the last call of the text pipeline */
+    int n_draw;    /* this rank's logit columns that can be drawn */
+    float *logits; /* [n_draw] host copy */
+    mt_bytes raw;  /* one token's bytes */
+    mt_bytes held; /* bytes that may begin a stop string */
+    mt_bytes out;  /* text decided by the last call of the text pipeline */
     tok_utf8_stream utf8;
 };
 
@@ -28,10 +28,10 @@ const char *gen_end_name(gen_end e) {
 
 void gen_result_free(gen_result *r) {
     tok_ids_free(&r->ids);
-    tok_bytes_free(&r->text);
+    mt_bytes_free(&r->text);
 }
 
-generator *gen_create(model *m, const tok *tk) {
+generator *gen_create(model *m, const tok *tk, comm_ctx *comm) {
     generator *g = mt_calloc(1, sizeof *g);
     g->m = m;
     g->tk = tk;
@@ -40,7 +40,7 @@ generator *gen_create(model *m, const tok *tk) {
     long n = limit - h->row_start;
     g->n_draw = (int)(n < 0 ? 0 : n > h->valid_rows ? h->valid_rows : n);
     g->logits = mt_malloc(((size_t)g->n_draw + 1) * sizeof *g->logits);
-    g->s = sampler_create(g->n_draw, (int)h->row_start, m->comm);
+    g->s = sampler_create(g->n_draw, (int)h->row_start, comm);
     return g;
 }
 
@@ -49,9 +49,9 @@ void gen_free(generator *g) {
         return;
     sampler_free(g->s);
     free(g->logits);
-    tok_bytes_free(&g->raw);
-    tok_bytes_free(&g->held);
-    tok_bytes_free(&g->out);
+    mt_bytes_free(&g->raw);
+    mt_bytes_free(&g->held);
+    mt_bytes_free(&g->out);
     tok_utf8_stream_free(&g->utf8);
     free(g);
 }
@@ -108,7 +108,7 @@ static void release(generator *g, size_t n, int finish, gen_result *r, gen_emit_
     if (n && n < g->held.n)
         memmove(g->held.data, g->held.data + n, g->held.n - n);
     g->held.n -= n;
-    tok_bytes_append(&r->text, g->out.data, g->out.n);
+    mt_bytes_append(&r->text, g->out.data, g->out.n);
     if (emit && g->out.n)
         emit(ctx, g->out.data, g->out.n);
 }
@@ -119,7 +119,7 @@ static int add_text(generator *g, int32_t id, const gen_options *o, gen_result *
     g->raw.n = 0;
     mt_err err;
     CHECK(tok_decode(g->tk, &id, 1, &g->raw, &err) == 0, "%s", err.msg); /* drawn ids are in the vocabulary */
-    tok_bytes_append(&g->held, g->raw.data, g->raw.n);
+    mt_bytes_append(&g->held, g->raw.data, g->raw.n);
     long stop = find_stop(g, o);
     if (stop >= 0) {
         release(g, (size_t)stop, 1, r, emit, ctx);

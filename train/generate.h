@@ -9,6 +9,7 @@
 
 #include "data/tok.h"
 #include "model/model.h"
+#include "train/lora_ckpt.h"
 #include "train/sample.h"
 
 /* ---------------------------------------------------------------------------------------------- model */
@@ -20,10 +21,17 @@ int gen_find_checkpoint(const char *path, char *file, size_t cap, comm_ctx *comm
 /* The model config a checkpoint was trained with (the "model" object of its `config` attribute). */
 int gen_checkpoint_config(const char *file, model_config *cfg, long *step, mt_err *err);
 
+/* Whether a checkpoint holds LoRA adapters (info->lora.rank > 0), and then its base: `base` (--base) or the
+ * one it names, which must hold the parameters it was trained on. Collective over the world. */
+int gen_checkpoint_lora(const char *file, const model_config *cfg, const char *base, lora_ckpt_info *info,
+                        comm_ctx *comm, mt_err *err);
+
 /* An inference model for one sequence of up to n_ctx positions on backend o, split over the world's ranks
- * (tensor parallel, tp = world size), with the parameters of the checkpoint file; NULL with err set.
+ * (tensor parallel, tp = world size), with the parameters of the checkpoint file, or for an adapter
+ * checkpoint (lora from gen_checkpoint_lora) those of its base with its adapters applied; NULL with err set.
  * Collective over the world. */
-model *gen_load_model(const char *file, const model_config *cfg, ops *o, comm_ctx *comm, mt_err *err);
+model *gen_load_model(const char *file, const model_config *cfg, const lora_ckpt_info *lora, ops *o,
+                      comm_ctx *comm, mt_err *err);
 
 /* ---------------------------------------------------------------------------------------------- completions
  */
@@ -44,8 +52,8 @@ typedef struct {
     double decode_ms; /* the decoding steps after it (new_tokens - 1 of them, or none after a stop) */
     int steps;        /* decoding steps */
     gen_end end;
-    tok_ids ids;    /* the new tokens, the end-of-text token not included */
-    tok_bytes text; /* their text, valid UTF-8, cut before a stop string */
+    tok_ids ids;   /* the new tokens, the end-of-text token not included */
+    mt_bytes text; /* their text, valid UTF-8, cut before a stop string */
 } gen_result;
 
 const char *gen_end_name(gen_end e); /* "eot", "stop", "length", "context" */
@@ -56,7 +64,7 @@ typedef struct generator generator;
 /* m: from gen_load_model (B = 1); the tokenizer decodes the new tokens, of which only ids below both the
  * model's loss_vocab and the tokenizer's vocabulary can be drawn. Collective over m's tensor-parallel group.
  */
-generator *gen_create(model *m, const tok *tk);
+generator *gen_create(model *m, const tok *tk, comm_ctx *comm);
 void gen_free(generator *g);
 
 /* Text as it is decided (valid UTF-8). */
@@ -76,7 +84,7 @@ int gen_check_prompt(const int32_t *ids, size_t n, const model_config *cfg, cons
 
 /* The ids of a text prompt (out is cleared first): the text itself, or with alpaca the Alpaca prompt
  * (SPEC 6.2) for the instruction `text` and `input` (NULL or empty: the template without input). */
-void gen_prompt_ids(tok *tk, int alpaca, const tok_bytes *text, const tok_bytes *input, tok_ids *out);
+void gen_prompt_ids(tok *tk, int alpaca, const mt_bytes *text, const mt_bytes *input, tok_ids *out);
 
 /* The prompts of a batch file (JSON Lines): one object per non-blank line with "prompt" (text) or
  * "prompt_ids" (token ids); with alpaca, "instruction" (or "prompt") and an optional "input" instead. Other

@@ -1,4 +1,4 @@
-#include "hf_config.h"
+#include "train/hf_config.h"
 
 #include <stddef.h>
 #include <stdio.h>

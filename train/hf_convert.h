@@ -6,7 +6,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
-#include "model/common.h"
+#include "base/common.h"
 #include "train/safetensors.h"
 
 /* HF_DIR -> a parameters-only checkpoint at out (step 0; replaced only when complete), and the model config

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "data/tok.h"
-#include "hf_convert.h"
 #include "model/params.h"
 #include "train/ckpt_stream.h"
 #include "train/hf_config.h"
+#include "train/hf_convert.h"
 
 enum { STAGE_FLOATS = 1 << 22, MAX_PIECES = 3 };
 

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hf_convert.h"
-#include "model/jcfg.h"
+#include "base/jcfg.h"
 #include "model/params.h"
 #include "train/ckpt_stream.h"
 #include "train/hf_config.h"
+#include "train/hf_convert.h"
 #include "train/hf_source.h"
 
 enum { STAGE_FLOATS = 1 << 22 }; /* blocks of transposed rows (GPT-2's Conv1D weights) */

@@ -1,4 +1,4 @@
-#include "hf_layout.h"
+#include "train/hf_layout.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "hf_source.h"
+#include "train/hf_source.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model/jcfg.h"
+#include "base/jcfg.h"
 
 static int by_name(const void *a, const void *b) {
     return strcmp(((const hf_entry *)a)->name, ((const hf_entry *)b)->name);

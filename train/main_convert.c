@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "train/hf_convert.h"
+#include "train/lora_merge.h"
 
 /* On stdout when asked for (--help), on stderr after a usage error. */
 static void usage(FILE *f) {
@@ -17,6 +18,7 @@ static void usage(FILE *f) {
         "       bin/convert hf-export --in CKPT.h5 --out HF_DIR [--dtype fp32|bf16|fp16] [--max-shard-size "
         "5GB]\n"
         "                             [--tokenizer-dir DIR | --no-tokenizer]\n"
+        "       bin/convert merge-lora --in ADAPTER.h5 --out CKPT.h5 [--base BASE.h5]\n"
         "  hf-import: HF_DIR holds config.json (model_type gptj, gpt_neo or gpt2) and model.safetensors, or\n"
         "      model.safetensors.index.json and its shards (F32, F16 or BF16, widened exactly to fp32). "
         "Writes a\n"
@@ -28,7 +30,10 @@ static void usage(FILE *f) {
         "      $MESHTRAIN_CACHE/gpt2 or .cache/gpt2: encoder.json, vocab.bpe). bf16 and fp16 round to "
         "nearest\n"
         "      even (fp16 overflows to inf, with a warning).\n"
-        "  Both stream tensor by tensor: peak memory is about the largest tensor in fp32.\n"
+        "  merge-lora: a LoRA adapter checkpoint (bin/train with train.lora) merged into its base, the\n"
+        "      checkpoint it names (or --base, which must hold the same parameters): a parameters-only\n"
+        "      checkpoint of the plain model with W + alpha/rank B A, for hf-export, generate or init_from.\n"
+        "  All stream tensor by tensor: peak memory is about the largest tensor in fp32.\n"
         "  Exit codes: 0 done, 1 internal error, 2 bad input.\n");
 }
 
@@ -58,14 +63,14 @@ static int parse_size(const char *s, uint64_t *out) {
 }
 
 typedef struct {
-    const char *in, *out, *config_out, *tokenizer_dir;
+    const char *in, *out, *config_out, *tokenizer_dir, *base;
     int no_tokenizer;
     hf_export_opts ex;
 } options;
 
 /* One option of a subcommand; 1 when it took the next argument. */
 static int take(const char *cmd, const char *a, const char *v, options *o, char *msg, size_t cap) {
-    int export = !strcmp(cmd, "hf-export");
+    int export = !strcmp(cmd, "hf-export"), merge = !strcmp(cmd, "merge-lora");
     if (export && !strcmp(a, "--no-tokenizer")) {
         o->no_tokenizer = 1;
         return 0;
@@ -78,7 +83,9 @@ static int take(const char *cmd, const char *a, const char *v, options *o, char 
         o->in = v;
     else if (!strcmp(a, "--out"))
         o->out = v;
-    else if (!export && !strcmp(a, "--config-out"))
+    else if (merge && !strcmp(a, "--base"))
+        o->base = v;
+    else if (!strcmp(cmd, "hf-import") && !strcmp(a, "--config-out"))
         o->config_out = v;
     else if (export && !strcmp(a, "--tokenizer-dir"))
         o->tokenizer_dir = v;
@@ -120,6 +127,8 @@ static int run(const char *cmd, int argc, char **argv, char *msg, size_t cap) {
     int rc;
     if (!strcmp(cmd, "hf-import")) {
         rc = hf_import(o.in, o.out, o.config_out, &err);
+    } else if (!strcmp(cmd, "merge-lora")) {
+        rc = lora_merge(o.in, o.base, o.out, &err);
     } else {
         char dir[4096];
         const char *cache = getenv("MESHTRAIN_CACHE");
@@ -138,7 +147,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "hf-import") && strcmp(cmd, "hf-export")) {
+    if (strcmp(cmd, "hf-import") && strcmp(cmd, "hf-export") && strcmp(cmd, "merge-lora")) {
         fprintf(stderr, "convert: unknown subcommand %s (see bin/convert --help)\n", cmd);
         return 2;
     }
@@ -154,7 +163,7 @@ int main(int argc, char **argv) {
             *c = '?';
     if (code)
         fprintf(stderr, "convert: %s\n", msg);
-    int mpi_up, mpi_down; /* hf-import's checkpoint writer started MPI (MPI-IO), once every check passed */
+    int mpi_up, mpi_down; /* a checkpoint writer started MPI (MPI-IO), once every check passed */
     MPI_Initialized(&mpi_up);
     MPI_Finalized(&mpi_down);
     if (mpi_up && !mpi_down)

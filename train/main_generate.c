@@ -11,6 +11,7 @@
 
 #include "model/backend.h"
 #include "model/ops_sizer.h"
+#include "parallel/comm_backend.h"
 #include "train/gen_args.h"
 #include "train/generate.h"
 
@@ -24,7 +25,8 @@ typedef struct {
     char file[4300]; /* the checkpoint */
     long step;
     model_config cfg;
-    tok_ids single; /* --prompt, --prompt-file */
+    lora_ckpt_info lora; /* an adapter checkpoint's LoRA config and base (rank 0: none) */
+    tok_ids single;      /* --prompt, --prompt-file */
     gen_batch batch;
     FILE *out; /* rank 0: OUT.tmp of --out */
     char out_tmp[4300];
@@ -39,9 +41,7 @@ typedef struct {
     double prompt_ms, decode_ms;
 } session;
 
-static int agree(session *s, int failed, mt_err *err) {
-    return comm_agree(&s->comm, failed, err);
-}
+static int agree(session *s, int failed, mt_err *err) { return comm_agree(&s->comm, failed, err); }
 
 static tok *load_tokenizer(const char *dir, mt_err *err) {
     char def[4096], enc[4200], bpe[4200];
@@ -57,9 +57,9 @@ static tok *load_tokenizer(const char *dir, mt_err *err) {
 
 /* The ids of a prompt's text (a --prompt, a file, a line of stdin). */
 static void text_prompt(session *s, const char *text, size_t n, tok_ids *ids) {
-    tok_bytes t = {.data = (char *)text, .n = n}, in = {0};
+    mt_bytes t = {.data = (char *)text, .n = n}, in = {0};
     if (s->opt.input)
-        in = (tok_bytes){.data = (char *)s->opt.input, .n = strlen(s->opt.input)};
+        in = (mt_bytes){.data = (char *)s->opt.input, .n = strlen(s->opt.input)};
     gen_prompt_ids(s->tk, s->opt.alpaca, &t, &in, ids);
 }
 
@@ -98,7 +98,8 @@ static int check_inputs(session *s, mt_err *err) {
     if (agree(s, !s->tk, err) || gen_find_checkpoint(s->opt.ckpt, s->file, sizeof s->file, &s->comm, err))
         return -1;
     char why[200];
-    int failed = gen_checkpoint_config(s->file, &s->cfg, &s->step, err);
+    int failed = gen_checkpoint_config(s->file, &s->cfg, &s->step, err) ||
+                 gen_checkpoint_lora(s->file, &s->cfg, s->opt.base, &s->lora, &s->comm, err);
     if (!failed && model_tp_problem(&s->cfg, world, why, sizeof why))
         failed = mt_fail(err, "%s: %s (mpirun -n K splits the model over K ranks)", s->file, why);
     if (!failed && s->opt.batch)
@@ -110,9 +111,10 @@ static int check_inputs(session *s, mt_err *err) {
 }
 
 /* Bytes per rank the inference model will allocate, counted before anything is allocated. */
-static double model_gib(const model_config *cfg, ops_dtype act, comm_ctx *comm) {
+static double model_gib(const model_config *cfg, const lora_config *lc, ops_dtype act, comm_ctx *comm) {
     ops *sizer = ops_sizer_create(act);
-    model *m = model_create_infer(cfg, sizer, 1, cfg->n_ctx, comm);
+    model_layout L = comm_model_layout(comm);
+    model *m = model_create_infer_lora(cfg, lc, sizer, 1, cfg->n_ctx, &L);
     double gib = (double)ops_sizer_bytes(sizer) / (1 << 30);
     model_free(m);
     sizer->destroy(sizer);
@@ -121,12 +123,12 @@ static double model_gib(const model_config *cfg, ops_dtype act, comm_ctx *comm) 
 
 static int load(session *s, mt_err *err) {
     s->o = backend_create(s->opt.backend, (int)s->opt.threads, err);
-    if (agree(s, !s->o, err) || agree(s, backend_attach_comm(s->o, &s->comm, err), err))
+    if (agree(s, !s->o, err) || agree(s, comm_attach_backend(&s->comm, s->o, err), err))
         return -1;
-    double gib = model_gib(&s->cfg, s->o->act_dtype, &s->comm);
-    if (!(s->m = gen_load_model(s->file, &s->cfg, s->o, &s->comm, err)))
+    double gib = model_gib(&s->cfg, &s->lora.lora, s->o->act_dtype, &s->comm);
+    if (!(s->m = gen_load_model(s->file, &s->cfg, &s->lora, s->o, &s->comm, err)))
         return -1;
-    s->g = gen_create(s->m, s->tk);
+    s->g = gen_create(s->m, s->tk, &s->comm);
     s->gen = (gen_options){.sample = {s->opt.temperature, (int)s->opt.top_k, s->opt.top_p},
                            .max_new = (int)s->opt.max_new,
                            .stop = s->opt.stop,

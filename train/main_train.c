@@ -5,10 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data/shard.h"
-#include "train/signals.h"
+#include "base/h5.h"
+#include "base/signals.h"
 #include "train/trainer.h"
 
+/* The usage, then the key reference that README's config tables copy (tests/test_config_keys.sh). */
 static void usage(void) {
     printf(
         "usage: bin/train CONFIG.json [--set key.path=value]... [--dry-run] [--resume PATH | --no-resume]\n"
@@ -23,7 +24,11 @@ static void usage(void) {
         "  --eval-only           print eval_loss of the checkpoint's parameters on data.val, record it in\n"
         "                        metrics.jsonl, and exit; --allow-untrained permits random parameters\n"
         "  Exit codes: 0 done, 1 internal error, 2 bad input, 3 stopped on a signal after writing a\n"
-        "  checkpoint (requeue).\n");
+        "  checkpoint (requeue).\n"
+        "\nRun config keys (unknown keys are errors; a default in words is computed after parsing):\n");
+    jcfg_reference(stdout, run_config_keys);
+    printf("\nModel config keys (configs/models/*.json, or the run config's `model` object):\n");
+    jcfg_reference(stdout, model_config_keys);
 }
 
 /* Every rank sees the same bad input (or has agreed on the failing rank's message); rank 0 alone says so,

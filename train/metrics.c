@@ -1,4 +1,4 @@
-#include "metrics.h"
+#include "train/metrics.h"
 
 #include <errno.h>
 #include <math.h>
@@ -88,18 +88,18 @@ void metrics_step(metrics *m, const step_report *r, int print) {
             m,
             "step %ld/%ld | loss %.4f | lr %.3e | gnorm %.3f | %.0f tok/s | sgemm util %.2f | comm %.1f MB, "
             "%.0f%% | %s elapsed | ETA %s%s",
-            r->step, r->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, r->comm_mb,
-            100 * r->comm_share, el, eta, r->skipped ? " | non-finite: update skipped" : "");
+            r->step, r->steps, r->r.loss, r->r.lr, r->r.grad_norm, r->tokens_per_s, r->sgemm_util, r->comm_mb,
+            100 * r->comm_share, el, eta, r->r.skipped ? " | non-finite: update skipped" : "");
     fprintf(m->jsonl, "{\"step\": %ld, ", r->step);
-    json_num(m->jsonl, "loss", r->loss);
-    json_num(m->jsonl, "lr", r->lr);
-    json_num(m->jsonl, "grad_norm", r->grad_norm);
+    json_num(m->jsonl, "loss", r->r.loss);
+    json_num(m->jsonl, "lr", r->r.lr);
+    json_num(m->jsonl, "grad_norm", r->r.grad_norm);
     json_num(m->jsonl, "tokens_per_s", r->tokens_per_s);
     json_num(m->jsonl, "sgemm_util", r->sgemm_util);
     json_num(m->jsonl, "comm_mb", r->comm_mb);
     json_num(m->jsonl, "comm_share", r->comm_share);
     json_num(m->jsonl, "elapsed_s", r->elapsed);
-    fprintf(m->jsonl, "\"skipped\": %s}\n", r->skipped ? "true" : "false");
+    fprintf(m->jsonl, "\"skipped\": %s}\n", r->r.skipped ? "true" : "false");
     settle(m, m->jsonl, m->jsonl_path);
 }
 

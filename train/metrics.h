@@ -5,7 +5,8 @@
 
 #include <stdio.h>
 
-#include "model/common.h"
+#include "base/common.h"
+#include "train/step.h"
 
 typedef struct {
     int active;
@@ -17,10 +18,10 @@ typedef struct {
 
 typedef struct {
     long step, steps;
-    double loss, lr, grad_norm, tokens_per_s, sgemm_util, elapsed, eta;
+    step_result r; /* what train_step returned */
+    double tokens_per_s, sgemm_util, elapsed, eta;
     double comm_mb;    /* logical collective payload of this rank in the step, MB */
     double comm_share; /* share of the step's time spent inside collectives */
-    int skipped;       /* non-finite step: update skipped */
 } step_report;
 
 /* Opens RUN_DIR/metrics.jsonl and RUN_DIR/train.log for appending. */

@@ -3,6 +3,7 @@
 #define MT_OPTIM_H
 
 #include "model/model.h"
+#include "parallel/comm.h"
 
 typedef struct {
     double lr, end_lr;
@@ -11,9 +12,11 @@ typedef struct {
     double weight_decay, beta1, beta2, eps, clip;
 } optim_config;
 
-/* The range of the flat buffers this rank updates: all of it, or with ZeRO-1 (DESIGN 5) its 1/dp slice,
- * for which alone it keeps the Adam moments. */
+/* The range of the flat buffers of the trainable parameters (model_trainable: the model's, or its LoRA
+ * adapters') this rank updates: all of it, or with ZeRO-1 (DESIGN 5) its 1/dp slice, for which alone it
+ * keeps the Adam moments. */
 typedef struct {
+    comm_ctx *comm; /* the job's groups; NULL: one process */
     int zero;
     size_t lo, hi;
     ops_buf *m, *v;      /* Adam moments of [lo, hi) */
@@ -23,8 +26,9 @@ typedef struct {
 /* lr of update `step` (0 for the first update). */
 double optim_lr(const optim_config *c, long step);
 
-/* zero: shard the optimizer over the data-parallel group of m->comm (needs dp > 1 to mean anything). */
-void optim_state_init(optim_state *s, model *m, int zero);
+/* c: the groups m was laid out on (NULL: one process). zero: shard the optimizer over the data-parallel
+ * group (parallel/zero.h; needs dp > 1 to mean anything). */
+void optim_state_init(optim_state *s, model *m, comm_ctx *c, int zero);
 void optim_state_free(optim_state *s, model *m);
 
 /* The gradient of [lo, hi) this rank updates: the reduce-scattered slice with ZeRO-1, else m->grads. */

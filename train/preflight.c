@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "preflight.h"
+#include "train/preflight.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,9 +52,11 @@ static double memory_available(void) {
 /* Model (parameters, working copy, gradients, activations) and optimizer state of this rank. */
 static size_t rank_bytes(const run_config *rc, ops *o, comm_ctx *c) {
     ops *sizer = ops_sizer_create(o->act_dtype);
-    model *m = model_create_sharded(&rc->model, sizer, rc->micro_batch, rc->seq_len, c, rc->recompute);
+    model_layout L = comm_model_layout(c);
+    model *m =
+        model_create_lora(&rc->model, &rc->lora, sizer, rc->micro_batch, rc->seq_len, &L, rc->recompute);
     optim_state opt;
-    optim_state_init(&opt, m, rc->zero);
+    optim_state_init(&opt, m, c, rc->zero);
     size_t bytes = ops_sizer_bytes(sizer);
     optim_state_free(&opt, m);
     model_free(m);
@@ -76,12 +78,12 @@ int preflight_memory(const run_config *rc, ops *o, comm_ctx *c, mt_err *err) {
     double need = (double)rank_bytes(rc, o, c);
     if (avail < 0 || need * ranks <= avail)
         return 0;
-    return mt_fail(err,
-                   "model %s needs %.2f GiB per rank for parameters, gradients, optimizer state and activations "
-                   "(micro_batch %d x seq_len %d) x %d rank%s on this node, but %.2f GiB is available: use "
-                   "train.recompute, a smaller micro_batch or seq_len, or more nodes",
-                   rc->model.name, gib(need), rc->micro_batch, rc->seq_len, ranks, ranks > 1 ? "s" : "",
-                   gib(avail));
+    return mt_fail(
+        err,
+        "model %s needs %.2f GiB per rank for parameters, gradients, optimizer state and activations "
+        "(micro_batch %d x seq_len %d) x %d rank%s on this node, but %.2f GiB is available: use "
+        "train.recompute, a smaller micro_batch or seq_len, or more nodes",
+        rc->model.name, gib(need), rc->micro_batch, rc->seq_len, ranks, ranks > 1 ? "s" : "", gib(avail));
 }
 
 /* Shards (train first, then val) with index % size == rank are this rank's to check. */

@@ -1,6 +1,6 @@
 /* safetensors reader and writer (SPEC 5.4); see safetensors.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "safetensors.h"
+#include "train/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

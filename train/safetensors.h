@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/common.h"
+#include "base/common.h"
 
 typedef enum {
     ST_BOOL,

@@ -1,12 +1,12 @@
 /* The sampler's paths. Collectives carry host doubles; a candidate travels as two (logit, id: exact in a
  * double), and every rank then runs the same selection on the same gathered data, so all reach the same
  * token. Probabilities are formed in double from max-subtracted exponentials. */
-#include "sample.h"
+#include "train/sample.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "sample_select.h"
+#include "train/sample_select.h"
 
 struct sampler {
     int n, first, n_max; /* n_max: the largest n of the group */

@@ -1,4 +1,4 @@
-#include "sample_select.h"
+#include "train/sample_select.h"
 
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "trainer.h"
+#include "train/trainer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,16 +8,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/signals.h"
 #include "data/loader.h"
 #include "model/backend.h"
 #include "model/model.h"
 #include "model/ops_rate.h"
 #include "model/ops_sizer.h"
+#include "parallel/comm_backend.h"
 #include "train/ckpt.h"
 #include "train/config_diff.h"
+#include "train/lora_ckpt.h"
 #include "train/metrics.h"
 #include "train/preflight.h"
-#include "train/signals.h"
 #include "train/step.h"
 
 static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
@@ -28,15 +30,23 @@ void trainer_dry_run(const run_config *rc) {
     free(json);
     /* The CUDA backend keeps activations and a working copy of the weights in bf16. */
     ops *sizer = ops_sizer_create(strcmp(rc->backend, "cuda") ? OPS_F32 : OPS_BF16);
-    model *m = model_create_sharded(&rc->model, sizer, rc->micro_batch, rc->seq_len, NULL, rc->recompute);
-    size_t weights = m->table.total * sizeof(float);
-    size_t work = m->work != m->params ? m->table.total * 2 : 0;
+    model *m =
+        model_create_lora(&rc->model, &rc->lora, sizer, rc->micro_batch, rc->seq_len, NULL, rc->recompute);
+    param_set trainable = model_trainable(m);
+    /* Under LoRA the weights are the frozen base and the adapters, and only the adapters have gradients
+     * and Adam moments. */
+    size_t n_weights = m->table.total + (m->lora ? m->lora->table.total : 0);
+    size_t weights = n_weights * sizeof(float), grads = trainable.table->total * sizeof(float);
+    size_t work = m->work != m->params ? n_weights * 2 : 0;
     size_t total = ops_sizer_bytes(sizer);
     printf("params: %ld\n", param_count(&m->table));
+    if (m->lora)
+        printf("trainable params: %ld (LoRA adapters, rank %d, alpha %g)\n", param_count(trainable.table),
+               rc->lora.rank, rc->lora.alpha);
     printf("memory per rank (GiB, backend %s): weights %.3f, grads %.3f, optimizer %.3f, bf16 weights %.3f, "
            "activations %.3f, total %.3f\n",
-           rc->backend, gib(weights), gib(weights), gib(2 * weights), gib(work),
-           gib(total - 2 * weights - work), gib(total + 2 * weights));
+           rc->backend, gib(weights), gib(grads), gib(2 * grads), gib(work),
+           gib(total - weights - grads - work), gib(total + 2 * grads));
     printf("model FLOPs per token: %.4g\n", model_flops_per_token(&m->cfg, &m->table, rc->seq_len));
     model_free(m);
     sizer->destroy(sizer);
@@ -71,6 +81,7 @@ typedef struct {
     float *weights;
     metrics log;
     double sgemm_gflops, flops_per_token;
+    uint32_t base_id; /* LoRA: ckpt_params_identity of the frozen base (train.init_from) */
 } trainer;
 
 /* The validation sequences an evaluation uses: the first eval_batches x micro_batch, each once (fewer when
@@ -115,23 +126,13 @@ static int load_batch(trainer *t, mt_err *err) {
     return -1;
 }
 
-static void run_step(trainer *t, step_report *rep) {
-    const run_config *rc = t->rc;
-    step_result r;
-    train_step(t->m, &t->opt, &rc->optim, t->step, rc->accum, t->tokens, t->weights, &r);
-    rep->loss = r.loss;
-    rep->grad_norm = r.grad_norm;
-    rep->lr = r.lr;
-    rep->skipped = r.skipped;
-}
-
 static int open_data(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
-    if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len,
+    if (loader_open(&t->train, rc->data_kind, rc->train_files.paths, rc->train_files.n, rc->seq_len,
                     (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
-    if (rc->n_val) {
-        if (loader_open(&t->val, rc->data_kind, rc->val_files, rc->n_val, rc->seq_len,
+    if (rc->val_files.n) {
+        if (loader_open(&t->val, rc->data_kind, rc->val_files.paths, rc->val_files.n, rc->seq_len,
                         (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
             return -1;
         t->has_val = 1;
@@ -163,7 +164,9 @@ static int save(trainer *t, mt_err *err) {
                       .world_dp = t->dp,
                       .world_tp = rc->tp,
                       .threads = rc->threads,
-                      .config_json = json};
+                      .config_json = json,
+                      .lora_base = rc->lora.rank ? (char *)rc->init_from : NULL,
+                      .lora_base_crc = t->base_id};
     double t0 = mt_now();
     int bad = ckpt_save(t->ckpt_dir, &meta, t->m, &t->opt, rc->keep_last, (int)rc->keep_every, world(t), err);
     free(json);
@@ -207,16 +210,37 @@ static int resume_path(trainer *t, char *path, size_t cap, mt_err *err) {
 
 /* Loads a checkpoint: everything for a resume, parameters only for init_from. A changed model is refused
  * naming the fields; changed training settings are listed in a warning. */
+/* A LoRA run resumes from adapter checkpoints only (its base comes from train.init_from). */
+static int check_adapter_file(trainer *t, const char *path, mt_err *err) {
+    lora_ckpt_info info;
+    int failed = lora_ckpt_read_info(path, &t->rc->model, &info, err);
+    if (!failed && !info.lora.rank)
+        failed =
+            mt_fail(err,
+                    "%s: not a LoRA adapter checkpoint (this run trains adapters on train.init_from; a full "
+                    "checkpoint to adapt goes there)",
+                    path);
+    return comm_agree(&t->comm, failed, err);
+}
+
 static int load(trainer *t, const char *path, int params_only, mt_err *err) {
     ckpt_meta meta;
-    if (ckpt_load(path, &meta, t->m, params_only ? NULL : &t->opt, world(t), err))
+    if ((!params_only && t->rc->lora.rank && check_adapter_file(t, path, err)) ||
+        ckpt_load(path, &meta, t->m, params_only ? NULL : &t->opt, world(t), err))
         return -1;
     char model_diff[1024], train_diff[1024];
     char *now = cJSON_PrintUnformatted(t->rc->resolved);
     config_diff(meta.config_json, now, model_diff, train_diff, sizeof model_diff);
     free(now);
     int rc = 0;
-    if (model_diff[0] && !params_only)
+    if (!params_only && t->rc->lora.rank && meta.lora_base_crc != t->base_id)
+        rc =
+            mt_fail(err,
+                    "%s: adapter checkpoint of another base: it was trained on %s (parameter identity %08x), "
+                    "and train.init_from %s has %08x",
+                    path, meta.lora_base ? meta.lora_base : "(no base named)", (unsigned)meta.lora_base_crc,
+                    t->rc->init_from, (unsigned)t->base_id);
+    else if (model_diff[0] && !params_only)
         rc = mt_fail(err,
                      "%s: the model config differs from the checkpoint's: %s (start a new run_dir, or use "
                      "train.init_from to take only its parameters)",
@@ -249,14 +273,26 @@ static int load(trainer *t, const char *path, int params_only, mt_err *err) {
     return rc;
 }
 
+/* LoRA: the frozen base from train.init_from, and its identity, which adapter checkpoints carry. */
+static int load_base(trainer *t, mt_err *err) {
+    const char *base = t->rc->init_from;
+    if (ckpt_load_base(base, NULL, t->m, world(t), err) ||
+        comm_agree(&t->comm, ckpt_params_identity(base, &t->m->table, &t->base_id, err), err))
+        return -1;
+    metrics_note(&t->log, "LoRA on base %s (parameter identity %08x, frozen): %ld trainable parameters", base,
+                 (unsigned)t->base_id, param_count(model_trainable(t->m).table));
+    return 0;
+}
+
 static int restore(trainer *t, mt_err *err) {
     char path[4300];
-    if (resume_path(t, path, sizeof path, err))
+    int lora = t->rc->lora.rank > 0;
+    if (resume_path(t, path, sizeof path, err) || (lora && load_base(t, err)))
         return -1;
     t->loaded = path[0] || t->rc->init_from[0];
     if (path[0])
         return load(t, path, 0, err);
-    if (t->rc->init_from[0])
+    if (t->rc->init_from[0] && !lora)
         return load(t, t->rc->init_from, 1, err);
     return 0;
 }
@@ -277,7 +313,7 @@ static ops *open_backend(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
     ops *o = backend_create(rc->backend, rc->threads, err);
     if (comm_agree(&t->comm, !o, err) ||
-        comm_agree(&t->comm, backend_attach_comm(o, &t->comm, err), err) || /* collective: every rank has o */
+        comm_agree(&t->comm, comm_attach_backend(&t->comm, o, err), err) || /* collective: every rank has o */
         comm_agree(&t->comm, preflight_memory(rc, o, &t->comm, err), err)) {
         if (o)
             o->destroy(o);
@@ -307,10 +343,11 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
         o->destroy(o);
         return -1;
     }
-    t->m = model_create_sharded(&rc->model, o, rc->micro_batch, rc->seq_len, &t->comm, rc->recompute);
+    model_layout L = comm_model_layout(&t->comm);
+    t->m = model_create_lora(&rc->model, &rc->lora, o, rc->micro_batch, rc->seq_len, &L, rc->recompute);
     t->m->z_loss = (float)rc->z_loss;
     model_init_params(t->m, (uint64_t)rc->seed);
-    optim_state_init(&t->opt, t->m, rc->zero);
+    optim_state_init(&t->opt, t->m, &t->comm, rc->zero);
     t->tokens = mt_malloc((size_t)rc->accum * rc->micro_batch * (rc->seq_len + 1) * sizeof *t->tokens);
     t->weights = mt_malloc((size_t)rc->accum * rc->micro_batch * rc->seq_len * sizeof *t->weights);
     t->flops_per_token = model_flops_per_token(&rc->model, &t->m->table, rc->seq_len);
@@ -394,7 +431,7 @@ static void report(trainer *t, step_report *r, double t0, double ts, long first)
     r->comm_share = t->comm.seconds / (now - ts);
     r->elapsed = now - t0;
     r->eta = r->elapsed / (double)(t->step - first) * (double)(rc->steps - t->step);
-    metrics_step(&t->log, r, r->step % rc->log_every == 0 || r->step == rc->steps || r->skipped);
+    metrics_step(&t->log, r, r->step % rc->log_every == 0 || r->step == rc->steps || r->r.skipped);
 }
 
 static int run_loop(trainer *t, mt_err *err) {
@@ -408,11 +445,11 @@ static int run_loop(trainer *t, mt_err *err) {
         comm_reset_stats(&t->comm);
         if (load_batch(t, err))
             return stop_with_error(t, MT_EXIT_BAD_INPUT, err);
-        run_step(t, &r);
+        train_step(t->m, &t->opt, &rc->optim, t->step, rc->accum, t->tokens, t->weights, &r.r);
         t->step++;
         t->tokens_seen += (long)rc->global_batch * rc->seq_len;
         report(t, &r, t0, ts, first);
-        bad_in_a_row = r.skipped ? bad_in_a_row + 1 : 0;
+        bad_in_a_row = r.r.skipped ? bad_in_a_row + 1 : 0;
         if (bad_in_a_row >= rc->max_bad_steps) { /* the skipped steps left the parameters as they were */
             mt_fail(err, "stopping: %d non-finite steps in a row (train.max_bad_steps)", bad_in_a_row);
             return stop_with_error(t, MT_EXIT_INTERNAL, err);

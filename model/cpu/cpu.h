@@ -2,7 +2,7 @@
 #ifndef MT_CPU_H
 #define MT_CPU_H
 
-#include "../ops.h"
+#include "model/ops.h"
 
 #include <stdint.h>
 

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <omp.h>
 
-#include "../common.h"
-#include "cpu.h"
+#include "base/common.h"
+#include "model/cpu/cpu.h"
 
 /* Rotates the pairs (2i, 2i+1) of the first rot_dim features of every head by +angle (sign 1) or
  * -angle (sign -1, the backward). */

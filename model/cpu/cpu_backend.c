@@ -1,11 +1,11 @@
 /* The CPU backend: fp32 everywhere, OpenBLAS (OpenMP build) for matmuls, OpenMP loops for the rest. */
-#include "cpu.h"
+#include "model/cpu/cpu.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 
-#include "../common.h"
+#include "base/common.h"
 
 static void cpu_destroy(ops *o) { free(o); }
 

@@ -2,8 +2,9 @@
 #include <cblas.h>
 #include <math.h>
 
-#include "../common.h"
-#include "cpu.h"
+#include "base/common.h"
+#include "model/cpu/cpu.h"
+#include "model/dropout_mask.h"
 
 /* One row (a decoding step at batch 1) is a matrix-vector product: OpenBLAS's sgemm packs the whole
  * weight matrix before using it, moving it about twice, where a matrix-vector product streams it once
@@ -76,6 +77,20 @@ static void cpu_scale(ops *o, ops_ptr x, float alpha, size_t n) {
         X[i] *= alpha;
 }
 
+static void cpu_dropout(ops *o, ops_ptr y, ops_ptr x, int rows, int cols, int col0, int width,
+                        uint32_t threshold, float scale, uint64_t key) {
+    (void)o;
+    float *Y = cpu_f(y);
+    const float *X = cpu_f(x);
+#pragma omp parallel for schedule(static) if ((long)rows * cols >= CPU_PAR_MIN)
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            size_t i = (size_t)r * cols + c;
+            uint64_t index = (uint64_t)r * (uint64_t)width + (uint64_t)(col0 + c);
+            Y[i] = mt_dropout_keep(key, index, threshold) ? X[i] * scale : 0.0f;
+        }
+}
+
 /* Reductions: fixed chunks summed in double, chunk sums combined in index order, so the result does not
  * depend on the number of threads. */
 enum { MAX_CHUNKS = 1024, MIN_CHUNK = 4096 };
@@ -133,6 +148,7 @@ void cpu_install_dense(ops *o) {
     o->bias_grad = cpu_bias_grad;
     o->add = cpu_add;
     o->scale = cpu_scale;
+    o->dropout = cpu_dropout;
     o->sumsq = cpu_sumsq;
     o->dot = cpu_dot;
     o->adamw = cpu_adamw;

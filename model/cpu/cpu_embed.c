@@ -2,8 +2,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "../common.h"
-#include "cpu.h"
+#include "base/common.h"
+#include "model/cpu/cpu.h"
 
 static void cpu_embed_fwd(ops *o, ops_ptr out, ops_ptr ids, ops_ptr wte, int n, int d, int row_start,
                           int rows) {

@@ -3,7 +3,7 @@
  * sgemv does it). Eight rows at a time in registers and the rows two blocks ahead prefetched, so the weights
  * stream at memory speed: 12-25% faster than OpenBLAS 0.3.21's sgemv on these shapes (make bench). Rows are
  * split over the threads and every row is summed in one fixed order, whatever the thread count. */
-#include "cpu.h"
+#include "model/cpu/cpu.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>

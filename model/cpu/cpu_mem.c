@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common.h"
-#include "cpu.h"
+#include "base/common.h"
+#include "model/cpu/cpu.h"
 
 static size_t elem_size(ops_dtype t) { return t == OPS_I32 ? sizeof(int32_t) : sizeof(float); }
 

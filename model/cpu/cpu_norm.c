@@ -1,8 +1,8 @@
 /* CPU backend: LayerNorm and gelu_new. */
 #include <math.h>
 
-#include "../common.h"
-#include "cpu.h"
+#include "base/common.h"
+#include "model/cpu/cpu.h"
 
 static void cpu_layernorm_fwd(ops *o, ops_ptr out, ops_ptr mean, ops_ptr rstd, ops_ptr x, ops_ptr gamma,
                               ops_ptr beta, int rows, int cols, float eps) {

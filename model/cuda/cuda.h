@@ -3,8 +3,8 @@
 #ifndef MT_CUDA_H
 #define MT_CUDA_H
 
-#include "../common.h"
-#include "../ops.h"
+#include "base/common.h"
+#include "model/ops.h"
 
 /* NULL with a one-line message in err when there is no usable GPU (none at all, or device >= count);
  * else a backend on `device` with its own stream and cuBLASLt handle. */

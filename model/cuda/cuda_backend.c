@@ -1,9 +1,9 @@
 /* The CUDA backend: device selection, stream, cuBLASLt handle and workspace, the vtable. */
 #include <stdlib.h>
 
-#include "cuda.h"
-#include "cuda_check.h"
-#include "cuda_internal.h"
+#include "model/cuda/cuda.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/cuda_internal.h"
 
 enum { WORKSPACE_BYTES = 32 << 20 };
 

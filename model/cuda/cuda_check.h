@@ -6,7 +6,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
-#include "../common.h"
+#include "base/common.h"
 
 #define CUDA_CHECK(call)                                                                                     \
     do {                                                                                                     \

@@ -2,9 +2,9 @@
  * model/ops.h), then the cuBLASLt products and the kernel launchers. */
 #include <stdlib.h>
 
-#include "cuda_check.h"
-#include "cuda_internal.h"
-#include "cuda_kern_api.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/cuda_internal.h"
+#include "model/cuda/cuda_kern_api.h"
 
 #define ACT OPS_ACT
 #define F32 OPS_F32
@@ -36,6 +36,13 @@ static void cu_bias_grad(ops *o, ops_ptr dbias, ops_ptr dy, int rows, int cols, 
     const void *DY = cuda_arg(dy, cuda_extent(rows, cols, ld), ACT, "bias_grad dy");
     float *scr = cuda_scratch(cuda_of(o), (size_t)mt_cu_row_chunks(rows) * (size_t)cols * sizeof(float));
     mt_cu_bias_grad(S(o), DB, DY, rows, cols, ld, scr);
+}
+
+static void cu_dropout(ops *o, ops_ptr y, ops_ptr x, int rows, int cols, int col0, int width,
+                       uint32_t threshold, float scale, uint64_t key) {
+    size_t n = (size_t)rows * (size_t)cols;
+    mt_cu_dropout(S(o), cuda_arg(y, n, ACT, "dropout y"), cuda_arg(x, n, ACT, "dropout x"), rows, cols, col0,
+                  width, threshold, scale, key);
 }
 
 static void cu_add(ops *o, ops_ptr y, ops_ptr x, ops_ptr a, size_t n) {
@@ -313,6 +320,7 @@ void cuda_install_compute(ops *o) {
     o->adamw = cu_adamw;
     o->layernorm_fwd = cu_layernorm_fwd;
     o->layernorm_bwd = cu_layernorm_bwd;
+    o->dropout = cu_dropout;
     o->gelu_fwd = cu_gelu_fwd;
     o->gelu_bwd = cu_gelu_bwd;
     o->rotary_fwd = cu_rotary_fwd;

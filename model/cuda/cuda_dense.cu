@@ -1,6 +1,7 @@
 /* CUDA backend: casts, bias, elementwise arithmetic and the deterministic reductions (column sums in row
  * chunks combined in chunk order; dot products as per-block partials combined on the host in order). */
 #include "model/cuda/kern.h"
+#include "model/dropout_mask.h"
 
 enum { EW_BLOCK = 256, COL_BLOCK = 128, DOT_BLOCK = 256, DOT_MAX_BLOCKS = 1024, DOT_PER_THREAD = 8 };
 
@@ -80,6 +81,25 @@ extern "C" void mt_cu_add(void *stream, void *y, const void *x, const void *a, s
         return;
     LAUNCH(k_add, dim3(mt_blocks(n, EW_BLOCK)), dim3(EW_BLOCK), 0, stream, (bf16 *)y, (const bf16 *)x,
            (const bf16 *)a, n);
+}
+
+__global__ void k_dropout(bf16 *y, const bf16 *x, int rows, int cols, int col0, int width, uint32_t threshold,
+                          float scale, uint64_t key) {
+    size_t i = gid();
+    if (i >= (size_t)rows * (size_t)cols)
+        return;
+    size_t r = i / (size_t)cols, c = i % (size_t)cols;
+    uint64_t index = (uint64_t)r * (uint64_t)width + (uint64_t)col0 + c;
+    st_bf(&y[i], mt_dropout_keep(key, index, threshold) ? ld_bf(&x[i]) * scale : 0.0f);
+}
+
+extern "C" void mt_cu_dropout(void *stream, void *y, const void *x, int rows, int cols, int col0, int width,
+                              uint32_t threshold, float scale, uint64_t key) {
+    size_t n = (size_t)rows * (size_t)cols;
+    if (!n)
+        return;
+    LAUNCH(k_dropout, dim3(mt_blocks(n, EW_BLOCK)), dim3(EW_BLOCK), 0, stream, (bf16 *)y, (const bf16 *)x,
+           rows, cols, col0, width, threshold, scale, key);
 }
 
 __global__ void k_scale(float *x, float alpha, size_t n) {

@@ -6,8 +6,8 @@
  * work in place on the output are excluded (only workspace reductions in a fixed order remain). */
 #include <stdint.h>
 
-#include "cuda_check.h"
-#include "cuda_internal.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/cuda_internal.h"
 
 static uint32_t alignment(const void *p) {
     uintptr_t a = (uintptr_t)p;

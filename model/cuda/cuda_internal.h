@@ -12,7 +12,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
-#include "../ops.h"
+#include "model/ops.h"
 
 struct ops_buf {
     void *d;         /* device memory */

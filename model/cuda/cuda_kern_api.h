@@ -26,6 +26,8 @@ int mt_cu_row_chunks(int rows);
 void mt_cu_bias_grad(void *stream, float *dbias, const void *dy, int rows, int cols, int ld, float *scratch);
 void mt_cu_add(void *stream, void *y, const void *x, const void *a, size_t n);
 void mt_cu_scale(void *stream, float *x, float alpha, size_t n);
+void mt_cu_dropout(void *stream, void *y, const void *x, int rows, int cols, int col0, int width,
+                   uint32_t threshold, float scale, uint64_t key);
 /* Per-block partial sums of a[i] * b[i] in double, mt_cu_dot_blocks(n) of them, into partials (device);
  * the caller adds them in index order. */
 int mt_cu_dot_blocks(size_t n);

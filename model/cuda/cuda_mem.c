@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_check.h"
-#include "cuda_internal.h"
-#include "cuda_kern_api.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/cuda_internal.h"
+#include "model/cuda/cuda_kern_api.h"
 
 static const char *dtype_name(ops_dtype t) {
     switch (t) {

@@ -8,7 +8,7 @@
 #define MT_CUDA_KERN_H
 
 #ifdef MT_SIMT
-#include "tests/simt/simt.h"
+#include <simt.h> /* the emulator, found through the build's include path (-Itests/simt) */
 #define LAUNCH(kernel, grid, block, shmem, stream, ...)                                                      \
     simt_launch(#kernel, grid, block, shmem, stream, [=] { kernel(__VA_ARGS__); })
 #define DYNAMIC_SHARED(type, name) SIMT_DYNAMIC_SHARED(type, name)

@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
-#include "comm_nccl.h"
+#include "parallel/cuda/comm_nccl.h"
 
 #include <nccl.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Fuzz target: bin/prepare's record reader (data/prepare_json.c) as its sources use it: JSON Lines records
+/* Fuzz target: bin/prepare's record reader (base/json_pull.c) as its sources use it: JSON Lines records
  * (the document field and meta.pile_set_name, as prepare_jsonl.c reads them), a JSON array of Alpaca records
  * (validated whole, then element by element, as prepare_alpaca.c reads it, with the prompt rendered from the
  * SPEC 6.2 template), and a template file. Properties: a record the reader accepts is accepted again by the
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_pull.h"
 #include "data/alpaca.h"
-#include "data/prepare_json.h"
 #include "tests/fuzz/input.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -21,7 +21,7 @@ static void jsonl(const char *s, size_t n) {
     for (size_t start = 0; start <= n;) {
         const char *nl = memchr(s + start, '\n', n - start);
         size_t end = nl ? (size_t)(nl - s) : n;
-        tok_bytes vals[2] = {{0}};
+        mt_bytes vals[2] = {{0}};
         int state[2] = {0, 0};
         pj p, q;
         pj_init(&p, s + start, end - start);
@@ -30,8 +30,8 @@ static void jsonl(const char *s, size_t n) {
             fz_check(pj_skip(&q) == 0 && pj_end(&q) == 0, "a record pj_fields accepts is valid JSON");
             fz_check(state[0] != 1 || vals[0].data || vals[0].n == 0, "a string field has its bytes");
         }
-        tok_bytes_free(&vals[0]);
-        tok_bytes_free(&vals[1]);
+        mt_bytes_free(&vals[0]);
+        mt_bytes_free(&vals[1]);
         start = end + 1;
     }
 }
@@ -44,7 +44,7 @@ static void alpaca_array(const char *s, size_t n) {
         return;
     pj_init(&p, s, n);
     pj_arr_begin(&p);
-    tok_bytes vals[3] = {{0}}, prompt = {0};
+    mt_bytes vals[3] = {{0}}, prompt = {0};
     for (int i = 0; pj_arr_next(&p, &i) == 1;) {
         int state[3] = {0, 0, 0};
         if (pj_peek(&p) != '{') {
@@ -62,20 +62,20 @@ static void alpaca_array(const char *s, size_t n) {
         }
     }
     for (int k = 0; k < 3; k++)
-        tok_bytes_free(&vals[k]);
-    tok_bytes_free(&prompt);
+        mt_bytes_free(&vals[k]);
+    mt_bytes_free(&prompt);
 }
 
 static void template_file(const char *s, size_t n) {
     static const char *const keys[2] = {"prompt_input", "prompt_no_input"};
-    tok_bytes v[2] = {{0}};
+    mt_bytes v[2] = {{0}};
     int state[2] = {0, 0};
     pj p;
     pj_init(&p, s, n);
     if (pj_fields(&p, keys, 2, v, state) == 0)
         pj_end(&p);
-    tok_bytes_free(&v[0]);
-    tok_bytes_free(&v[1]);
+    mt_bytes_free(&v[0]);
+    mt_bytes_free(&v[1]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

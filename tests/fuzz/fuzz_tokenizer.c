@@ -33,7 +33,7 @@ static int same(const char *a, size_t na, const char *b, size_t nb) {
 }
 
 /* The text of raw bytes as Python's decode(errors='replace') gives it. */
-static void as_text(const char *bytes, size_t n, tok_bytes *out) {
+static void as_text(const char *bytes, size_t n, mt_bytes *out) {
     tok_utf8_stream s = {{0}};
     tok_utf8_stream_feed(&s, bytes, n, out);
     tok_utf8_stream_finish(&s, out);
@@ -42,7 +42,7 @@ static void as_text(const char *bytes, size_t n, tok_bytes *out) {
 
 static void encode(const char *text, size_t n) {
     tok_ids ids = {0};
-    tok_bytes back = {0}, want = {0};
+    mt_bytes back = {0}, want = {0};
     size_t repl = 0;
     tok_encode(tk, text, n, &ids, &repl);
     for (size_t i = 0; i < ids.n; i++)
@@ -53,8 +53,8 @@ static void encode(const char *text, size_t n) {
     fz_check(same(back.data, back.n, want.data, want.n), "decode(encode(text)) is the text");
     fz_check((repl == 0) == same(want.data, want.n, text, n), "replacements counted iff any");
     tok_ids_free(&ids);
-    tok_bytes_free(&back);
-    tok_bytes_free(&want);
+    mt_bytes_free(&back);
+    mt_bytes_free(&want);
 }
 
 static void decode(const uint8_t *d, size_t n) {
@@ -65,7 +65,7 @@ static void decode(const uint8_t *d, size_t n) {
         ids[i] = (int32_t)((d[2 * i] | d[2 * i + 1] << 8) % (tok_vocab_size(tk) + 64)) - 32;
         bad |= ids[i] < 0 || ids[i] >= tok_vocab_size(tk);
     }
-    tok_bytes all = {0}, whole = {0}, streamed = {0}, one = {0};
+    mt_bytes all = {0}, whole = {0}, streamed = {0}, one = {0};
     mt_err err;
     int rc = tok_decode(tk, ids, count, &all, &err);
     fz_check((rc != 0) == bad, "an id outside the vocabulary is an error, and only that");
@@ -83,10 +83,10 @@ static void decode(const uint8_t *d, size_t n) {
                  "streamed text = the text of all the bytes");
     }
     free(ids);
-    tok_bytes_free(&all);
-    tok_bytes_free(&whole);
-    tok_bytes_free(&streamed);
-    tok_bytes_free(&one);
+    mt_bytes_free(&all);
+    mt_bytes_free(&whole);
+    mt_bytes_free(&streamed);
+    mt_bytes_free(&one);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,5 +1,5 @@
 #define _DEFAULT_SOURCE
-#include "input.h"
+#include "tests/fuzz/input.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,8 @@
 Usage: /usr/bin/python3 tests/ref/model_ref.py CASE.h5 OUT.h5
        /usr/bin/python3 tests/ref/model_ref.py greedy CHECKPOINT.h5 PROMPTS.json OUT.json
 
-Written from the model math (SPEC 1.2, 1.3, 1.5, 2.2, 3, 8, 9), not from the C code. The input and
+Written from the model math (SPEC 1.2, 1.3, 1.5, 2.2, 3, 8, 9), not from the C code; LoRA from its paper
+(Hu et al. 2021, eq. 3: h = W0 x + (alpha / r) B A x, W0 frozen). The input and
 output contract is in README.md beside this file. Gradients come from autograd; the optimizer is AdamW
 written out by hand so that it follows SPEC 1.5/9 term by term.
 """
@@ -25,6 +26,47 @@ MODEL_KEYS = ("vocab_size", "loss_vocab", "n_layer", "d_model", "n_head", "d_ff"
 BIAS_KEYS = ("qkv", "attn_out", "mlp", "lm_head")
 TRAIN_KEYS = ("lr", "end_lr", "warmup_steps", "anneal_steps", "schedule", "weight_decay", "beta1", "beta2",
               "eps", "clip", "steps")
+LORA_TARGETS = {"q_proj": "attn.q_proj", "k_proj": "attn.k_proj", "v_proj": "attn.v_proj",
+                "out_proj": "attn.out_proj", "fc_in": "mlp.fc_in", "fc_out": "mlp.fc_out"}
+LORA_SCALE = "lora.scale"                                        # alpha / rank, a constant entry of p
+U64 = np.uint64
+
+
+def mix64(x):
+    """splitmix64's increment and finalizer on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(x, dtype=U64) + U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> U64(30))) * U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> U64(27))) * U64(0x94D049BB133111EB)
+        return x ^ (x >> U64(31))
+
+
+class LoraDropout:
+    """LoRA's dropout on the input of A (README: "LoRA dropout"): element (r, c) of the [B*T, in] input of
+    adapter k in micro-batch j of step s is kept iff the top 24 bits of mix64(key ^ mix64(r * in + c)) are
+    at least round(p * 2^24), key = mix64(mix64(seed ^ mix64(s * 2^32 + j)) ^ mix64(k)); kept values are
+    divided by 1 - p. Adapters are numbered layer by layer, targets in the order of LORA_TARGETS."""
+
+    def __init__(self, cfg, lora, batch):
+        order = [t for t in LORA_TARGETS if t in lora["targets"]]
+        self.index = {f"h.{i}.{LORA_TARGETS[t]}": i * len(order) + k
+                      for i in range(cfg["n_layer"]) for k, t in enumerate(order)}
+        self.p, self.seed, self.batch, self.step = lora["dropout"], int(lora["seed"]), batch, 0
+        self.threshold = U64(int(self.p * 16777216.0 + 0.5))
+
+    def apply(self, x, name):
+        micro = x.shape[0] // self.batch
+        n = self.batch * x.shape[1] * x.shape[2]
+        masks = []
+        for j in range(micro):
+            pass_key = mix64(U64(self.seed) ^ mix64(U64((self.step << 32) | j)))
+            key = mix64(pass_key ^ mix64(U64(self.index[name])))
+            keep = (mix64(key ^ mix64(np.arange(n, dtype=U64))) >> U64(40)) >= self.threshold
+            masks.append(keep.reshape(self.batch, x.shape[1], x.shape[2]))
+        return x * torch.from_numpy(np.concatenate(masks)).to(x.dtype) / (1.0 - self.p)
+
+
+DROPOUT = None                                                   # a LoraDropout when the case has one
 
 
 class CaseError(Exception):
@@ -64,8 +106,12 @@ def layer_norm(x, p, name, eps):
 
 
 def linear(x, p, name):
-    """y = x W^T (+ b when the case has that bias); every matrix is [out, in] (README)."""
+    """y = x W^T (+ b when the case has that bias); every matrix is [out, in] (README). An adapted layer
+    adds (alpha / r) (x A^T) B^T with A [r, in] and B [out, r] (LoRA, eq. 3)."""
     y = x @ p[name + ".weight"].T
+    if name + ".lora_A" in p:
+        xa = DROPOUT.apply(x, name) if DROPOUT else x
+        y = y + p[LORA_SCALE] * ((xa @ p[name + ".lora_A"].T) @ p[name + ".lora_B"].T)
     return y + p[name + ".bias"] if name + ".bias" in p else y
 
 
@@ -146,15 +192,23 @@ def learning_rate(tr, s):
     return w * tr["lr"] - (tr["lr"] - tr["end_lr"]) * (1.0 - math.cos(math.pi * a)) / 2.0
 
 
+def trainable_names(params):
+    """Every parameter, or with LoRA adapters in the case only the adapters (the base is frozen)."""
+    adapters = [n for n in params if ".lora_" in n]
+    return adapters if adapters else [n for n in params if n != LORA_SCALE]
+
+
 def train(cfg, tr, params, tokens, weights):
     """Run tr["steps"] AdamW updates (README, SPEC 1.5, 9) and collect everything OUT.h5 needs."""
-    names = list(params)
-    p = {n: params[n].clone().requires_grad_(True) for n in names}
+    names = trainable_names(params)
+    p = {n: t.clone().requires_grad_(n in names) for n, t in params.items()}
     m = {n: torch.zeros_like(params[n]) for n in names}
     v = {n: torch.zeros_like(params[n]) for n in names}
     z_loss = tr.get("z_loss", 0.0)
     out = {"step_loss": []}
     for s in range(tr["steps"]):
+        if DROPOUT:
+            DROPOUT.step = s
         loss, logits = objective(cfg, z_loss, p, tokens[s], weights[s])
         grads = dict(zip(names, torch.autograd.grad(loss, [p[n] for n in names])))
         if s == 0:
@@ -175,6 +229,8 @@ def train(cfg, tr, params, tokens, weights):
                     step = step + tr["weight_decay"] * p[n]
                 p[n].sub_(lr * step)
     out["final"] = {n: p[n].detach() for n in names}
+    if DROPOUT:
+        DROPOUT.step = 0
     out["grads32"] = float32_grads(cfg, z_loss, params, tokens[0], weights[0])
     return out
 
@@ -182,9 +238,10 @@ def train(cfg, tr, params, tokens, weights):
 def float32_grads(cfg, z_loss, params, tokens, weights):
     """The step-0 gradients computed in float32 by the same code: how far an fp32 implementation of this
     model lands from the float64 truth on these inputs (ill-conditioned inputs make it large)."""
-    p = {n: t.to(torch.float32).requires_grad_(True) for n, t in params.items()}
+    names = trainable_names(params)
+    p = {n: t.to(torch.float32).requires_grad_(n in names) for n, t in params.items()}
     loss, _ = objective(cfg, z_loss, p, tokens, weights.to(torch.float32))
-    return dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
+    return dict(zip(names, torch.autograd.grad(loss, [p[n] for n in names])))
 
 
 # ------------------------------------------------------------------------------------------------ io
@@ -218,6 +275,33 @@ def param_shapes(cfg):
         if b["lm_head"]:
             shapes["lm_head.bias"] = (V,)
     return shapes
+
+
+def lora_shapes(cfg, lora):
+    """Adapter names and shapes of the case's `lora` attribute: for each layer and target with weight
+    [out, in], <weight name without .weight>.lora_A [rank, in] and .lora_B [out, rank] (README)."""
+    shapes, r = {}, lora["rank"]
+    for t in lora["targets"]:
+        if t not in LORA_TARGETS:
+            raise CaseError(f"unknown LoRA target {t!r}")
+        for i in range(cfg["n_layer"]):
+            name = f"h.{i}.{LORA_TARGETS[t]}"
+            out, inp = param_shapes(cfg)[name + ".weight"]
+            shapes[name + ".lora_A"], shapes[name + ".lora_B"] = (r, inp), (out, r)
+    return shapes
+
+
+def read_params(group, shapes):
+    """float64 tensors of the named datasets of an HDF5 group, shapes checked."""
+    params = {}
+    for name, shape in shapes.items():
+        if name not in group:
+            raise CaseError(f"missing dataset {group.name}/{name}")
+        ds = group[name]
+        if ds.shape != shape:
+            raise CaseError(f"{group.name}/{name} has shape {ds.shape}, expected {shape}")
+        params[name] = torch.from_numpy(np.asarray(ds, dtype=np.float32)).to(DT)
+    return params
 
 
 def check_config(cfg, tr):
@@ -280,12 +364,16 @@ def load_case(path):
         if got != set(expected):
             raise CaseError("/params mismatch: missing " + (", ".join(sorted(set(expected) - got)) or "none")
                             + "; unexpected " + (", ".join(sorted(got - set(expected))) or "none"))
-        params = {}
-        for name, shape in expected.items():
-            ds = f["params"][name]
-            if ds.shape != shape:
-                raise CaseError(f"/params/{name} has shape {ds.shape}, expected {shape}")
-            params[name] = torch.from_numpy(np.asarray(ds, dtype=np.float32)).to(DT)
+        params = read_params(f["params"], expected)
+        if "lora" in f.attrs:                                    # LoRA adapters on the frozen /params
+            lora = json.loads(f.attrs["lora"])
+            if "lora" not in f:
+                raise CaseError("attr 'lora' without /lora")
+            params.update(read_params(f["lora"], lora_shapes(cfg, lora)))
+            params[LORA_SCALE] = torch.tensor(lora["alpha"] / lora["rank"], dtype=DT)
+            if lora.get("dropout", 0) > 0:
+                global DROPOUT
+                DROPOUT = LoraDropout(cfg, lora, f["tokens"].shape[2])
         tokens, weights = f["tokens"], f["weights"]
         if tokens.dtype.kind not in "iu" or weights.dtype.kind != "f":
             raise CaseError(f"/tokens must be integer and /weights float (got {tokens.dtype}, {weights.dtype})")

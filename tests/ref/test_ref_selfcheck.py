@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Self-check of model_ref.py against the reference values quoted in SPEC 1.3 (rotary) and SPEC 8 (gelu_new).
+"""Self-check of model_ref.py against the reference values quoted in SPEC 1.3 (rotary) and SPEC 8 (gelu_new),
+and of LoRA dropout's hash against splitmix64's published outputs.
 
 Run: /usr/bin/python3 tests/ref/test_ref_selfcheck.py
 Prints `ok <name>` or `FAIL <name>: reason` per check; exits 1 if any check failed.
@@ -45,6 +46,12 @@ def main():
     results.append(compare("gelu_new", model_ref.gelu_new(xs).tolist(),
                            [-0.003637392, -0.158808009, -0.154285990, 0.345714010, 0.841191991, 1.954597694,
                             2.996362608]))
+    # LoRA dropout's mix64 is splitmix64: from state 0 its first three outputs are these (Vigna's splitmix64.c)
+    outs = [int(model_ref.mix64(model_ref.U64((0x9E3779B97F4A7C15 * k) % 2**64))) for k in range(3)]
+    want = [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+    ok = outs == want
+    print("ok lora_dropout_mix64_splitmix64" if ok else f"FAIL lora_dropout_mix64_splitmix64: {outs} vs {want}")
+    results.append(ok)
     return 0 if all(results) else 1
 
 

@@ -105,7 +105,7 @@ void simt_check_guards_after(const char *when) {
 }
 
 extern "C" int simt_is_device_ptr(const void *p) { return find(p) != nullptr; }
-/* The project's hook (model/common.h), overriding its weak default in the emulated build. */
+/* The project's hook (base/common.h), overriding its weak default in the emulated build. */
 extern "C" int mt_is_device_memory(const void *p) { return simt_is_device_ptr(p); }
 
 extern "C" void simt_check_guards(void) {

@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "signals.h"
+#include "base/signals.h"
 
 #include <signal.h>
 #include <string.h>

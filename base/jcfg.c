@@ -1,19 +1,18 @@
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
-#include "jcfg.h"
-
-#include "data/prepare_json.h"
+#include "base/jcfg.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static void join(const char *prefix, const char *key, char *out, size_t cap) {
-    if (prefix && *prefix)
-        snprintf(out, cap, "%s.%s", prefix, key);
-    else
-        snprintf(out, cap, "%s", key);
+#include "base/json_pull.h"
+
+const char *jcfg_path(const char *prefix, const char *key, char *out) {
+    snprintf(out, JCFG_PATH_MAX, "%s%s%s", prefix, *prefix ? "." : "", key);
+    return out;
 }
 
 void jcfg_where(const jcfg_src *src, const char *path, char *out, size_t cap) {
@@ -32,9 +31,12 @@ void jcfg_where(const jcfg_src *src, const char *path, char *out, size_t cap) {
         snprintf(out, cap, "%s: %s", src->file, path);
 }
 
-static int failp(const jcfg_src *src, const char *prefix, const char *key, mt_err *err, const char *what) {
-    char path[256], where[512], clip[MT_CLIP_CAP];
-    join(prefix, mt_clip(key, clip), path, sizeof path); /* a 10 MB key is quoted by its first bytes */
+int jcfg_fail(const jcfg_src *src, const char *path, mt_err *err, const char *fmt, ...) {
+    char where[512], what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     jcfg_where(src, path, where, sizeof where);
     return mt_fail(err, "%s: %s", where, what);
 }
@@ -76,7 +78,7 @@ static int duplicate_key(const cJSON *obj, char *path, size_t cap) {
     return found;
 }
 
-cJSON *jcfg_parse(const char *text, size_t len, const char *name, mt_err *err) {
+cJSON *jcfg_parse_text(const char *text, size_t len, const char *name, mt_err *err) {
     pj p;
     pj_init(&p, text, len);
     if (pj_skip(&p) || pj_end(&p)) {
@@ -112,54 +114,70 @@ cJSON *jcfg_load(const char *path, mt_err *err) {
     char *text = mt_read_file(path, &len, err);
     if (!text)
         return NULL;
-    cJSON *root = jcfg_parse(text, len, path, err);
+    cJSON *root = jcfg_parse_text(text, len, path, err);
     free(text);
     return root;
 }
 
-int jcfg_only_keys(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *const *allowed,
-                   mt_err *err) {
-    for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, it->string) == 0;
-        if (!ok)
-            return failp(src, prefix, it->string, err, "unknown key");
-    }
-    return 0;
-}
-
+/* The member `key` of obj (NULL when absent: rc is then 0, or the error when it is required), and its path.
+ */
 static const cJSON *member(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key,
-                           int required, int *rc, mt_err *err) {
+                           int required, char *path, int *rc, mt_err *err) {
     const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    *rc = 0;
-    if (!v && required)
-        *rc = failp(src, prefix, key, err, "missing (required)");
+    jcfg_path(prefix, key, path);
+    *rc = !v && required ? jcfg_fail(src, path, err, "missing (required)") : 0;
     return v;
 }
 
-int jcfg_long(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
-              long lo, long hi, long *out, mt_err *err) {
-    int rc;
-    const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v)
-        return rc;
+int jcfg_long_at(const jcfg_src *src, const char *path, const cJSON *v, long lo, long hi, long *out,
+                 mt_err *err) {
     double d = v->valuedouble;
     if (!cJSON_IsNumber(v) || d != floor(d))
-        return failp(src, prefix, key, err, "must be an integer");
-    if (d < (double)lo || d > (double)hi) {
-        char what[128];
-        snprintf(what, sizeof what, "%.17g is outside [%ld, %ld]", d, lo, hi);
-        return failp(src, prefix, key, err, what);
-    }
+        return jcfg_fail(src, path, err, "must be an integer");
+    if (d < (double)lo || d > (double)hi)
+        return jcfg_fail(src, path, err, "%.17g is outside [%ld, %ld]", d, lo, hi);
     *out = (long)d;
     return 0;
 }
 
+int jcfg_num_at(const jcfg_src *src, const char *path, const cJSON *v, double lo, double hi, double *out,
+                mt_err *err) {
+    if (!cJSON_IsNumber(v))
+        return jcfg_fail(src, path, err, "must be a number");
+    double d = v->valuedouble;
+    if (!(d >= lo && d <= hi))
+        return jcfg_fail(src, path, err, "%g is outside [%g, %g]", d, lo, hi);
+    *out = d;
+    return 0;
+}
+
+int jcfg_bool_at(const jcfg_src *src, const char *path, const cJSON *v, int *out, mt_err *err) {
+    if (!cJSON_IsBool(v))
+        return jcfg_fail(src, path, err, "must be true or false");
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+int jcfg_str_at(const jcfg_src *src, const char *path, const cJSON *v, const char **out, mt_err *err) {
+    if (!cJSON_IsString(v))
+        return jcfg_fail(src, path, err, "must be a string");
+    *out = v->valuestring;
+    return 0;
+}
+
+int jcfg_obj_at(const jcfg_src *src, const char *path, const cJSON *v, mt_err *err) {
+    return cJSON_IsObject(v) ? 0 : jcfg_fail(src, path, err, "must be an object");
+}
+
 int jcfg_int(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
              long lo, long hi, int *out, mt_err *err) {
-    long v = *out;
-    if (jcfg_long(src, prefix, obj, key, required, lo, hi, &v, err))
+    char path[JCFG_PATH_MAX];
+    int rc;
+    long v = 0;
+    const cJSON *m = member(src, prefix, obj, key, required, path, &rc, err);
+    if (!m)
+        return rc;
+    if (jcfg_long_at(src, path, m, lo, hi, &v, err))
         return -1;
     *out = (int)v;
     return 0;
@@ -167,57 +185,26 @@ int jcfg_int(const jcfg_src *src, const char *prefix, const cJSON *obj, const ch
 
 int jcfg_num(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
              double lo, double hi, double *out, mt_err *err) {
+    char path[JCFG_PATH_MAX];
     int rc;
-    const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v)
-        return rc;
-    if (!cJSON_IsNumber(v))
-        return failp(src, prefix, key, err, "must be a number");
-    double d = v->valuedouble;
-    if (!(d >= lo && d <= hi)) {
-        char what[128];
-        snprintf(what, sizeof what, "%g is outside [%g, %g]", d, lo, hi);
-        return failp(src, prefix, key, err, what);
-    }
-    *out = d;
-    return 0;
+    const cJSON *v = member(src, prefix, obj, key, required, path, &rc, err);
+    return v ? jcfg_num_at(src, path, v, lo, hi, out, err) : rc;
 }
 
 int jcfg_bool(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
               int *out, mt_err *err) {
+    char path[JCFG_PATH_MAX];
     int rc;
-    const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v)
-        return rc;
-    if (!cJSON_IsBool(v))
-        return failp(src, prefix, key, err, "must be true or false");
-    *out = cJSON_IsTrue(v);
-    return 0;
+    const cJSON *v = member(src, prefix, obj, key, required, path, &rc, err);
+    return v ? jcfg_bool_at(src, path, v, out, err) : rc;
 }
 
 int jcfg_str(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
              const char **out, mt_err *err) {
+    char path[JCFG_PATH_MAX];
     int rc;
-    const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    if (!v)
-        return rc;
-    if (!cJSON_IsString(v))
-        return failp(src, prefix, key, err, "must be a string");
-    *out = v->valuestring;
-    return 0;
-}
-
-int jcfg_obj(const jcfg_src *src, const char *prefix, const cJSON *obj, const char *key, int required,
-             const cJSON **out, mt_err *err) {
-    int rc;
-    const cJSON *v = member(src, prefix, obj, key, required, &rc, err);
-    *out = NULL;
-    if (!v)
-        return rc;
-    if (!cJSON_IsObject(v))
-        return failp(src, prefix, key, err, "must be an object");
-    *out = v;
-    return 0;
+    const cJSON *v = member(src, prefix, obj, key, required, path, &rc, err);
+    return v ? jcfg_str_at(src, path, v, out, err) : rc;
 }
 
 int jcfg_set(cJSON *root, const char *assignment, mt_err *err) {

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE /* program_invocation_short_name */
-#include "common.h"
+#include "base/common.h"
 
 #include <errno.h>
 #include <stdarg.h>

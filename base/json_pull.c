@@ -1,8 +1,10 @@
-#include "prepare_json.h"
+#include "base/json_pull.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/common.h"
 
 enum { PJ_MAX_DEPTH = 512 };
 
@@ -32,19 +34,7 @@ int pj_peek(pj *p) {
     return -1;
 }
 
-static void put(tok_bytes *b, const char *src, size_t n) {
-    if (n == 0) /* src may be NULL then, and memcpy must not see it */
-        return;
-    if (b->n + n > b->cap) {
-        b->cap = b->cap * 2 > b->n + n ? b->cap * 2 : b->n + n + 64;
-        b->data = realloc(b->data, b->cap);
-        CHECK(b->data, "out of memory");
-    }
-    memcpy(b->data + b->n, src, n);
-    b->n += n;
-}
-
-static void put_utf8(tok_bytes *b, unsigned cp) {
+static void put_utf8(mt_bytes *b, unsigned cp) {
     char u[4];
     size_t n;
     if (cp < 0x80)
@@ -57,7 +47,7 @@ static void put_utf8(tok_bytes *b, unsigned cp) {
     else
         u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 63)),
         u[2] = (char)(0x80 | (cp >> 6 & 63)), u[3] = (char)(0x80 | (cp & 63)), n = 4;
-    put(b, u, n);
+    mt_bytes_append(b, u, n);
 }
 
 static int hex4(pj *p, size_t at, unsigned *out) {
@@ -80,7 +70,7 @@ static int hex4(pj *p, size_t at, unsigned *out) {
     return 0;
 }
 
-int pj_string(pj *p, tok_bytes *out) {
+int pj_string(pj *p, mt_bytes *out) {
     if (pj_peek(p) != '"')
         return fail(p, "expected a string");
     p->pos++;
@@ -89,7 +79,7 @@ int pj_string(pj *p, tok_bytes *out) {
         while (p->pos < p->n && p->s[p->pos] != '"' && p->s[p->pos] != '\\' &&
                (unsigned char)p->s[p->pos] >= 0x20)
             p->pos++;
-        put(out, p->s + start, p->pos - start);
+        mt_bytes_append(out, p->s + start, p->pos - start);
         if (p->pos >= p->n)
             return fail(p, "unterminated string");
         char c = p->s[p->pos];
@@ -105,7 +95,7 @@ int pj_string(pj *p, tok_bytes *out) {
         const char *simple = strchr("\"\\/bfnrt", e);
         if (e && simple) {
             static const char map[] = "\"\\/\b\f\n\r\t";
-            put(out, &map[simple - "\"\\/bfnrt"], 1);
+            mt_bytes_append(out, &map[simple - "\"\\/bfnrt"], 1);
             p->pos += 2;
             continue;
         }
@@ -166,11 +156,11 @@ static int number(pj *p) {
 
 int pj_skip(pj *p) {
     int c = pj_peek(p), i = 0, rc;
-    tok_bytes scratch = {0};
+    mt_bytes scratch = {0};
     switch (c) {
     case '"':
         rc = pj_string(p, &scratch);
-        tok_bytes_free(&scratch);
+        mt_bytes_free(&scratch);
         return rc;
     case '{':
         if (pj_obj_begin(p))
@@ -178,7 +168,7 @@ int pj_skip(pj *p) {
         while ((rc = pj_obj_next(p, &i, &scratch)) == 1)
             if (pj_skip(p))
                 break;
-        tok_bytes_free(&scratch);
+        mt_bytes_free(&scratch);
         return rc == 0 ? 0 : -1;
     case '[':
         if (pj_arr_begin(p))
@@ -214,7 +204,7 @@ static int open_bracket(pj *p, char c) {
 int pj_obj_begin(pj *p) { return open_bracket(p, '{'); }
 int pj_arr_begin(pj *p) { return open_bracket(p, '['); }
 
-int pj_obj_next(pj *p, int *i, tok_bytes *key) {
+int pj_obj_next(pj *p, int *i, mt_bytes *key) {
     int c = pj_peek(p);
     if (c == '}') {
         p->pos++;
@@ -256,7 +246,7 @@ int pj_arr_next(pj *p, int *i) {
 
 int pj_end(pj *p) { return pj_peek(p) == -1 ? 0 : fail(p, "unexpected data after the value"); }
 
-int pj_key_is(const tok_bytes *key, const char *name) {
+int pj_key_is(const mt_bytes *key, const char *name) {
     size_t n = strlen(name);
     return key->n == n && (n == 0 || !memcmp(key->data, name, n)); /* data is NULL for "" */
 }
@@ -268,8 +258,8 @@ long pj_line_of(const char *s, size_t pos) {
     return line;
 }
 
-int pj_fields(pj *p, const char *const *names, int n, tok_bytes *vals, int *state) {
-    tok_bytes key = {0};
+int pj_fields(pj *p, const char *const *names, int n, mt_bytes *vals, int *state) {
+    mt_bytes key = {0};
     int i = 0, rc;
     if (pj_obj_begin(p))
         return -1;
@@ -293,16 +283,16 @@ int pj_fields(pj *p, const char *const *names, int n, tok_bytes *vals, int *stat
                     rest[m] = names[j] + key.n + 1;
                     idx[m++] = j;
                 }
-            tok_bytes v[8] = {{0}};
+            mt_bytes v[8] = {{0}};
             int st[8] = {0};
             rc = pj_fields(p, rest, m, v, st);
             for (int j = 0; j < m; j++) {
                 if (st[j]) {
-                    tok_bytes_free(&vals[idx[j]]);
+                    mt_bytes_free(&vals[idx[j]]);
                     vals[idx[j]] = v[j];
                     state[idx[j]] = st[j];
                 } else {
-                    tok_bytes_free(&v[j]);
+                    mt_bytes_free(&v[j]);
                 }
             }
         } else if (k < n && !sub && pj_peek(p) == '"') {
@@ -318,6 +308,6 @@ int pj_fields(pj *p, const char *const *names, int n, tok_bytes *vals, int *stat
         if (rc)
             break;
     }
-    tok_bytes_free(&key);
+    mt_bytes_free(&key);
     return rc == 0 ? 0 : -1;
 }
