@@ -102,6 +102,20 @@ static void analytic_bytes(const model *m, const layout *L, double out[COMM_N_GR
     }
 }
 
+/* Relative error of a parameter tensor after training, against the larger of its norm and the norm of the
+ * largest movement Adam can make (every element moved by the sum of the learning rates): a small tensor
+ * that starts at zero, a bias, is otherwise judged relative to its own tiny norm, where the order of a
+ * sum can flip the sign of an update whose gradient is near zero. */
+static double param_err(const float *x, const float *ref, size_t n, double lr_sum) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)x[i] - (double)ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return sqrt(num / fmax(den, (double)n * lr_sum * lr_sum));
+}
+
 static void run_layout(const char *fam, const model_config *cfg, const layout *L, const double *ref_loss,
                        float **ref_params, const param_table *ref_table, double lr_sum) {
     int W = L->tp * L->dp;
@@ -148,7 +162,7 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
                 for (size_t j = 0; j < n; j++)
                     zero_dev = fmax(zero_dev, fabs(x[j] - ref_params[i][j]));
             } else {
-                double e = tu_rel_err_ff(x, ref_params[i], n);
+                double e = param_err(x, ref_params[i], n, lr_sum);
                 if (!(e <= worst)) {
                     worst = e;
                     worst_name = m->table.p[i].name;
