@@ -45,6 +45,7 @@ typedef struct {
     int n_shards[2];
     int split;       /* split of the current document: 0 train, 1 val */
     long long index; /* index of the current record in the source */
+    long doc_start;  /* tokens in the current document's shard before it (for the summary's count) */
     tok_bytes pend;  /* text not tokenized yet */
     tok_ids ids;
     long warnings;

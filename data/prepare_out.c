@@ -49,6 +49,7 @@ int prep_doc_begin(prep_src *s, long long index, mt_err *err) {
         if (!s->w[s->split])
             return -1;
     }
+    s->doc_start = shard_writer_tokens(s->w[s->split]);
     return 0;
 }
 
@@ -99,7 +100,6 @@ int prep_doc_tokens(prep_src *s, const int32_t *ids, const uint8_t *mask, long n
 
 int prep_doc_end(prep_src *s, int add_eot, const char *source_name, mt_err *err) {
     shard_writer *w = s->w[s->split];
-    long before = shard_writer_tokens(w);
     if (s->pend.n && emit(s, s->pend.data, s->pend.n, err))
         return -1;
     s->pend.n = 0;
@@ -110,7 +110,7 @@ int prep_doc_end(prep_src *s, int add_eot, const char *source_name, mt_err *err)
     shard_writer_end_doc(w, source_name);
     s->st->docs++;
     s->st->val_docs += s->split;
-    s->st->tokens += shard_writer_tokens(w) - before;
+    s->st->tokens += shard_writer_tokens(w) - s->doc_start; /* emitted pieces, response tokens, EOT */
     if (shard_writer_tokens(w) >= s->o->shard_tokens) {
         s->w[s->split] = NULL;
         s->n_shards[s->split]++;

@@ -91,7 +91,7 @@ void metrics_step(metrics *m, const step_report *r, int print) {
             r->step, r->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->sgemm_util, r->comm_mb,
             100 * r->comm_share, el, eta,
             r->skipped ? " | non-finite: update skipped" : "");
-    fprintf(m->jsonl, "{\"step\": %ld, ", r->step);
+    fprintf(m->jsonl, "{\"step\": %ld, \"tokens\": %ld, ", r->step, r->tokens);
     json_num(m->jsonl, "loss", r->loss);
     json_num(m->jsonl, "lr", r->lr);
     json_num(m->jsonl, "grad_norm", r->grad_norm);
@@ -104,10 +104,10 @@ void metrics_step(metrics *m, const step_report *r, int print) {
     settle(m, m->jsonl, m->jsonl_path);
 }
 
-void metrics_eval(metrics *m, long step, double loss) {
+void metrics_eval(metrics *m, long step, long tokens, double loss) {
     if (!m->active)
         return;
     metrics_note(m, "eval at step %ld | val loss %.4f", step, loss);
-    fprintf(m->jsonl, "{\"step\": %ld, \"val_loss\": %.9g}\n", step, loss);
+    fprintf(m->jsonl, "{\"step\": %ld, \"tokens\": %ld, \"val_loss\": %.9g}\n", step, tokens, loss);
     settle(m, m->jsonl, m->jsonl_path);
 }

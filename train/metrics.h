@@ -17,6 +17,7 @@ typedef struct {
 
 typedef struct {
     long step, steps;
+    long tokens; /* tokens trained on after this step (global_batch x seq_len per step, padding included) */
     double loss, lr, grad_norm, tokens_per_s, sgemm_util, elapsed, eta;
     double comm_mb;    /* logical collective payload of this rank in the step, MB */
     double comm_share; /* share of the step's time spent inside collectives */
@@ -28,7 +29,7 @@ int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap);
 void metrics_close(metrics *m);
 /* Every step goes to metrics.jsonl; the step line is printed when `print`. */
 void metrics_step(metrics *m, const step_report *r, int print);
-void metrics_eval(metrics *m, long step, double loss);
+void metrics_eval(metrics *m, long step, long tokens, double loss);
 /* A line for stdout and train.log. */
 void metrics_note(metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "error: MSG" into train.log only (the CLI prints the error on stderr). */

@@ -14,7 +14,7 @@
 static const char *const RUN_KEYS[] = {"model",    "run_dir", "backend", "threads",
                                        "parallel", "data",    "train",   NULL};
 static const char *const PARALLEL_KEYS[] = {"tp", "zero", NULL};
-static const char *const DATA_KEYS[] = {"train", "val", "kind", "seq_len", "seed", NULL};
+static const char *const DATA_KEYS[] = {"train", "val", "kind", "loss_on", "seq_len", "seed", NULL};
 static const char *const TRAIN_KEYS[] = {
     "global_batch",  "micro_batch", "steps",        "lr",           "end_lr",    "warmup_steps",
     "anneal_steps",  "schedule",    "weight_decay", "beta1",        "beta2",     "eps",
@@ -71,19 +71,25 @@ static int file_list(const jcfg_src *src, const cJSON *data, const char *key, in
 }
 
 static int parse_data(run_config *rc, const jcfg_src *src, const cJSON *data, int need_data, mt_err *err) {
-    const char *kind = "stream";
+    const char *kind = "stream", *loss_on = "mask";
     rc->seq_len = rc->model.n_ctx < 1024 ? rc->model.n_ctx : 1024;
     rc->data_seed = 1234;
     if (jcfg_only_keys(src, "data", data, DATA_KEYS, err) ||
         file_list(src, data, "train", need_data, &rc->train_files, &rc->n_train, err) ||
         file_list(src, data, "val", 0, &rc->val_files, &rc->n_val, err) ||
         jcfg_str(src, "data", data, "kind", 0, &kind, err) ||
+        jcfg_str(src, "data", data, "loss_on", 0, &loss_on, err) ||
         jcfg_int(src, "data", data, "seq_len", 0, 1, rc->model.n_ctx, &rc->seq_len, err) ||
         jcfg_long(src, "data", data, "seed", 0, 0, 1L << 62, &rc->data_seed, err))
         return -1;
     if (strcmp(kind, "stream") && strcmp(kind, "examples"))
         return fail_at(src, "data.kind", err, "must be \"stream\" or \"examples\"");
     rc->data_kind = strcmp(kind, "stream") ? LOADER_EXAMPLES : LOADER_STREAM;
+    if (strcmp(loss_on, "mask") && strcmp(loss_on, "all"))
+        return fail_at(src, "data.loss_on", err, "must be \"mask\" or \"all\"");
+    if (!strcmp(loss_on, "all") && rc->data_kind != LOADER_EXAMPLES)
+        return fail_at(src, "data.loss_on", err, "\"all\" needs data.kind = \"examples\"");
+    rc->train_kind = strcmp(loss_on, "all") ? rc->data_kind : LOADER_EXAMPLES_ALL;
     return 0;
 }
 
@@ -226,6 +232,7 @@ static void fill_resolved(run_config *rc, cJSON *root) {
     for (int i = 0; i < rc->n_val; i++)
         cJSON_AddItemToArray(vl, cJSON_CreateString(rc->val_files[i]));
     cJSON_AddStringToObject(d, "kind", rc->data_kind == LOADER_STREAM ? "stream" : "examples");
+    cJSON_AddStringToObject(d, "loss_on", rc->train_kind == LOADER_EXAMPLES_ALL ? "all" : "mask");
     cJSON_AddNumberToObject(d, "seq_len", rc->seq_len);
     cJSON_AddNumberToObject(d, "seed", (double)rc->data_seed);
     cJSON *t = cJSON_AddObjectToObject(r, "train");

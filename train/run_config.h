@@ -16,7 +16,8 @@ typedef struct {
     /* data */
     char **train_files, **val_files; /* expanded globs, sorted */
     int n_train, n_val;
-    loader_kind data_kind;
+    loader_kind data_kind;  /* of data.val (validation always counts the loss mask, so runs compare) */
+    loader_kind train_kind; /* of data.train: data_kind, or LOADER_EXAMPLES_ALL with data.loss_on = "all" */
     int seq_len;
     long data_seed;
     /* train */

@@ -118,7 +118,7 @@ static void run_step(trainer *t, step_report *rep) {
 
 static int open_data(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
-    if (loader_open(&t->train, rc->data_kind, rc->train_files, rc->n_train, rc->seq_len,
+    if (loader_open(&t->train, rc->train_kind, rc->train_files, rc->n_train, rc->seq_len,
                     (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
     if (rc->n_val) {
@@ -395,6 +395,7 @@ static int run_loop(trainer *t, mt_err *err) {
         run_step(t, &r);
         t->step++;
         t->tokens_seen += (long)rc->global_batch * rc->seq_len;
+        r.tokens = t->tokens_seen;
         report(t, &r, t0, ts, first);
         bad_in_a_row = r.skipped ? bad_in_a_row + 1 : 0;
         if (bad_in_a_row >= rc->max_bad_steps) { /* the skipped steps left the parameters as they were */
@@ -405,7 +406,7 @@ static int run_loop(trainer *t, mt_err *err) {
             double vl;
             if (evaluate(t, &vl, err))
                 return stop_with_error(t, MT_EXIT_BAD_INPUT, err);
-            metrics_eval(&t->log, r.step, vl);
+            metrics_eval(&t->log, r.step, t->tokens_seen, vl);
         }
         int sig;
         if (step_boundary(t, &sig, err))
