@@ -22,13 +22,11 @@ import tempfile
 
 from mt_cli import BadInput, Parser, run
 
-# Words that are one GPT-2 token both with and without a leading space, so that a word list is a token
-# list wherever it appears (first in the input or the response, or after a space).
-WORDS = ("apple river stone house cloud green table chair bird fish tree book door ship moon star rain "
-         "wind fire gold bread king horse wolf bear road lake sand paper clock cat dog sun cup hat pen "
-         "egg oil").split()
-# Words whose capitals are single tokens as well, with and without the space.
-UPPER_WORDS = "green table book star king sea box key car bus ice red game".split()
+# A small vocabulary, so that a small model sees every word often: words that are one GPT-2 token with
+# and without a leading space (a word list is a token list wherever it appears, first in the input or
+# the response, or after a space); the first ten are single tokens in capitals too, with and without it.
+WORDS = "box key car bus ice red sea star king book cat dog".split()
+UPPER_WORDS = WORDS[:10]
 
 HELDOUT_SHARE = 5  # one value set in 5 (by hash) belongs to the held-out split
 
@@ -63,31 +61,31 @@ class Task:
 
 
 TASKS = [
-    Task("copy", True, lambda r: words(r, 3, 5), joined,
+    Task("copy", True, lambda r: words(r, 3, 4), joined,
          ["Repeat these words exactly.", "Copy the following list of words.", "Write the words below again."],
          ["Repeat after me: {x}", "Say these words again: {x}"]),
-    Task("reverse", True, lambda r: words(r, 3, 4), lambda v: joined(reversed(v)),
+    Task("reverse", True, lambda r: words(r, 3, 3), lambda v: joined(reversed(v)),
          ["Reverse the order of these words.", "Write these words backwards, last word first.",
           "List the words in reverse order."],
          ["Reverse the words: {x}", "Put these words in reverse order: {x}"]),
-    Task("last", True, lambda r: words(r, 3, 5), lambda v: v[-1],
+    Task("last", True, lambda r: words(r, 3, 4), lambda v: v[-1],
          ["What is the last word?", "Which word comes last in this list?", "Give the final word."],
          ["Name the last word of: {x}", "What is the last word in this list: {x}"]),
-    Task("count", True, lambda r: words(r, 2, 7), lambda v: str(len(v)),
+    Task("count", True, lambda r: words(r, 2, 5), lambda v: str(len(v)),
          ["How many words are there?", "Count the words.", "Give the number of words in this list."],
          ["How many words are in this list: {x}", "Count these words: {x}"]),
     Task("upper", True, lambda r: words(r, 2, 3, UPPER_WORDS), lambda v: joined(w.upper() for w in v),
          ["Write these words in capital letters.", "Convert the text to uppercase.",
           "Make every letter upper case."],
          ["Write in capital letters: {x}", "Uppercase this: {x}"]),
-    Task("max", True, lambda r: numbers(r, 3, 30), lambda v: str(max(v)),
+    Task("max", True, lambda r: numbers(r, 3, 20), lambda v: str(max(v)),
          ["Which number is the largest?", "Find the biggest number.", "Give the maximum of these numbers."],
          ["What is the largest of these numbers: {x}", "Find the maximum: {x}"]),
-    Task("sort", True, lambda r: numbers(r, 3, 30), lambda v: joined(sorted(v)),
+    Task("sort", True, lambda r: numbers(r, 3, 20), lambda v: joined(sorted(v)),
          ["Sort these numbers from smallest to largest.", "Put the numbers in increasing order.",
           "Arrange these numbers in ascending order."],
          ["Sort from smallest to largest: {x}", "Put in increasing order: {x}"]),
-    Task("add", False, lambda r: (r.randint(0, 20), r.randint(0, 20)), lambda v: str(v[0] + v[1]),
+    Task("add", False, lambda r: (r.randint(0, 9), r.randint(0, 9)), lambda v: str(v[0] + v[1]),
          ["Add these two numbers.", "What is the sum of these numbers?", "Compute the total."],
          ["Give the sum of these numbers: {x}", "Add these numbers: {x}"]),
 ]
