@@ -65,11 +65,11 @@ ask() { # INSTRUCTION [INPUT]
         2>runs/finetune/generate.log || { cat runs/finetune/generate.log; exit 1; }
     echo
 }
-ask "Reverse the order of these words." "moon river cat"
+ask "Reverse the order of these words." "star dog key"
 ask "Sort these numbers from smallest to largest." "17 4 9"
-ask "How many words are in this list: bird lake hat egg"
-ask "Write these words in capital letters." "king box"
-ask "What is the largest of these numbers: 3 28 11"
+ask "How many words are in this list: car ice red book"
+ask "Write these words in capital letters." "king bus"
+ask "Tell me which of these numbers is the biggest: 3 18 11" # a phrasing the training never used
 echo
 echo "loss curves: runs/finetune/loss.png; $((SECONDS - start)) s in all"
 /usr/bin/python3 - "$data" <<'PY'

@@ -59,7 +59,7 @@ import json, sys
 t = sys.argv[1]
 before, after = (json.load(open(f"{t}/{k}.json")) for k in ("before", "after"))
 print(f"#   held-out exact match {100 * after['all']:.1f}% after 300 steps (at initialization: {100 * before['all']:.1f}%)")
-ok = after["all"] >= before["all"] + 0.25
-print("ok bench: fine-tuning lifts held-out exact match by 25 points or more" if ok else
-      f"FAIL bench: fine-tuning lifts held-out exact match by 25 points or more: {before} -> {after}")
+ok = after["all"] >= before["all"] + 0.20
+print("ok bench: fine-tuning lifts held-out exact match by 20 points or more" if ok else
+      f"FAIL bench: fine-tuning lifts held-out exact match by 20 points or more: {before} -> {after}")
 PY
