@@ -174,10 +174,14 @@ def print_table(per_task):
 
 
 def write_json(path, obj):
-    if path:
+    if not path:
+        return
+    try:
         with open(path, "w") as f:
             json.dump(obj, f, indent=1)
             f.write("\n")
+    except OSError as e:
+        raise BadInput(f"{path}: cannot write: {e.strerror}")
 
 
 def cmd_gen(a):
@@ -207,10 +211,9 @@ def cmd_score(a):
     write_json(a.json, summary(per_task))
 
 
-def cmd_eval(a):
-    records = read_jsonl(a.data, "the held-out records")
+def complete(a, out):
+    """bin/generate's greedy completions of the records in a.data into out; its failure is ours."""
     default_generate = os.path.join(os.path.dirname(os.path.abspath(__file__)), "generate")
-    out = a.out or tempfile.mkstemp(suffix=".jsonl")[1]
     cmd = [a.generate or default_generate, a.ckpt, "--alpaca", "--batch-file", a.data, "--out", out,
            "--temperature", "0", "--max-new-tokens", str(a.max_new_tokens)]
     if a.threads:
@@ -223,9 +226,18 @@ def cmd_eval(a):
         lines = done.stderr.strip().splitlines() or ["(no message)"]
         print(f"bin/instruct eval: bin/generate failed (exit {done.returncode}): {lines[-1]}", file=sys.stderr)
         sys.exit(done.returncode)
-    per_task = score(records, read_jsonl(out, "the completions"), a.data, out)
-    if not a.out:
-        os.unlink(out)
+    return read_jsonl(out, "the completions")
+
+
+def cmd_eval(a):
+    records = read_jsonl(a.data, "the held-out records")
+    if a.out:
+        completions, out = complete(a, a.out), a.out
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "completions.jsonl")
+            completions = complete(a, out)
+    per_task = score(records, completions, a.data, out)
     print_table(per_task)
     write_json(a.json, summary(per_task))
 
