@@ -51,7 +51,8 @@ if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/gen.out")" -eq 1 ]; then
 else
     echo "FAIL the CUDA build of bin/generate without a GPU: exit $rc"; sed 's/^/    /' "$tmp/gen.out" | tail
 fi
-$generate "$tmp/run" --backend auto --batch-file <(echo '{"prompt_ids": [1, 2, 3]}') --out "$tmp/gen.jsonl" \
+echo '{"prompt_ids": [1, 2, 3]}' >"$tmp/prompts.jsonl" # a regular file: bin/generate refuses pipes
+$generate "$tmp/run" --backend auto --batch-file "$tmp/prompts.jsonl" --out "$tmp/gen.jsonl" \
     --max-new-tokens 4 >"$tmp/gen.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && grep -q "warning:.*runs on the CPU" "$tmp/gen.out" && grep -q '"new_tokens"' "$tmp/gen.jsonl"; then
