@@ -35,7 +35,7 @@ typedef struct {
     long keep_every;
     char init_from[4096]; /* parameters only, fresh optimizer, step 0 (fine-tuning) */
     int recompute;        /* rerun each layer's forward in the backward instead of keeping its activations */
-    cJSON *resolved;   /* the whole config with defaults filled in (config.json) */
+    cJSON *resolved;      /* the whole config with defaults filled in (config.json) */
 } run_config;
 
 /* Loads PATH (a run config, or a bare model config when model_only_ok) and applies the --set
