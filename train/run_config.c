@@ -131,6 +131,8 @@ static const jcfg_key PARALLEL_KEYS[] = {
 
 static const jcfg_choice DATA_KINDS[] = {{"stream", LOADER_STREAM}, {"examples", LOADER_EXAMPLES}, {NULL}};
 
+static const jcfg_choice LOSS_ON[] = {{"mask", 0}, {"all", 1}, {NULL}};
+
 static const jcfg_key DATA_KEYS[] = {
     {"train", JCFG_FILES, RC(train_files), JCFG_NEEDED_TO_TRAIN,
      .help = "token shard files or globs, taken in sorted name order (not needed by --dry-run)"},
@@ -139,6 +141,9 @@ static const jcfg_key DATA_KEYS[] = {
      .help =
          "`stream`: pretraining windows of `seq_len + 1` tokens; `examples`: one padded example per sequence "
          "with its loss weights (fine-tuning, from `bin/prepare alpaca`)"},
+    {"loss_on", JCFG_ENUM, RC(loss_all), .def = "mask", .choices = LOSS_ON,
+     .help = "`mask`: the loss counts the response tokens only (Alpaca's train.py; `examples` data); `all`: "
+             "every token of each example (needs `examples`). Validation always counts the mask"},
     {"seq_len", JCFG_INT, RC(seq_len), .computed = "min(n_ctx, 1024)", .compute = seq_len_default, .lo = 1,
      .hi = 1 << 20, .help = "sequence length T, at most `model.n_ctx`"},
     {"seed", JCFG_LONG, RC(data_seed), .def = "1234", .lo = 0, .hi = 1L << 62, .help = "data order seed"},
@@ -231,6 +236,14 @@ static int check_world(run_config *rc, const jcfg_src *src, mt_err *err) {
     if (model_tp_problem(&rc->model, rc->tp, what, sizeof what))
         return jcfg_fail(src, "parallel.tp", err, "%s", what);
     rc->dp = rc->world / rc->tp;
+    return 0;
+}
+
+/* data.loss_on = "all" applies to fine-tuning examples only; validation keeps the mask. */
+static int check_loss_on(run_config *rc, const jcfg_src *src, mt_err *err) {
+    if (rc->loss_all && rc->data_kind != LOADER_EXAMPLES)
+        return jcfg_fail(src, "data.loss_on", err, "\"all\" needs data.kind = \"examples\"");
+    rc->train_kind = rc->loss_all ? LOADER_EXAMPLES_ALL : rc->data_kind;
     return 0;
 }
 
@@ -376,8 +389,9 @@ int run_config_load(run_config *rc, const char *path, char *const *sets, int n_s
         return -1;
     rc->world = world;
     int bad = jcfg_parse(&src, "", root, run_config_keys, rc, err) || check_world(rc, &src, err) ||
-              check_batch(rc, &src, err) || check_backend(&src, rc->backend, err) ||
-              check_run_dir(&src, rc->run_dir, err) || check_lora(rc, &src, err);
+              check_loss_on(rc, &src, err) || check_batch(rc, &src, err) ||
+              check_backend(&src, rc->backend, err) || check_run_dir(&src, rc->run_dir, err) ||
+              check_lora(rc, &src, err);
     cJSON_Delete(root);
     if (bad) {
         run_config_free(rc);

@@ -16,7 +16,9 @@ typedef struct {
     int world, tp, dp, zero; /* world layout: world = dp x tp processes; zero: ZeRO-1 optimizer sharding */
     /* data */
     jcfg_files train_files, val_files; /* expanded globs, sorted */
-    loader_kind data_kind;
+    loader_kind data_kind;  /* of data.val (validation always counts the loss mask, so runs compare) */
+    int loss_all;           /* data.loss_on = "all": train on the whole sequence, not the response only */
+    loader_kind train_kind; /* of data.train: data_kind, or LOADER_EXAMPLES_ALL with loss_all */
     int seq_len;
     long data_seed;
     /* train */

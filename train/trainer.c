@@ -128,7 +128,7 @@ static int load_batch(trainer *t, mt_err *err) {
 
 static int open_data(trainer *t, mt_err *err) {
     const run_config *rc = t->rc;
-    if (loader_open(&t->train, rc->data_kind, rc->train_files.paths, rc->train_files.n, rc->seq_len,
+    if (loader_open(&t->train, rc->train_kind, rc->train_files.paths, rc->train_files.n, rc->seq_len,
                     (uint64_t)rc->data_seed, rc->model.vocab_size, rc->model.loss_vocab, err))
         return -1;
     if (rc->val_files.n) {
@@ -448,6 +448,7 @@ static int run_loop(trainer *t, mt_err *err) {
         train_step(t->m, &t->opt, &rc->optim, t->step, rc->accum, t->tokens, t->weights, &r.r);
         t->step++;
         t->tokens_seen += (long)rc->global_batch * rc->seq_len;
+        r.tokens = t->tokens_seen;
         report(t, &r, t0, ts, first);
         bad_in_a_row = r.r.skipped ? bad_in_a_row + 1 : 0;
         if (bad_in_a_row >= rc->max_bad_steps) { /* the skipped steps left the parameters as they were */
@@ -458,7 +459,7 @@ static int run_loop(trainer *t, mt_err *err) {
             double vl;
             if (evaluate(t, &vl, err))
                 return stop_with_error(t, MT_EXIT_BAD_INPUT, err);
-            metrics_eval(&t->log, r.step, vl, eval_sequences(t));
+            metrics_eval(&t->log, r.step, t->tokens_seen, vl, eval_sequences(t));
         }
         int sig;
         if (step_boundary(t, &sig, err))
@@ -492,7 +493,7 @@ static int eval_only(trainer *t, mt_err *err) {
     double loss;
     if (evaluate(t, &loss, err))
         return MT_EXIT_BAD_INPUT;
-    metrics_eval(&t->log, t->step, loss, eval_sequences(t));
+    metrics_eval(&t->log, t->step, t->tokens_seen, loss, eval_sequences(t));
     if (t->comm.rank[COMM_WORLD] == 0)
         printf("eval_loss: %.9f\n", loss);
     return MT_EXIT_OK;
