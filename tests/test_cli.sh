@@ -146,7 +146,7 @@ expect eval-only-needs-checkpoint 2 "^train: --eval-only: no checkpoint to evalu
     bin/train $R $E --eval-only
 bin/train $R $E --eval-only --allow-untrained >"$tmp/out" 2>&1
 line=$(tail -1 "$tmp/out")
-[[ $line =~ ^eval_loss:\ [0-9]+\.[0-9]{9}$ ]] && grep -q '"step": 0, "val_loss": [0-9.]*, "val_sequences": 16}' "$tmp/ev/metrics.jsonl"
+[[ $line =~ ^eval_loss:\ [0-9]+\.[0-9]{9}$ ]] && grep -q '"step": 0, "tokens": 0, "val_loss": [0-9.]*, "val_sequences": 16}' "$tmp/ev/metrics.jsonl"
 say $? eval-only-recorded "$line / $(cat "$tmp/ev/metrics.jsonl" 2>&1)"
 bin/train $R $E --set train.eval_batches=1001 --set train.eval_every=1 --set train.steps=1 >"$tmp/out" 2>&1
 nseq=$(sed -n 's/^eval: data.val has \([0-9]*\) sequences.*/\1/p' "$tmp/out")

@@ -130,7 +130,9 @@ for key, (values, default) in rows.items():
         names = re.findall(r"`([^`]+)`", values)
         listed = ", ".join(f'"{n}"' for n in names[:-1]) + f' or "{names[-1]}"'
         refused(f"choices.{key}", sets("nonsense"), f"--set {key}: must be {re.escape(listed)}$")
-        cases += [(f"choices.{key}.{n}", sets(n), "ok") for n in names]
+        # a choice that a rule between keys ties to another key's value gets that value too
+        needs = {("data.loss_on", "all"): ["--set", "data.kind=examples"]}
+        cases += [(f"choices.{key}.{n}", sets(n) + needs.get((key, n), []), "ok") for n in names]
     if key.startswith("model.") and default == "(required)":
         parts, model = key.split(".")[1:], json.loads(json.dumps(bare))
         (model[parts[0]] if len(parts) > 1 else model).pop(parts[-1])

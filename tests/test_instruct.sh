@@ -23,8 +23,8 @@ cat >"$tmp/ft.json" <<JSON
            "weight_decay": 0, "log_every": 50, "eval_every": 100, "eval_batches": 2}}
 JSON
 tiny=(--set model.n_layer=2 --set model.d_model=64 --set model.n_head=4 --set model.d_ff=256)
-val_mask=$(bin/train "$tmp/ft.json" "${tiny[@]}" --eval-only 2>&1 | sed -n 's/^eval_loss: //p')
-val_all=$(bin/train "$tmp/ft.json" "${tiny[@]}" --set data.loss_on='"all"' --eval-only 2>&1 |
+val_mask=$(bin/train "$tmp/ft.json" "${tiny[@]}" --eval-only --allow-untrained 2>&1 | sed -n 's/^eval_loss: //p')
+val_all=$(bin/train "$tmp/ft.json" "${tiny[@]}" --set data.loss_on='"all"' --eval-only --allow-untrained 2>&1 |
     sed -n 's/^eval_loss: //p')
 [ -n "$val_mask" ] && [ "$val_mask" = "$val_all" ] && echo "ok loss_on=all: validation still counts the response only" ||
     echo "FAIL loss_on=all: validation still counts the response only: '$val_mask' vs '$val_all'"
