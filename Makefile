@@ -85,6 +85,7 @@ bin/%: $(OBJ)/libmeshtrain.a build/.mode
 	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS)
 
 build/tests/%: $(OBJ)/tests/%.o $(OBJ)/libmeshtrain.a build/.mode
+	@mkdir -p $(dir $@)
 	@echo "LINK $@$(if $(SAN), (san))"
 	@$(CC) $(CFLAGS) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS)
 
