@@ -163,11 +163,11 @@ static void layout_tp_allreduce(void *ctx, layout_op op, ops *o, ops_ptr buf, si
 }
 
 model_layout comm_model_layout(comm_ctx *c) {
-    return (model_layout){c->rank[COMM_TP],
-                          c->size[COMM_TP],
-                          c->rank[COMM_DP],
-                          c->size[COMM_DP],
-                          zero_align(c->size[COMM_DP]),
-                          c,
-                          layout_tp_allreduce};
+    return (model_layout){.tp_rank = c->rank[COMM_TP],
+                          .tp_size = c->size[COMM_TP],
+                          .dp_rank = c->rank[COMM_DP],
+                          .dp_size = c->size[COMM_DP],
+                          .flat_align = zero_align(c->size[COMM_DP]),
+                          .ctx = c,
+                          .tp_allreduce = layout_tp_allreduce};
 }
