@@ -10,6 +10,20 @@
 #include "data/shard.h"
 #include "model/model.h"
 #include "tests/testutil.h"
+#include "train/optim.h"
+
+/* The optimizer of every reference case (the PyTorch reference replays it from the case's train JSON). The
+ * clip is small so that clipping acts. */
+static const optim_config RC_OPT = {.lr = 1e-2,
+                                    .end_lr = 1e-3,
+                                    .warmup_steps = 3,
+                                    .anneal_steps = 7,
+                                    .cosine = 1,
+                                    .weight_decay = 0.1,
+                                    .beta1 = 0.9,
+                                    .beta2 = 0.95,
+                                    .eps = 1e-8,
+                                    .clip = 0.05};
 
 static inline void rc_write_f32(hid_t file, const char *name, const float *data, int ndim,
                                 const hsize_t *dims) {

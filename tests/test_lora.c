@@ -20,25 +20,14 @@
 enum { B = 2, T = 16, MICRO = 2, STEPS = 10, RANK = 4 };
 static const double ALPHA = 8;
 
-static const optim_config OPT = {.lr = 1e-2,
-                                 .end_lr = 1e-3,
-                                 .warmup_steps = 3,
-                                 .anneal_steps = 7,
-                                 .cosine = 1,
-                                 .weight_decay = 0.1,
-                                 .beta1 = 0.9,
-                                 .beta2 = 0.95,
-                                 .eps = 1e-8,
-                                 .clip = 0.05};
-
 static char *train_json(void) {
     char buf[512];
     snprintf(buf, sizeof buf,
              "{\"lr\": %g, \"end_lr\": %g, \"warmup_steps\": %ld, \"anneal_steps\": %ld, \"schedule\": "
              "\"cosine\", \"weight_decay\": %g, \"beta1\": %g, \"beta2\": %g, \"eps\": %g, \"clip\": %g, "
              "\"steps\": %d}",
-             OPT.lr, OPT.end_lr, OPT.warmup_steps, OPT.anneal_steps, OPT.weight_decay, OPT.beta1, OPT.beta2,
-             OPT.eps, OPT.clip, STEPS);
+             RC_OPT.lr, RC_OPT.end_lr, RC_OPT.warmup_steps, RC_OPT.anneal_steps, RC_OPT.weight_decay,
+             RC_OPT.beta1, RC_OPT.beta2, RC_OPT.eps, RC_OPT.clip, STEPS);
     return mt_strdup(buf);
 }
 
@@ -256,7 +245,7 @@ static void lora_parity(const char *fam_in, const char *config_path, const char 
         got = rc_read_f64(ref, "step_loss", ref_losses, STEPS);
         for (int s = 0; s < STEPS; s++) {
             step_result r;
-            train_step(m, &opt, &OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,
+            train_step(m, &opt, &RC_OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,
                        weights + (size_t)s * MICRO * nw, &r);
             double e = got == STEPS ? fabs(r.loss - ref_losses[s]) / fabs(ref_losses[s]) : NAN;
             worst = e > worst || isnan(e) ? e : worst;

@@ -18,25 +18,14 @@
 
 enum { B = 2, T = 16, MICRO = 2, STEPS = 10 };
 
-static const optim_config OPT = {.lr = 1e-2,
-                                 .end_lr = 1e-3,
-                                 .warmup_steps = 3,
-                                 .anneal_steps = 7,
-                                 .cosine = 1,
-                                 .weight_decay = 0.1,
-                                 .beta1 = 0.9,
-                                 .beta2 = 0.95,
-                                 .eps = 1e-8,
-                                 .clip = 0.05};
-
 static char *train_json(double z_loss) {
     char buf[512];
     snprintf(buf, sizeof buf,
              "{\"lr\": %g, \"end_lr\": %g, \"warmup_steps\": %ld, \"anneal_steps\": %ld, \"schedule\": "
              "\"cosine\", \"weight_decay\": %g, \"beta1\": %g, \"beta2\": %g, \"eps\": %g, \"clip\": %g, "
              "\"steps\": %d, \"z_loss\": %g}",
-             OPT.lr, OPT.end_lr, OPT.warmup_steps, OPT.anneal_steps, OPT.weight_decay, OPT.beta1, OPT.beta2,
-             OPT.eps, OPT.clip, STEPS, z_loss);
+             RC_OPT.lr, RC_OPT.end_lr, RC_OPT.warmup_steps, RC_OPT.anneal_steps, RC_OPT.weight_decay,
+             RC_OPT.beta1, RC_OPT.beta2, RC_OPT.eps, RC_OPT.clip, STEPS, z_loss);
     return mt_strdup(buf);
 }
 
@@ -212,19 +201,19 @@ static void parity(const char *fam, const char *config_path, double z_loss, cons
     long got = rc_read_f64(ref, "step_loss", ref_losses, STEPS);
     for (int s = 0; s < STEPS; s++) {
         step_result r;
-        train_step(m, &t.opt, &OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,
+        train_step(m, &t.opt, &RC_OPT, s, MICRO, tokens + (size_t)s * MICRO * ntok,
                    weights + (size_t)s * MICRO * nw, &r);
         double e = got == STEPS ? fabs(r.loss - ref_losses[s]) / fabs(ref_losses[s]) : NAN;
         printf("#   %s step %d: loss %.8f reference %.8f (rel %.2e), grad norm %.4f, lr %.5f\n", fam, s,
                r.loss, got == STEPS ? ref_losses[s] : NAN, e, r.grad_norm, r.lr);
         worst = e > worst || isnan(e) ? e : worst;
-        clipped += r.grad_norm > OPT.clip;
+        clipped += r.grad_norm > RC_OPT.clip;
         lr_sum += r.lr;
     }
     snprintf(check, sizeof check, "%s.step losses x%d", fam, STEPS);
     tu_check_rel(worst, 1e-4, check);
     snprintf(check, sizeof check, "%s.clipping triggered", fam);
-    tu_check(clipped > 0, check, "no step had a gradient norm above clip %g", OPT.clip);
+    tu_check(clipped > 0, check, "no step had a gradient norm above clip %g", RC_OPT.clip);
     compare_final(m, ref, fam, lr_sum);
 
     H5Fclose(ref);
