@@ -18,16 +18,23 @@ typedef struct {
 } layer_acts;
 
 struct model_acts {
-    ops_buf *ids, *targets, *weights;
-    int32_t *host_ids, *host_targets; /* staging for load_batch */
-    int n_resid, n_sets;              /* residual streams and layer activation sets allocated */
-    ops_buf **resid; /* residual streams [N, d]: layer l reads l % n_resid, writes the next */
+    ops_buf *ids, *targets, *weights; /* targets and weights of the counted rows only */
+    /* The head runs only on the rows the loss counts (weight != 0): head_rows [n_counted] lists them,
+     * head_slot [N] gives each row's place among them (-1: not counted), head_x [n_counted, d] holds their
+     * normed hidden states. When every row counts, the head reads lnf directly. */
+    ops_buf *head_rows, *head_slot, *head_x;
+    int n_counted;
+    int32_t *host_ids, *host_targets, *host_rows, *host_slot; /* staging for load_batch */
+    float *host_weights;
+    int n_resid, n_sets; /* residual streams and layer activation sets allocated */
+    ops_buf **resid;     /* residual streams [N, d]: layer l reads l % n_resid, writes the next */
     layer_acts *layer;
     ops_buf *proj; /* [N, d] output of a projection into the residual stream */
     ops_buf *lnf, *lnf_mean, *lnf_rstd;
-    ops_buf *logits; /* [N, Vl], overwritten by its gradient in the backward; inference: [B, Vl] */
-    ops_buf *rowmax, *ce_stats, *loss; /* ce_stats: sumexp [N] then tgt [N], reduced together */
-    ops_buf *rope;                     /* [T_max, rotary_dim] cos | sin table */
+    ops_buf *logits; /* [n_counted, Vl], overwritten by its gradient in the backward; inference: [B, Vl] */
+    ops_buf *rowmax, *ce_stats,
+        *loss;     /* ce_stats: sumexp [n_counted] then tgt [n_counted], reduced together */
+    ops_buf *rope; /* [T_max, rotary_dim] cos | sin table */
     /* backward scratch */
     ops_buf *d_resid, *d_ln, *d_att, *dq, *dk, *dv, *d_scores, *d_fc;
 };
@@ -117,8 +124,14 @@ static void alloc_training(model *m) {
     size_t scores = (size_t)m->B * (dl / (size_t)model_head_dim(&m->cfg)) * m->T * m->T;
     a->targets = m->o->alloc(m->o, N, OPS_I32);
     a->weights = alloc_f(m, N);
+    a->head_rows = m->o->alloc(m->o, N, OPS_I32);
+    a->head_slot = m->o->alloc(m->o, N, OPS_I32);
+    a->head_x = alloc_act(m, N * d);
     a->host_ids = mt_malloc(N * sizeof *a->host_ids);
     a->host_targets = mt_malloc(N * sizeof *a->host_targets);
+    a->host_rows = mt_malloc(N * sizeof *a->host_rows);
+    a->host_slot = mt_malloc(N * sizeof *a->host_slot);
+    a->host_weights = mt_malloc(N * sizeof *a->host_weights);
     a->rowmax = alloc_f(m, N);
     a->ce_stats = alloc_f(m, 2 * N);
     a->loss = alloc_f(m, N);
@@ -252,10 +265,11 @@ void model_free(model *m) {
         free_bufs(o, bufs, sizeof bufs / sizeof *bufs);
     }
     free_bufs(o, a->resid, (size_t)a->n_resid);
-    ops_buf *bufs[] = {a->ids,      a->targets, a->weights, a->proj,     a->lnf,  a->lnf_mean,
-                       a->lnf_rstd, a->logits,  a->rowmax,  a->ce_stats, a->loss, a->rope,
-                       a->d_resid,  a->d_ln,    a->d_att,   a->dq,       a->dk,   a->dv,
-                       a->d_scores, a->d_fc,    m->params,  m->grads,    m->sink};
+    ops_buf *bufs[] = {a->ids,      a->targets, a->weights,   a->proj,      a->lnf,    a->lnf_mean,
+                       a->lnf_rstd, a->logits,  a->rowmax,    a->ce_stats,  a->loss,   a->rope,
+                       a->d_resid,  a->d_ln,    a->d_att,     a->dq,        a->dk,     a->dv,
+                       a->d_scores, a->d_fc,    a->head_rows, a->head_slot, a->head_x, m->params,
+                       m->grads,    m->sink};
     if (m->work != m->params)
         o->free(o, m->work);
     lora_free(o, m->lora);
@@ -265,6 +279,9 @@ void model_free(model *m) {
     free(a->layer);
     free(a->host_ids);
     free(a->host_targets);
+    free(a->host_rows);
+    free(a->host_slot);
+    free(a->host_weights);
     free(a);
     param_table_free(&m->table);
     free(m);
@@ -485,23 +502,60 @@ static ops_ce_shape ce_shape(model *m) {
         local_loss_cols = 0;
     if (local_loss_cols > h->local_shape[0])
         local_loss_cols = h->local_shape[0];
-    return (ops_ce_shape){.N = m->B * m->T,
+    return (ops_ce_shape){.N = m->acts->n_counted,
                           .ld = (int)h->local_shape[0],
                           .ncols = (int)local_loss_cols,
                           .col_start = (int)h->row_start};
 }
 
+/* logits [n, Vl] = x [n rows of stride ldx] times this rank's vocabulary rows of the head (SPEC 4.4). */
+static void head_fwd(model *m, ops_ptr x, int ldx, int n) {
+    int h = m->table.head_w, rows = (int)local_rows(m, h), d = m->cfg.d_model;
+    ops_ptr logits = P0(m->acts->logits);
+    m->o->matmul(m->o, 0, 1, n, rows, d, 1.0f, x, ldx, W(m, h), d, 0.0f, logits, rows);
+    if (m->table.head_b >= 0)
+        m->o->add_bias(m->o, logits, W(m, m->table.head_b), n, rows, rows);
+}
+
+/* Its backward from the logits' gradient: dW += dlogits^T x and db += colsum(dlogits) (not for a frozen
+ * base), dx [n, d] = dlogits W, summed over the tp group (the head is split by output). */
+static void head_bwd(model *m, ops_ptr dx, ops_ptr x, int n) {
+    int h = m->table.head_w, rows = (int)local_rows(m, h), d = m->cfg.d_model;
+    ops_ptr dy = P0(m->acts->logits);
+    if (m->grads) {
+        m->o->matmul(m->o, 1, 0, rows, d, n, 1.0f, dy, rows, x, d, 1.0f, G(m, h), d);
+        if (m->table.head_b >= 0)
+            m->o->bias_grad(m->o, G(m, m->table.head_b), dy, n, rows, rows);
+    }
+    m->o->matmul(m->o, 0, 0, n, d, rows, 1.0f, dy, rows, W(m, h), d, 0.0f, dx, d);
+    tp_allreduce(m, LAYOUT_SUM, dx, (size_t)n * d);
+}
+
+/* Inputs of every position; targets and weights of the counted rows only (those of nonzero weight, in
+ * order), with the rows' places for the head's gather and scatter. */
 static void load_batch(model *m, const int32_t *tokens, const float *weights) {
-    int B = m->B, T = m->T;
-    int32_t *ids = m->acts->host_ids, *tg = m->acts->host_targets;
+    model_acts *a = m->acts;
+    int B = m->B, T = m->T, n = 0;
+    int32_t *ids = a->host_ids, *tg = a->host_targets, *rows = a->host_rows, *slot = a->host_slot;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            ids[b * T + t] = tokens[(size_t)b * (T + 1) + t];
-            tg[b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
+            int i = b * T + t;
+            ids[i] = tokens[(size_t)b * (T + 1) + t];
+            slot[i] = weights[i] != 0 ? n : -1;
+            if (weights[i] != 0) {
+                rows[n] = i;
+                tg[n] = tokens[(size_t)b * (T + 1) + t + 1];
+                a->host_weights[n++] = weights[i];
+            }
         }
-    m->o->from_host(m->o, P0(m->acts->ids), ids, (size_t)B * T);
-    m->o->from_host(m->o, P0(m->acts->targets), tg, (size_t)B * T);
-    m->o->from_host(m->o, P0(m->acts->weights), weights, (size_t)B * T);
+    a->n_counted = n;
+    m->o->from_host(m->o, P0(a->ids), ids, (size_t)B * T);
+    m->o->from_host(m->o, P0(a->targets), tg, (size_t)n);
+    m->o->from_host(m->o, P0(a->weights), a->host_weights, (size_t)n);
+    if (n < B * T) {
+        m->o->from_host(m->o, P0(a->head_rows), rows, (size_t)n);
+        m->o->from_host(m->o, P0(a->head_slot), slot, (size_t)B * T);
+    }
 }
 
 /* The working copy follows the master weights, whatever changed them (an optimizer step, a checkpoint
@@ -532,41 +586,60 @@ static void trunk_fwd(model *m) {
                   m->table.lnf_b);
 }
 
+/* Whether some rows do not count: the head then runs on the gathered counted rows. */
+static int head_gathers(const model *m) { return m->acts->n_counted < m->B * m->T; }
+
 double model_forward(model *m, const int32_t *tokens, const float *weights, double *weight_sum) {
     model_acts *a = m->acts;
     ops *o = m->o;
-    int N = m->B * m->T;
+    int N = m->B * m->T, d = m->cfg.d_model;
     load_batch(m, tokens, weights);
     sync_work(m);
     double wsum = 0;
     for (int i = 0; i < N; i++)
         wsum += weights[i];
     *weight_sum = wsum;
+    int n = a->n_counted;
+    if (n == 0) /* nothing counts: no loss, no gradient (model_backward does nothing) */
+        return 0;
 
     trunk_fwd(m);
-    linear_fwd(m, P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
+    ops_ptr x = P0(a->lnf);
+    if (head_gathers(m)) { /* a row gather is an embedding lookup with the rows as the table */
+        x = P0(a->head_x);
+        o->embed_fwd(o, x, P0(a->head_rows), P0(a->lnf), n, d, 0, N);
+    }
+    head_fwd(m, x, d, n);
     ops_ce_shape s = ce_shape(m);
     /* SPEC 4.4: global row max, then the sums of exp and the target logit over the vocabulary shards. */
-    ops_ptr sumexp = P0(a->ce_stats), tgt = ops_at(P0(a->ce_stats), (size_t)N);
+    ops_ptr sumexp = P0(a->ce_stats), tgt = ops_at(P0(a->ce_stats), (size_t)n);
     o->ce_rowmax(o, P0(a->rowmax), P0(a->logits), &s);
-    tp_allreduce(m, LAYOUT_MAX, P0(a->rowmax), (size_t)N);
+    tp_allreduce(m, LAYOUT_MAX, P0(a->rowmax), (size_t)n);
     o->ce_sumexp(o, sumexp, tgt, P0(a->logits), P0(a->rowmax), P0(a->targets), &s);
-    tp_allreduce(m, LAYOUT_SUM, P0(a->ce_stats), 2 * (size_t)N);
-    o->ce_loss(o, P0(a->loss), P0(a->rowmax), sumexp, tgt, m->z_loss, N);
-    return o->dot(o, P0(a->loss), P0(a->weights), (size_t)N);
+    tp_allreduce(m, LAYOUT_SUM, P0(a->ce_stats), 2 * (size_t)n);
+    o->ce_loss(o, P0(a->loss), P0(a->rowmax), sumexp, tgt, m->z_loss, n);
+    return o->dot(o, P0(a->loss), P0(a->weights), (size_t)n);
 }
+
+int model_counted_rows(const model *m) { return m->acts->n_counted; }
 
 void model_backward(model *m) {
     const model_config *c = &m->cfg;
     model_acts *a = m->acts;
     ops *o = m->o;
-    int N = m->B * m->T;
+    int N = m->B * m->T, n = a->n_counted, d = c->d_model;
+    if (n == 0)
+        return;
     ops_ce_shape s = ce_shape(m);
     o->ce_bwd(o, P0(a->logits), P0(a->rowmax), P0(a->ce_stats), P0(a->targets), P0(a->weights), m->z_loss,
               &s);
-    linear_bwd(m, P0(a->d_ln), P0(a->logits), P0(a->lnf), m->table.head_w, m->table.head_b, 0.0f);
-    tp_sum_input_grads(m, P0(a->d_ln));
-    o->zero(o, P0(a->d_resid), (size_t)N * c->d_model);
+    if (head_gathers(m)) { /* the counted rows' gradients (in d_resid, free until below), scattered */
+        head_bwd(m, P0(a->d_resid), P0(a->head_x), n);
+        o->embed_fwd(o, P0(a->d_ln), P0(a->head_slot), P0(a->d_resid), N, d, 0, n);
+    } else {
+        head_bwd(m, P0(a->d_ln), P0(a->lnf), N);
+    }
+    o->zero(o, P0(a->d_resid), (size_t)N * d);
     layernorm_bwd(m, P0(a->d_resid), P0(a->d_ln), resid_of(m, c->n_layer), a->lnf_mean, a->lnf_rstd,
                   m->table.lnf_w, m->table.lnf_b);
     for (int l = c->n_layer - 1; l >= 0; l--) {
@@ -607,14 +680,15 @@ void model_set_tensor(model *m, ops_buf *flat, int index, const float *in) {
     param_set_set_tensor(m->o, &ps, flat, index, in);
 }
 
-void model_get_logits(model *m, float *out) {
+int model_get_logits(model *m, float *out) {
     const param_info *h = &m->table.p[m->table.head_w];
-    size_t N = (size_t)m->B * m->T, ld = (size_t)h->local_shape[0], V = (size_t)h->valid_rows;
-    float *all = mt_malloc(N * ld * sizeof *all);
-    m->o->to_host(m->o, all, P0(m->acts->logits), N * ld);
-    for (size_t i = 0; i < N; i++)
+    size_t n = (size_t)m->acts->n_counted, ld = (size_t)h->local_shape[0], V = (size_t)h->valid_rows;
+    float *all = mt_malloc(n * ld * sizeof *all);
+    m->o->to_host(m->o, all, P0(m->acts->logits), n * ld);
+    for (size_t i = 0; i < n; i++)
         memcpy(out + i * V, all + i * ld, V * sizeof *out);
     free(all);
+    return (int)n;
 }
 
 /* ---------------------------------------------------------------------------------------------- inference */
@@ -629,13 +703,9 @@ void model_infer_ready(model *m) {
 }
 
 /* logits [B, Vl] = the normed hidden state of each sequence's last position (row stride T x d) times the
- * head (SPEC 4.4: each rank its vocabulary rows). */
+ * head. */
 static void head_last(model *m) {
-    int h = m->table.head_w, rows = (int)local_rows(m, h), d = m->cfg.d_model;
-    ops_ptr last = ops_at(P0(m->acts->lnf), (size_t)(m->T - 1) * d), logits = P0(m->acts->logits);
-    m->o->matmul(m->o, 0, 1, m->B, rows, d, 1.0f, last, m->T * d, W(m, h), d, 0.0f, logits, rows);
-    if (m->table.head_b >= 0)
-        m->o->add_bias(m->o, logits, W(m, m->table.head_b), m->B, rows, rows);
+    head_fwd(m, ops_at(P0(m->acts->lnf), (size_t)(m->T - 1) * m->cfg.d_model), m->T * m->cfg.d_model, m->B);
 }
 
 /* One inference pass of T positions per sequence starting at position pos. */
@@ -660,6 +730,10 @@ void model_get_last_logits(model *m, float *out, int n) {
     CHECK(n >= 0 && (size_t)n <= ld, "%d logit columns of %zu", n, ld);
     for (int b = 0; b < m->B; b++)
         m->o->to_host(m->o, out + (size_t)b * n, (ops_ptr){m->acts->logits, (size_t)b * ld}, (size_t)n);
+}
+
+double model_head_flops(const param_table *t) {
+    return 6.0 * (double)t->p[t->head_w].shape[0] * (double)t->p[t->head_w].shape[1];
 }
 
 double model_flops_per_token(const model_config *c, const param_table *t, int T) {

@@ -66,8 +66,12 @@ void model_free(model *m);
 void model_init_params(model *m, uint64_t seed);
 
 /* tokens: [B, T+1] (inputs [:, :T], targets [:, 1:]), weights: [B, T] loss weight of each prediction.
- * Runs the forward and returns sum(weight * CE) over the micro-batch; *weight_sum gets sum(weight). */
+ * Runs the forward and returns sum(weight * CE) over the micro-batch; *weight_sum gets sum(weight). The
+ * head and the cross-entropy run only on the rows the loss counts (weight != 0): fine-tuning on responses
+ * skips most of the head's cost. */
 double model_forward(model *m, const int32_t *tokens, const float *weights, double *weight_sum);
+/* The rows the last forward counted (its weights' nonzeros). */
+int model_counted_rows(const model *m);
 
 /* Backward of the last forward: accumulates d sum(weight * CE) / d params into m->grads. */
 void model_backward(model *m);
@@ -86,8 +90,9 @@ void model_set_tensor(model *m, ops_buf *flat, int index, const float *in);
 void param_set_get_tensor(ops *o, const param_set *ps, ops_buf *flat, int index, float *out);
 void param_set_set_tensor(ops *o, const param_set *ps, ops_buf *flat, int index, const float *in);
 
-/* Host copy of the last forward's logits: [B*T, valid columns of this rank] (padding dropped). */
-void model_get_logits(model *m, float *out);
+/* Host copy of the last forward's logits, which exist for the counted rows only: [n, valid columns of this
+ * rank] (padding dropped) for its n counted rows in order; returns n. */
+int model_get_logits(model *m, float *out);
 
 /* Inference (bin/generate): this rank's parameters and the forward's buffers for B sequences of up to
  * T_max positions, with a key/value cache sized once (n_layer x [B, heads of this rank, slots, head_dim]
@@ -117,7 +122,9 @@ int model_next_position(const model *m);
  * each sequence after model_prefill / model_decode: out [B, n]. */
 void model_get_last_logits(model *m, float *out, int n);
 
-/* Model FLOPs per token (DESIGN 10): 6 N_matmul + 12 sum_layers d T_eff. */
+/* Model FLOPs per token (DESIGN 10): 6 N_matmul + 12 sum_layers d T_eff, when the loss counts every
+ * token; model_head_flops of that is the head's, spent only on the rows the loss counts. */
 double model_flops_per_token(const model_config *c, const param_table *t, int T);
+double model_head_flops(const param_table *t);
 
 #endif

@@ -82,22 +82,31 @@ static float *gather_tensor(model *m, comm_ctx *c, int i) {
 
 /* Collective payload of one step, from the config (DESIGN 5): per micro-batch the tp all-reduces of the
  * embedding, of every layer (1 forward + 1 backward for a parallel block, 2 + 2 for a sequential one),
- * of the head's input gradient, and the cross-entropy's row max and (sum of exp, target logit); per step
- * the gradient reduction over dp and the scalar sums. */
-static void analytic_bytes(const model *m, const layout *L, double out[COMM_N_GROUPS][COMM_N_KINDS]) {
+ * and, for the n rows the loss counts (nonzero weights: the head runs on those only), of the head's input
+ * gradient and the cross-entropy's row max and (sum of exp, target logit); per step the gradient reduction
+ * over dp and the scalar sums. w: this rank's weights of the step. */
+static void analytic_bytes(const model *m, const layout *L, const float *w,
+                           double out[COMM_N_GROUPS][COMM_N_KINDS]) {
     memset(out, 0, sizeof(double) * COMM_N_GROUPS * COMM_N_KINDS);
-    double N = T, d = m->cfg.d_model, per_layer = m->cfg.parallel_residual ? 1 : 2, accum = G / L->dp;
+    double N = T, d = m->cfg.d_model, per_layer = m->cfg.parallel_residual ? 1 : 2;
     if (L->tp > 1) {
-        double floats = N * d + 2 * per_layer * m->cfg.n_layer * N * d + N * d + N + 2 * N;
-        out[COMM_TP][COMM_ALLREDUCE] = 4 * floats * accum + 8; /* + the squared-norm scalar */
+        double floats = 0;
+        for (int mb = 0; mb < G / L->dp; mb++) {
+            double n = 0;
+            for (int t = 0; t < T; t++)
+                n += w[mb * T + t] != 0;
+            floats += N * d + 2 * per_layer * m->cfg.n_layer * N * d + n * d + n + 2 * n;
+        }
+        out[COMM_TP][COMM_ALLREDUCE] = 4 * floats + 8; /* + the squared-norm scalar */
     }
     if (L->dp > 1) {
         if (L->zero) {
             out[COMM_DP][COMM_REDUCE_SCATTER] = 4.0 * m->flat_n;
             out[COMM_DP][COMM_ALLGATHER] = 4.0 * m->flat_n;
-            out[COMM_DP][COMM_ALLREDUCE] = 16 + 8; /* loss sums, squared norm of the slices */
+            out[COMM_DP][COMM_ALLREDUCE] =
+                24 + 8; /* loss sums and counted rows, squared norm of the slices */
         } else {
-            out[COMM_DP][COMM_ALLREDUCE] = 4.0 * m->flat_n + 16;
+            out[COMM_DP][COMM_ALLREDUCE] = 4.0 * m->flat_n + 24;
         }
     }
 }
@@ -133,13 +142,13 @@ static void run_layout(const char *fam, const model_config *cfg, const layout *L
     optim_state st;
     optim_state_init(&st, m, &c, L->zero);
     double losses[STEPS], want[COMM_N_GROUPS][COMM_N_KINDS];
-    analytic_bytes(m, L, want);
+    int per_rank = G / L->dp;
+    const float *w0 = weights + (size_t)c.rank[COMM_DP] * per_rank * T;
+    analytic_bytes(m, L, w0, want);
     /* the first step alone, to check its counted bytes */
     comm_reset_stats(&c);
-    int per_rank = G / L->dp;
     step_result r;
-    train_step(m, &st, &OPT, 0, per_rank, tokens + (size_t)c.rank[COMM_DP] * per_rank * (T + 1),
-               weights + (size_t)c.rank[COMM_DP] * per_rank * T, &r);
+    train_step(m, &st, &OPT, 0, per_rank, tokens + (size_t)c.rank[COMM_DP] * per_rank * (T + 1), w0, &r);
     int bytes_ok = !memcmp(want, c.bytes, sizeof want);
     double worst_bytes = 0;
     for (int g = 0; g < COMM_N_GROUPS; g++)

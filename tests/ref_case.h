@@ -50,6 +50,19 @@ static inline long rc_read_f64(hid_t file, const char *name, double *out, long c
     return rc < 0 ? -1 : n;
 }
 
+/* The reference's logits [n_rows, V] of the rows the loss counts (nonzero weights[0..n_rows)), which are
+ * the rows model_get_logits returns; their element count, or -1. */
+static inline long rc_read_counted_logits(hid_t file, const float *weights, long n_rows, long V,
+                                          double *out) {
+    if (rc_read_f64(file, "logits", out, n_rows * V) != n_rows * V)
+        return -1;
+    long k = 0;
+    for (long i = 0; i < n_rows; i++)
+        if (weights[i] != 0)
+            memmove(out + k++ * V, out + i * V, (size_t)V * sizeof *out);
+    return k * V;
+}
+
 /* Every tensor of a parameter set (one process: global shapes) as group/<name>. */
 static inline void rc_write_set(hid_t f, const char *group, ops *o, const param_set *ps) {
     for (int i = 0; i < ps->table->n; i++) {

@@ -17,7 +17,7 @@ static void reduce_grads(model *m, optim_state *s) {
 void train_step(model *m, optim_state *s, const optim_config *c, long step, int n_micro,
                 const int32_t *tokens, const float *weights, step_result *r) {
     size_t ntok = (size_t)m->B * (m->T + 1), nw = (size_t)m->B * m->T;
-    double sums[2] = {0, 0}; /* sum(w * CE), sum(w) */
+    double sums[3] = {0, 0, 0}; /* sum(w * CE), sum(w), counted rows */
     model_zero_grads(m);
     for (int j = 0; j < n_micro; j++) {
         double w;
@@ -25,17 +25,19 @@ void train_step(model *m, optim_state *s, const optim_config *c, long step, int 
         sums[0] += model_forward(m, tokens + j * ntok, weights + j * nw, &w);
         model_backward(m);
         sums[1] += w;
+        sums[2] += model_counted_rows(m);
     }
     model_dropout(m, step, -1);
     reduce_grads(m, s);
     double sq = optim_grad_sumsq(s, m);
     if (s->comm) {
-        comm_allreduce_host(s->comm, COMM_DP, COMM_SUM, sums, 2);
+        comm_allreduce_host(s->comm, COMM_DP, COMM_SUM, sums, 3);
         comm_allreduce_host(s->comm, COMM_TP, COMM_SUM, &sq, 1);
         if (s->zero)
             comm_allreduce_host(s->comm, COMM_DP, COMM_SUM, &sq, 1);
     }
     r->weight_sum = sums[1];
+    r->counted = sums[2];
     r->loss = sums[0] / sums[1];
     r->grad_norm = sqrt(sq) / sums[1];
     r->lr = optim_lr(c, step);

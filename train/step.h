@@ -9,7 +9,8 @@ typedef struct {
     double loss;      /* sum(w * CE) / sum(w) before the update */
     double grad_norm; /* norm of the gradient of that objective, before clipping */
     double lr;
-    double weight_sum; /* counted tokens */
+    double weight_sum; /* sum of the loss weights */
+    double counted;    /* rows the head ran on (nonzero weights), over the data-parallel group */
     int skipped;       /* non-finite loss or gradient: no update */
 } step_result;
 

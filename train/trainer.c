@@ -80,7 +80,7 @@ typedef struct {
     int32_t *tokens; /* this rank's sequences of one step: accum x micro_batch */
     float *weights;
     metrics log;
-    double sgemm_gflops, flops_per_token;
+    double sgemm_gflops, flops_per_token, head_flops; /* head_flops: per counted row */
     uint32_t base_id; /* LoRA: ckpt_params_identity of the frozen base (train.init_from) */
 } trainer;
 
@@ -351,6 +351,7 @@ static int setup(trainer *t, const run_config *rc, const trainer_options *opt, m
     t->tokens = mt_malloc((size_t)rc->accum * rc->micro_batch * (rc->seq_len + 1) * sizeof *t->tokens);
     t->weights = mt_malloc((size_t)rc->accum * rc->micro_batch * rc->seq_len * sizeof *t->weights);
     t->flops_per_token = model_flops_per_token(&rc->model, &t->m->table, rc->seq_len);
+    t->head_flops = model_head_flops(&t->m->table);
     t->sgemm_gflops = ops_matmul_gflops(o, 1024, 0.5);
     metrics_note(
         &t->log,
@@ -426,7 +427,8 @@ static void report(trainer *t, step_report *r, double t0, double ts, long first)
     long tokens_per_step = (long)rc->global_batch * rc->seq_len;
     double now = mt_now();
     r->tokens_per_s = tokens_per_step / (now - ts);
-    r->sgemm_util = r->tokens_per_s * t->flops_per_token / (t->sgemm_gflops * 1e9 * t->comm.size[COMM_WORLD]);
+    double flops = tokens_per_step * (t->flops_per_token - t->head_flops) + r->r.counted * t->head_flops;
+    r->sgemm_util = flops / (now - ts) / (t->sgemm_gflops * 1e9 * t->comm.size[COMM_WORLD]);
     r->comm_mb = payload_mb(&t->comm);
     r->comm_share = t->comm.seconds / (now - ts);
     r->elapsed = now - t0;

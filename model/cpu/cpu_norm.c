@@ -77,27 +77,33 @@ static void cpu_layernorm_bwd(ops *o, ops_ptr dx, ops_ptr dgamma, ops_ptr dbeta,
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
+/* gelu_new(v) = 0.5 v (1 + tanh(u)) with u = K (v + C v^3), computed as v s with s = 0.5 (1 + tanh(u)) =
+ * 1 / (1 + e^-2u), the same function without tanh's cancellation near -1 (0.5 (1 + tanhf(u)) is off by
+ * up to 30% where gelu is below 1e-7), in one cpu_expf: vectorized, it is several times faster than
+ * glibc's scalar tanhf, which was a quarter of a fine-tuning step. */
+static inline float gelu_s(float v) {
+    float z = -2.0f * GELU_K * (v + GELU_C * v * v * v);
+    return z > 88.0f ? 0.0f : 1.0f / (1.0f + cpu_expf(z)); /* beyond cpu_expf's clamp: e^z is infinite */
+}
+
 static void cpu_gelu_fwd(ops *o, ops_ptr y, ops_ptr x, size_t n) {
     (void)o;
     float *Y = cpu_f(y);
     const float *X = cpu_f(x);
 #pragma omp parallel for simd schedule(static) if ((long)n >= CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float v = X[i];
-        Y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));
-    }
+    for (size_t i = 0; i < n; i++)
+        Y[i] = X[i] * gelu_s(X[i]);
 }
 
+/* d/dv (v s) = s + v s' with s' = 2 s (1 - s) du/dv = 2 s (1 - s) K (1 + 3 C v^2). */
 static void cpu_gelu_bwd(ops *o, ops_ptr dx, ops_ptr x, ops_ptr dy, size_t n) {
     (void)o;
     float *DX = cpu_f(dx);
     const float *X = cpu_f(x), *DY = cpu_f(dy);
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float v = X[i];
-        float t = tanhf(GELU_K * (v + GELU_C * v * v * v));
-        float dt = GELU_K * (1.0f + 3.0f * GELU_C * v * v) * (1.0f - t * t);
-        DX[i] = DY[i] * (0.5f * (1.0f + t) + 0.5f * v * dt);
+        float v = X[i], s = gelu_s(v);
+        DX[i] = DY[i] * (s + 2.0f * v * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * v * v));
     }
 }
 
