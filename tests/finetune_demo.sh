@@ -29,7 +29,7 @@ echo "== pretrained model: runs/demo/ckpt/latest (step $(/usr/bin/python3 -c \
 
 echo "== the benchmark: bin/instruct gen, bin/prepare alpaca"
 rm -rf "$data" runs/finetune runs/finetune-all
-bin/instruct gen --out "$data" --train 4000 --heldout 25
+bin/instruct gen --out "$data" --train 20000 --heldout 25
 bin/prepare alpaca --in "$data/train.json" --out "$data" --val-fraction 0.02 2>&1 | grep 'done:'
 
 evaluate() { # NAME CKPT: per-task exact match on the held-out split, scores in $data/NAME.json

@@ -32,7 +32,9 @@ enum { CPU_COL_BLOCK = 64 };
  * anything smaller, e^88 = 1.7e38 for anything larger); NaN stays NaN. */
 static inline float cpu_expf(float x) {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    /* n = round(x log2 e) by adding and subtracting 1.5 x 2^23 (floorf and rintf stay scalar calls unless
+     * floating-point exceptions are ignored) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693145751953125f; /* ln 2 = 0.693145751953125 + 1.42860677e-6 */
     r = r - n * 1.42860676533018704e-6f;
     float p = 1.0f / 5040;
