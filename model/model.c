@@ -32,8 +32,8 @@ struct model_acts {
     ops_buf *proj; /* [N, d] output of a projection into the residual stream */
     ops_buf *lnf, *lnf_mean, *lnf_rstd;
     ops_buf *logits; /* [n_counted, Vl], overwritten by its gradient in the backward; inference: [B, Vl] */
-    ops_buf *rowmax, *ce_stats,
-        *loss;     /* ce_stats: sumexp [n_counted] then tgt [n_counted], reduced together */
+    /* ce_stats: sumexp [n_counted] then tgt [n_counted], reduced together */
+    ops_buf *rowmax, *ce_stats, *loss;
     ops_buf *rope; /* [T_max, rotary_dim] cos | sin table */
     /* backward scratch */
     ops_buf *d_resid, *d_ln, *d_att, *dq, *dk, *dv, *d_scores, *d_fc;
@@ -238,8 +238,9 @@ static void tp_allreduce(model *m, layout_op op, ops_ptr x, size_t n) {
  * a [N, d] activation over the tp group:
  *  - tp_sum_outputs, in the forward after layers split by input (row-parallel: out_proj, fc_out, and the
  *    vocabulary-split embedding), sums the ranks' partial outputs; its backward is the identity.
- *  - tp_sum_input_grads, in the backward before layers split by output (column-parallel: q/k/v, fc_in, the
- *    head), sums the ranks' partial gradients of the shared input; its forward is the identity. */
+ *  - tp_sum_input_grads, in the backward before layers split by output (column-parallel: q/k/v, fc_in),
+ *    sums the ranks' partial gradients of the shared input; its forward is the identity. The head, split
+ *    by vocabulary rows, sums its input gradient the same way over its counted rows only (head_bwd). */
 static void tp_sum_outputs(model *m, ops_ptr x) {
     tp_allreduce(m, LAYOUT_SUM, x, (size_t)m->B * m->T * m->cfg.d_model);
 }
