@@ -42,8 +42,9 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 unset MESHTRAIN_HOME MESHTRAIN_TRAIN MESHTRAIN_REQUEUE SLURM_JOB_ID
 
 # Data and configs. STEPS is sized so that (b) is still training when its warning signal comes 30-60 s
-# after it starts, with all jobs sharing the two cores (about 0.15 s per step then).
-STEPS=${MT_SLURM_STEPS:-1000}
+# after it starts, also on a quiet machine (0.04 s per step; about 0.15 s with all jobs sharing two busy
+# cores). 1000 steps once finished before the signal there.
+STEPS=${MT_SLURM_STEPS:-2500}
 mkdir -p "$tmp/work"
 bin/prepare synthetic --out "$tmp/train.h5" --tokens 50000 --vocab 240 >/dev/null 2>&1 ||
     { echo "FAIL slurm: bin/prepare synthetic failed"; exit 0; }
@@ -95,7 +96,7 @@ jb=$("${SB[@]}" -t 2 --signal=B:USR1@60 -J mt-b "$root/slurm/pretrain.sbatch" "$
 ja=$("${SB[@]}" -t 10 -J mt-a "$root/slurm/pretrain.sbatch" "$tmp/run.json")
 jc=$("${SB[@]}" -t 10 -J mt-c "$root/slurm/pretrain.sbatch" "$tmp/run.json")
 echo "#   jobs: a $ja, b $jb, c $jc"
-timeout 300 "$root/bin/train" "$tmp/run.json" --set run_dir="$tmp/single" >"$tmp/single.out" 2>&1 &
+timeout 900 "$root/bin/train" "$tmp/run.json" --set run_dir="$tmp/single" >"$tmp/single.out" 2>&1 &
 single=$!
 
 # d: while b runs and holds its lock, a second job on the same run directory (same job name) is refused.
@@ -131,7 +132,7 @@ je=$(MESHTRAIN_REQUEUE=0 "${SB[@]}" -t 5 -J mt-e "$root/slurm/pretrain.sbatch" "
 esent=0
 if cluster_wait_for 60 grep -q "start: job $je" "slurm-mt-e-$je.out"; then scancel -b -s USR1 "$je" && esent=1; fi
 
-for j in "$ja" "$jb" "$jc" "$je"; do wait_state "$j" "$FINAL" 360; done
+for j in "$ja" "$jb" "$jc" "$je"; do wait_state "$j" "$FINAL" 900; done
 wait "$single" || echo "FAIL slurm: single-process reference run failed: $(tail -n 2 "$tmp/single.out")"
 elapsed "jobs a b c done"
 for j in "a $ja" "b $jb" "c $jc" "e $je"; do
@@ -147,7 +148,11 @@ if [ "$(job_field "$ja" JobState)" = COMPLETED ]; then
 else
     echo "FAIL slurm a: job $ja $(job_field "$ja" JobState): $(tail -n 3 "slurm-mt-a-$ja.out" | tr '\n' ' ')"
 fi
-py losses "slurm a: losses of 2 nodes x 1 task equal one process's to 1e-5" "$tmp/single" runs/mt-a "$STEPS" 1e-5
+# Two layouts sum in different orders, and over thousands of steps training amplifies that rounding into
+# percents (6.7e-5 by step 1000 of 2500, 11% by the end): their first 200 steps are compared to 1e-5 (b and
+# c against a, the same layout, bit for bit to the end).
+py losses "slurm a: losses of 2 nodes x 1 task equal one process's to 1e-5 (first 200 steps)" "$tmp/single" \
+    runs/mt-a $((STEPS < 200 ? STEPS : 200)) 1e-5
 if grep -q "removing stale lock runs/mt-a/slurm.lock of job $dead" "slurm-mt-a-$ja.out"; then
     echo "ok slurm d: a stale lock (finished job $dead) does not block"
 else
